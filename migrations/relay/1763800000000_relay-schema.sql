@@ -1,0 +1,3 @@
+-- Up Migration
+create schema if not exists relay;
+-- Down Migration

