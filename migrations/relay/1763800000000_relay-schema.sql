@@ -1,3 +1,406 @@
 -- Up Migration
+
+-- The relay's own schema. Nothing here depends on the example application.
 create schema if not exists relay;
+
+-- ---------------------------------------------------------------------------------------------
+-- The event log.
+--
+-- Cursors must follow commit order (see docs/cursors.md). Row triggers append events while the
+-- transaction runs, when its commit position is not known yet; a deferred trigger, fired as the
+-- transaction commits, takes the next position under a transaction-scoped advisory lock that is
+-- held until the commit is visible, records it in relay.commits, and sends the notifications.
+-- The next committing writer waits for that lock, so positions are handed out in commit order.
+-- ---------------------------------------------------------------------------------------------
+
+-- A random name for this log. Cursors carry it, so a cursor from another database (or from this
+-- one before it was recreated) is recognised instead of pointing into the wrong history.
+create table relay.log_identity (
+  singleton boolean primary key default true check (singleton),
+  epoch text not null default substr(md5(gen_random_uuid()::text), 1, 8)
+);
+insert into relay.log_identity default values;
+
+create table relay.events (
+  id bigint generated always as identity primary key,
+  xid xid8 not null default pg_current_xact_id(),
+  topic text not null check (length(topic) between 1 and 256),
+  event text not null check (length(event) between 1 and 256),
+  data jsonb not null check (jsonb_typeof(data) = 'object'),
+  old jsonb,
+  changed text[],
+  -- true on the first event of each transaction (and of each batch after an early constraint
+  -- check): only those rows queue the deferred commit trigger.
+  opens_commit boolean not null default false
+);
+create index events_by_transaction on relay.events (xid, id);
+
+create sequence relay.commit_position as bigint;
+
+create table relay.commits (
+  pos bigint primary key,
+  xid xid8 not null unique,
+  committed_at timestamptz not null
+);
+create index commits_by_time on relay.commits (committed_at);
+
+-- ---------------------------------------------------------------------------------------------
+-- Catalog: watched tables and grants. Running relays reload it on a notification.
+-- ---------------------------------------------------------------------------------------------
+
+create table relay.watches (
+  tbl regclass primary key,
+  topic text not null check (length(topic) between 1 and 256),
+  columns text[]
+);
+
+create table relay.grants (
+  id bigint generated always as identity primary key,
+  topic text not null check (length(topic) between 1 and 256),
+  role text not null check (length(role) between 1 and 256),
+  filter jsonb not null default '{}',
+  columns text[],
+  created_at timestamptz not null default now()
+);
+create index grants_by_topic_role on relay.grants (topic, role);
+
+create view relay.topics as
+  select topic from relay.watches
+  union
+  select topic from relay.grants;
+
+-- ---------------------------------------------------------------------------------------------
+-- The filter language, checked when a grant is made. The relay parses filters again with the
+-- same rules (src/filters/); this copy exists so that a bad grant fails in the caller's SQL.
+-- Returns null when the filter is valid, else where and what is wrong.
+-- ---------------------------------------------------------------------------------------------
+
+create function relay.filter_value_error(v jsonb, path text, list boolean) returns text
+language plpgsql immutable as $$
+declare
+  element jsonb;
+begin
+  if jsonb_typeof(v) = 'object' then
+    if v ? 'claim' and (select count(*) from jsonb_object_keys(v)) = 1 then
+      if jsonb_typeof(v->'claim') <> 'string' or v->>'claim' = '' then
+        return format('%s.claim: expected a non-empty dotted claim path', path);
+      end if;
+      return null;
+    end if;
+    return format('%s: expected %s or {"claim": "path"}, got an object', path,
+                  case when list then 'an array of values' else 'a value' end);
+  end if;
+  if list then
+    if jsonb_typeof(v) <> 'array' then
+      return format('%s: expected an array of values or {"claim": "path"}, got %s', path, jsonb_typeof(v));
+    end if;
+    for element in select * from jsonb_array_elements(v) loop
+      if jsonb_typeof(element) in ('object', 'array') then
+        return format('%s: expected only strings, numbers, booleans or null in the list', path);
+      end if;
+    end loop;
+    return null;
+  end if;
+  if jsonb_typeof(v) = 'array' then
+    return format('%s: expected a value, got an array (use {"in": [...]})', path);
+  end if;
+  return null;
+end $$;
+
+create function relay.filter_condition_error(condition jsonb, path text) returns text
+language plpgsql immutable as $$
+declare
+  op text;
+  arg jsonb;
+  problem text;
+begin
+  -- A bare value, or a claim reference, means equality.
+  if jsonb_typeof(condition) <> 'object' or condition ? 'claim' then
+    return relay.filter_value_error(condition, path, false);
+  end if;
+  if condition = '{}' then
+    return format('%s: expected a value or operators, got {}', path);
+  end if;
+  for op, arg in select * from jsonb_each(condition) loop
+    if op = 'in' then
+      problem := relay.filter_value_error(arg, path || '.in', true);
+    elsif op in ('eq', 'ne', 'lt', 'lte', 'gt', 'gte') then
+      problem := relay.filter_value_error(arg, path || '.' || op, false);
+    else
+      problem := format('%s: unknown operator "%s" (expected eq, ne, lt, lte, gt, gte, in)', path, op);
+    end if;
+    if problem is not null then
+      return problem;
+    end if;
+  end loop;
+  return null;
+end $$;
+
+create function relay.filter_error(filter jsonb, path text default 'filter', depth int default 1)
+returns text
+language plpgsql immutable as $$
+declare
+  k text;
+  v jsonb;
+  i int;
+  problem text;
+begin
+  if depth > 16 then
+    return format('%s: nested deeper than 16 levels', path);
+  end if;
+  if jsonb_typeof(filter) is distinct from 'object' then
+    return format('%s: expected an object, got %s', path, coalesce(jsonb_typeof(filter), 'null'));
+  end if;
+  for k, v in select * from jsonb_each(filter) loop
+    if k in ('and', 'or') then
+      if jsonb_typeof(v) <> 'array' or jsonb_array_length(v) = 0 then
+        return format('%s.%s: expected a non-empty array of filters', path, k);
+      end if;
+      for i in 0 .. jsonb_array_length(v) - 1 loop
+        problem := relay.filter_error(v->i, format('%s.%s[%s]', path, k, i), depth + 1);
+        if problem is not null then
+          return problem;
+        end if;
+      end loop;
+    elsif k = 'not' then
+      problem := relay.filter_error(v, path || '.not', depth + 1);
+    else
+      problem := relay.filter_condition_error(v, path || '.' || k);
+    end if;
+    if problem is not null then
+      return problem;
+    end if;
+  end loop;
+  return null;
+end $$;
+
+create function relay.check_grant() returns trigger
+language plpgsql as $$
+declare
+  problem text := relay.filter_error(NEW.filter);
+begin
+  if problem is not null then
+    raise exception 'relay: invalid filter: %', problem using errcode = 'invalid_parameter_value';
+  end if;
+  if NEW.columns is not null and (cardinality(NEW.columns) = 0 or array_position(NEW.columns, null) is not null) then
+    raise exception 'relay: columns must be null or a non-empty list of column names'
+      using errcode = 'invalid_parameter_value';
+  end if;
+  return NEW;
+end $$;
+
+create trigger check_grant before insert or update on relay.grants
+  for each row execute function relay.check_grant();
+
+-- Running relays reload grants and topics when this channel speaks (within a second of a commit).
+create function relay.announce_catalog_change() returns trigger
+language plpgsql as $$
+begin
+  perform pg_notify('relay_catalog', TG_TABLE_NAME);
+  return null;
+end $$;
+
+create trigger announce_grants after insert or update or delete or truncate on relay.grants
+  for each statement execute function relay.announce_catalog_change();
+create trigger announce_watches after insert or update or delete or truncate on relay.watches
+  for each statement execute function relay.announce_catalog_change();
+
+-- ---------------------------------------------------------------------------------------------
+-- Appending events and stamping commits.
+-- ---------------------------------------------------------------------------------------------
+
+-- Events are notified on this channel at commit. A payload that would pass NOTIFY's 8000-byte
+-- limit is sent without data/old/changed and flagged "large": the relay reads it from the log.
+create function relay.notification_payload(commit_pos bigint, commit_ts timestamptz, ev relay.events)
+returns text
+language plpgsql stable as $$
+declare
+  payload text := json_build_object(
+    'pos', commit_pos, 'id', ev.id, 'ts', extract(epoch from commit_ts),
+    'topic', ev.topic, 'event', ev.event, 'data', ev.data, 'old', ev.old, 'changed', ev.changed
+  )::text;
+begin
+  if octet_length(payload) < 7900 then
+    return payload;
+  end if;
+  return json_build_object(
+    'pos', commit_pos, 'id', ev.id, 'ts', extract(epoch from commit_ts),
+    'topic', ev.topic, 'event', ev.event, 'large', true
+  )::text;
+end $$;
+
+create function relay.stamp_commit() returns trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  commit_pos bigint;
+  commit_ts timestamptz;
+  ev relay.events;
+begin
+  -- Held until this transaction's commit is visible: the next committer waits here, so positions
+  -- follow commit order. NOTIFY already serializes committers on a database-wide lock, so this
+  -- adds little contention (bench/ measures it).
+  perform pg_advisory_xact_lock(1919250028, 1885430625);
+  select c.pos, c.committed_at into commit_pos, commit_ts from relay.commits c where c.xid = NEW.xid;
+  if not found then
+    commit_pos := nextval('relay.commit_position');
+    commit_ts := clock_timestamp();
+    insert into relay.commits (pos, xid, committed_at) values (commit_pos, NEW.xid, commit_ts);
+  end if;
+  -- SET CONSTRAINTS ... IMMEDIATE can fire this before the transaction ends; events appended after
+  -- that open a new batch with the same position.
+  perform set_config('relay.open_xid', '', true);
+  for ev in select * from relay.events e where e.xid = NEW.xid and e.id >= NEW.id order by e.id loop
+    perform pg_notify('relay_events', relay.notification_payload(commit_pos, commit_ts, ev));
+  end loop;
+  return null;
+end $$;
+
+create constraint trigger stamp_commit after insert on relay.events
+  deferrable initially deferred
+  for each row when (NEW.opens_commit)
+  execute function relay.stamp_commit();
+
+create function relay.append_event(topic text, event text, data jsonb, old jsonb, changed text[])
+returns void
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  current_xid text := pg_current_xact_id()::text;
+  opens boolean := current_setting('relay.open_xid', true) is distinct from current_xid;
+begin
+  if opens then
+    -- Transaction-local: rolled back with a savepoint, forgotten at commit.
+    perform set_config('relay.open_xid', current_xid, true);
+  end if;
+  insert into relay.events (topic, event, data, old, changed, opens_commit)
+  values (append_event.topic, append_event.event, append_event.data, append_event.old,
+          append_event.changed, opens);
+end $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- The public functions of contract section 2.
+-- ---------------------------------------------------------------------------------------------
+
+create function relay.publish(topic text, event text, data jsonb) returns void
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+begin
+  if topic is null or length(topic) not between 1 and 256 then
+    raise exception 'relay.publish: topic must be 1 to 256 characters' using errcode = 'invalid_parameter_value';
+  end if;
+  if event is null or length(event) not between 1 and 256 then
+    raise exception 'relay.publish: event must be 1 to 256 characters' using errcode = 'invalid_parameter_value';
+  end if;
+  if jsonb_typeof(data) is distinct from 'object' then
+    raise exception 'relay.publish: data must be a JSON object, got %', coalesce(jsonb_typeof(data), 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  perform relay.append_event(topic, event, data, null, null);
+end $$;
+
+-- Keeps only the named keys of a row.
+create function relay.pick(obj jsonb, keys text[]) returns jsonb
+language sql immutable as $$
+  select coalesce(jsonb_object_agg(key, value), '{}') from jsonb_each(obj) where key = any(keys)
+$$;
+
+-- The row trigger of every watched table. Arguments: topic, and the watched columns ('' = all).
+create function relay.capture_row_change() returns trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  topic text := TG_ARGV[0];
+  watched text[] := nullif(TG_ARGV[1], '')::text[];
+  new_row jsonb;
+  old_row jsonb;
+  old_values jsonb;
+  changed_columns text[];
+begin
+  if TG_OP = 'UPDATE' then
+    new_row := to_jsonb(NEW);
+    old_row := to_jsonb(OLD);
+    if new_row = old_row then
+      return null;
+    end if;
+    if watched is not null then
+      new_row := relay.pick(new_row, watched);
+      old_row := relay.pick(old_row, watched);
+    end if;
+    select array_agg(n.key order by n.key), jsonb_object_agg(n.key, o.value)
+      into changed_columns, old_values
+      from jsonb_each(new_row) n join jsonb_each(old_row) o on o.key = n.key
+     where n.value is distinct from o.value;
+    if changed_columns is null then
+      return null;
+    end if;
+    perform relay.append_event(topic, 'update', new_row, old_values, changed_columns);
+  else
+    new_row := case when TG_OP = 'DELETE' then to_jsonb(OLD) else to_jsonb(NEW) end;
+    if watched is not null then
+      new_row := relay.pick(new_row, watched);
+    end if;
+    perform relay.append_event(topic, lower(TG_OP), new_row, null, null);
+  end if;
+  return null;
+end $$;
+
+create function relay.watch(tbl regclass, topic text, columns text[] default null) returns void
+language plpgsql as $$
+declare
+  missing text;
+begin
+  if topic is null or length(topic) not between 1 and 256 then
+    raise exception 'relay.watch: topic must be 1 to 256 characters' using errcode = 'invalid_parameter_value';
+  end if;
+  if columns is not null then
+    select string_agg(format('%I', c), ', ') into missing
+      from unnest(columns) c
+     where c is null or not exists (
+       select 1 from pg_attribute a
+        where a.attrelid = tbl and a.attname = c and a.attnum > 0 and not a.attisdropped);
+    if missing is not null or cardinality(columns) = 0 then
+      raise exception 'relay.watch: % has no column %', tbl, coalesce(missing, '(empty list)')
+        using errcode = 'undefined_column';
+    end if;
+  end if;
+  execute format('drop trigger if exists relay_watch on %s', tbl);
+  execute format(
+    'create trigger relay_watch after insert or update or delete on %s '
+    'for each row execute function relay.capture_row_change(%L, %L)',
+    tbl, topic, coalesce(columns::text, ''));
+  insert into relay.watches as w (tbl, topic, columns) values (watch.tbl, watch.topic, watch.columns)
+    on conflict on constraint watches_pkey do update set topic = excluded.topic, columns = excluded.columns;
+end $$;
+
+create function relay.unwatch(tbl regclass) returns void
+language plpgsql as $$
+begin
+  execute format('drop trigger if exists relay_watch on %s', tbl);
+  delete from relay.watches w where w.tbl = unwatch.tbl;
+end $$;
+
+create function relay.allow(topic text, role text, filter jsonb default '{}', columns text[] default null)
+returns void
+language plpgsql as $$
+begin
+  insert into relay.grants as g (topic, role, filter, columns)
+  select allow.topic, allow.role, coalesce(allow.filter, '{}'), allow.columns
+   where not exists (
+     select 1 from relay.grants g
+      where g.topic = allow.topic and g.role = allow.role
+        and g.filter = coalesce(allow.filter, '{}') and g.columns is not distinct from allow.columns);
+end $$;
+
+create function relay.revoke(topic text, role text) returns void
+language plpgsql as $$
+begin
+  delete from relay.grants g where g.topic = revoke.topic and g.role = revoke.role;
+end $$;
+
+-- Publishing and the admin functions are for the roles the owner chooses (see README).
+revoke execute on function relay.publish(text, text, jsonb) from public;
+revoke execute on function relay.append_event(text, text, jsonb, jsonb, text[]) from public;
+revoke execute on function relay.watch(regclass, text, text[]) from public;
+revoke execute on function relay.unwatch(regclass) from public;
+revoke execute on function relay.allow(text, text, jsonb, text[]) from public;
+revoke execute on function relay.revoke(text, text) from public;
+
 -- Down Migration
+drop schema relay cascade;

@@ -1,0 +1,4 @@
+-- Every grant, in the order they were made.
+select topic, role, filter, columns
+  from relay.grants
+ order by id

@@ -1,0 +1,178 @@
+// The composition root: wires the database side, the hub and the network edge, starts them in
+// dependency order and stops them in reverse.
+
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { createDevSecret, devAuthConfig, signDevToken } from './auth/dev-token.ts';
+import { createTokenVerifier } from './auth/verify-token.ts';
+import type { Config, KeyedAuthConfig } from './config.ts';
+import { createCatalogReader } from './db/catalog.ts';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.ts';
+import { ensureDatabase } from './db/ensure-database.ts';
+import { createEventLog } from './db/event-log.ts';
+import { createListener, type Listener } from './db/listener.ts';
+import { runMigrations } from './db/migrate.ts';
+import { createEventStream, type EventStream } from './event-stream.ts';
+import { projectPath } from './project-root.ts';
+import { errorFrame } from './protocol/server-frames.ts';
+import { createSubscriptionHub } from './subscription-hub.ts';
+import { createWsServer, type WsServer } from './ws/server.ts';
+import { loadNativeUws } from './ws/uws.ts';
+
+export const EVENTS_CHANNEL = 'relay_events';
+export const CATALOG_CHANNEL = 'relay_catalog';
+
+/** What a started relay tells its caller. */
+export interface RelayInfo {
+  readonly port: number;
+  readonly url: string;
+  /** Dev mode only: a ready-to-use admin token (printed once by the entry point, never logged). */
+  readonly devToken?: string;
+}
+
+export interface Relay {
+  start(): Promise<RelayInfo>;
+  /** Idempotent; stops the network edge first so that no client sees a half-stopped relay. */
+  stop(): Promise<void>;
+}
+
+/** A relay for `config`; nothing runs until start(). */
+export function createRelay(config: Config, logger: Logger): Relay {
+  let embedded: EmbeddedDatabase | undefined;
+  let pool: pg.Pool | undefined;
+  let listener: Listener | undefined;
+  let stream: EventStream | undefined;
+  let server: WsServer | undefined;
+  let stopping: Promise<void> | undefined;
+
+  async function databaseUrl(): Promise<string> {
+    if (config.databaseUrl) return config.databaseUrl;
+    embedded = await startEmbeddedPostgres({ dir: projectPath('.relay') });
+    logger.info({ data: projectPath('.relay') }, 'started the embedded PostgreSQL');
+    return ensureDatabase(embedded.url, 'relay');
+  }
+
+  async function start(): Promise<RelayInfo> {
+    const uws = loadNativeUws();
+    const { auth, devSecret } = resolveAuth(config);
+    const url = await databaseUrl();
+    await runMigrations({ databaseUrl: url, includeExample: config.includeExample, logger });
+    pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'pg-relay' });
+    pool.on('error', (error) => logger.warn({ err: error }, 'an idle pooled connection failed'));
+    const eventLog = createEventLog(pool);
+    const catalogReader = createCatalogReader(pool);
+    const epoch = await eventLog.epoch();
+
+    const hub = createSubscriptionHub({
+      logger,
+      publish: (channel, frame) => server?.publish(channel, frame),
+      notifyRevoked: (session, topic, message) => session.socket.send(errorFrame({ code: 'forbidden', message, topic })),
+    });
+    hub.setCatalog(await catalogReader.load());
+    const reloadCatalog = coalesce(async () => hub.setCatalog(await catalogReader.load()), (error) =>
+      logger.error({ err: error }, 'cannot reload grants; keeping the previous ones'),
+    );
+    const events = createEventStream({ epoch, eventLog, logger, deliver: (event) => hub.deliver(event) });
+    stream = events;
+
+    listener = createListener({
+      databaseUrl: url,
+      channels: [EVENTS_CHANNEL, CATALOG_CHANNEL],
+      logger,
+      handlers: {
+        onNotification: (channel, payload) => (channel === EVENTS_CHANNEL ? events.push(payload) : reloadCatalog()),
+        onListening: (reconnected) => {
+          if (reconnected) {
+            logger.warn('listener: listening again; notifications sent while disconnected were missed');
+            reloadCatalog();
+          }
+        },
+        onLost: () => logger.warn('listener: not listening to PostgreSQL'),
+      },
+    });
+    await listener.start();
+
+    const verifier = createTokenVerifier(auth, config.token);
+    server = createWsServer({
+      uws,
+      host: config.host,
+      port: config.port,
+      logger,
+      verifier,
+      hub,
+      isListening: () => listener?.isListening() ?? false,
+      maxFrameBytes: config.maxFrameBytes,
+      maxBackpressureBytes: config.maxBackpressureBytes,
+    });
+    const port = await server.start();
+    const wsUrl = `ws://${config.host}:${port}/ws`;
+    logger.info({ url: wsUrl }, 'pg-relay is serving');
+    if (!devSecret) return { port, url: wsUrl };
+    const devToken = await signDevToken(devSecret, devClaims(config), '24h');
+    return { port, url: wsUrl, devToken };
+  }
+
+  async function stop(): Promise<void> {
+    server?.stop();
+    await listener?.stop();
+    stream?.stop();
+    await pool?.end();
+    await embedded?.stop();
+  }
+
+  return {
+    start,
+    stop: () => (stopping ??= stop()),
+  };
+}
+
+/** The configured key, or in dev mode a fresh secret (its tokens die with the process). */
+function resolveAuth(config: Config): { auth: KeyedAuthConfig; devSecret?: string } {
+  if (config.auth.kind !== 'dev') return { auth: config.auth };
+  const devSecret = createDevSecret();
+  return { auth: devAuthConfig(devSecret), devSecret };
+}
+
+/** The dev token's claims: the admin role, and whatever iss / aud the settings require. */
+function devClaims(config: Config): Record<string, unknown> {
+  const claims: Record<string, unknown> = { sub: 'dev' };
+  setClaim(claims, config.token.roleClaim.split('.'), 'admin');
+  if (config.token.issuer !== undefined) claims.iss = config.token.issuer;
+  if (config.token.audience !== undefined) claims.aud = config.token.audience[0];
+  return claims;
+}
+
+function setClaim(claims: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  const [head, ...rest] = path;
+  if (head === undefined) return;
+  if (rest.length === 0) {
+    claims[head] = value;
+    return;
+  }
+  const child: Record<string, unknown> = {};
+  claims[head] = child;
+  setClaim(child, rest, value);
+}
+
+/** Runs `task` now, or once more after the current run when called meanwhile. */
+function coalesce(task: () => Promise<void>, onError: (error: unknown) => void): () => void {
+  let running = false;
+  let again = false;
+  const run = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    task()
+      .catch(onError)
+      .finally(() => {
+        running = false;
+        if (again) {
+          again = false;
+          run();
+        }
+      });
+  };
+  return run;
+}

@@ -1,0 +1,37 @@
+import type pg from 'pg';
+import type { Grant } from '../events.ts';
+import { loadSql } from './sql.ts';
+
+/** What running relays know of the database's configuration: grants, and the topics a client may name. */
+export interface Catalog {
+  readonly grants: readonly Grant[];
+  readonly topics: ReadonlySet<string>;
+}
+
+/** Reads the catalog, in one snapshot so that grants and topics agree. */
+export function createCatalogReader(pool: pg.Pool): { load(): Promise<Catalog> } {
+  const queries = { grants: loadSql('load-grants'), topics: loadSql('load-topics') };
+  return { load: () => loadCatalog(pool, queries) };
+}
+
+async function loadCatalog(pool: pg.Pool, queries: { grants: string; topics: string }): Promise<Catalog> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin isolation level repeatable read read only');
+    const grants = await client.query<{ topic: string; role: string; filter: unknown; columns: string[] | null }>(
+      queries.grants,
+    );
+    const topics = await client.query<{ topic: string }>(queries.topics);
+    await client.query('commit');
+    return {
+      grants: grants.rows.map((row) => ({ topic: row.topic, role: row.role, filter: row.filter, columns: row.columns })),
+      topics: new Set(topics.rows.map((row) => row.topic)),
+    };
+  } catch (error) {
+    // The original error says what went wrong; a failed rollback on a broken link adds nothing.
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,54 @@
+// The entry point: the only module that touches `process` (environment, signals, exit codes).
+
+import { createRelay } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './logger.ts';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+  const logger = createLogger(config.logLevel);
+  const relay = createRelay(config, logger);
+
+  let signals = 0;
+  const shutdown = (signal: string): void => {
+    if (++signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    logger.info({ signal }, 'shutting down');
+    relay.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+
+  try {
+    const info = await relay.start();
+    if (info.devToken) {
+      logger.warn('dev mode: no JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL is set; tokens are signed with a secret generated for this run');
+      // Printed once on stdout for the developer at the terminal, deliberately not through the logger.
+      process.stdout.write(
+        `\n  pg-relay dev mode. An admin token, valid for 24 hours:\n\n  ${info.devToken}\n\n` +
+          `  Connect: ${info.url}?access_token=${info.devToken}\n\n`,
+      );
+    }
+  } catch (error) {
+    logger.fatal({ err: error }, 'pg-relay could not start');
+    await relay.stop().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+void main();

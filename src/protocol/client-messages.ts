@@ -1,0 +1,153 @@
+// Parsing what clients send (contract section 3). Pure: bad input becomes a bad_request outcome,
+// never an exception, so a hostile client cannot end anything but its own request.
+
+/** A client's correlation id, echoed back in the reply. */
+export type MessageRef = string | number;
+
+/** `{"type":"subscribe","topic":T,"filter":F?,"since":C?}`. The filter is checked by parseFilter. */
+export interface SubscribeMessage {
+  readonly type: 'subscribe';
+  readonly topic: string;
+  readonly filter?: Readonly<Record<string, unknown>>;
+  readonly since?: string;
+  readonly ref?: MessageRef;
+}
+
+/** `{"type":"unsubscribe","topic":T}`. */
+export interface UnsubscribeMessage {
+  readonly type: 'unsubscribe';
+  readonly topic: string;
+  readonly ref?: MessageRef;
+}
+
+/** `{"type":"auth","token":JWT}`: replaces the connection's claims. */
+export interface AuthMessage {
+  readonly type: 'auth';
+  readonly token: string;
+  readonly ref?: MessageRef;
+}
+
+/** `{"type":"ping"}`. */
+export interface PingMessage {
+  readonly type: 'ping';
+  readonly ref?: MessageRef;
+}
+
+/** Any valid client message. */
+export type ClientMessage = SubscribeMessage | UnsubscribeMessage | AuthMessage | PingMessage;
+
+/** Why a frame was refused; `ref` is kept when the frame had a usable one. */
+export interface BadRequest {
+  readonly code: 'bad_request';
+  readonly message: string;
+  readonly ref?: MessageRef;
+}
+
+/** Outcome of {@link parseClientMessage}. */
+export type ParsedClientMessage =
+  | { readonly ok: true; readonly message: ClientMessage }
+  | { readonly ok: false; readonly error: BadRequest };
+
+/** Longest topic name, in UTF-16 code units. */
+export const MAX_TOPIC_LENGTH = 256;
+
+type JsonObject = Record<string, unknown>;
+type Fields = Omit<ClientMessage, 'ref'>;
+
+// Thrown inside this module only, and always caught by parseClientMessage.
+class Refusal {
+  readonly message: string;
+  constructor(message: string) {
+    this.message = message;
+  }
+}
+
+const FIELD_PARSERS: Readonly<Record<ClientMessage['type'], (frame: JsonObject) => Fields>> = {
+  subscribe: (frame) => ({
+    type: 'subscribe',
+    topic: readTopic(frame),
+    ...optional(frame, 'filter', readFilter),
+    ...optional(frame, 'since', (value) => nonEmptyString(value, '"since" must be a non-empty string (a cursor)')),
+  }),
+  unsubscribe: (frame) => ({ type: 'unsubscribe', topic: readTopic(frame) }),
+  auth: (frame) => ({ type: 'auth', token: nonEmptyString(own(frame, 'token'), '"token" must be a non-empty string') }),
+  ping: () => ({ type: 'ping' }),
+};
+
+/** Parses one text frame into a client message, or says what is wrong with it. */
+export function parseClientMessage(text: string): ParsedClientMessage {
+  let frame: unknown;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    // The parser's message quotes the input back; ours need not.
+    return refuse('invalid JSON');
+  }
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
+    return refuse(`a message must be a JSON object, got ${jsonKind(frame)}`);
+  }
+  const object = frame as JsonObject;
+  const rawRef = own(object, 'ref');
+  const ref = isRef(rawRef) ? rawRef : undefined;
+  if (rawRef !== undefined && ref === undefined) return refuse('"ref" must be a string or a finite number');
+  const type = own(object, 'type');
+  if (typeof type !== 'string') return refuse('"type" must be a string: subscribe, unsubscribe, auth or ping', ref);
+  // hasOwn, so that "constructor" or "toString" are unknown types, not inherited functions.
+  if (!Object.hasOwn(FIELD_PARSERS, type)) return refuse(`unknown type ${quote(type)}`, ref);
+  try {
+    const fields = FIELD_PARSERS[type as ClientMessage['type']](object);
+    return { ok: true, message: { ...fields, ...(ref !== undefined && { ref }) } as ClientMessage };
+  } catch (error) {
+    if (error instanceof Refusal) return refuse(error.message, ref);
+    throw error;
+  }
+}
+
+function refuse(message: string, ref?: MessageRef): ParsedClientMessage {
+  return { ok: false, error: { code: 'bad_request', message, ...(ref !== undefined && { ref }) } };
+}
+
+// JSON.parse makes `__proto__` an own property; reading own properties only keeps it inert.
+function own(object: JsonObject, key: string): unknown {
+  return Object.hasOwn(object, key) ? object[key] : undefined;
+}
+
+function optional<K extends string, T>(object: JsonObject, key: K, read: (value: unknown) => T): { [P in K]?: T } {
+  return Object.hasOwn(object, key) ? ({ [key]: read(object[key]) } as { [P in K]: T }) : {};
+}
+
+function isRef(value: unknown): value is MessageRef {
+  return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
+}
+
+function readTopic(frame: JsonObject): string {
+  const topic = own(frame, 'topic');
+  if (typeof topic !== 'string' || topic === '') throw new Refusal('"topic" must be a non-empty string');
+  if (topic.length > MAX_TOPIC_LENGTH) throw new Refusal(`"topic" must be at most ${MAX_TOPIC_LENGTH} characters`);
+  // Control characters have no business in a name, and would garble logs.
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(topic)) throw new Refusal('"topic" must not contain control characters');
+  return topic;
+}
+
+function readFilter(value: unknown): Readonly<Record<string, unknown>> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Refusal(`"filter" must be a JSON object, got ${jsonKind(value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function nonEmptyString(value: unknown, problem: string): string {
+  if (typeof value !== 'string' || value === '') throw new Refusal(problem);
+  return value;
+}
+
+function jsonKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+// Echoes a client's string in a message, cut short so that a reply cannot grow with the input.
+function quote(value: string): string {
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+}

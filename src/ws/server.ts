@@ -1,0 +1,189 @@
+// The network edge: uWebSockets.js with /ws (token checked before the upgrade) and /health.
+
+import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import type { TokenVerifier } from '../auth/verify-token.ts';
+import { extractToken } from '../auth/extract-token.ts';
+import { errorFrame, welcomeFrame } from '../protocol/server-frames.ts';
+import type { Identity, Session, SubscriptionHub } from '../subscription-hub.ts';
+import { handleClientMessage } from './handle-message.ts';
+import { identityOf } from './identity.ts';
+import type { loadNativeUws } from './uws.ts';
+
+export interface WsServerOptions {
+  readonly uws: ReturnType<typeof loadNativeUws>;
+  readonly host: string;
+  readonly port: number;
+  readonly logger: Logger;
+  readonly verifier: TokenVerifier;
+  readonly hub: SubscriptionHub;
+  /** Whether the relay is listening to PostgreSQL (for /health). */
+  readonly isListening: () => boolean;
+  readonly maxFrameBytes: number;
+  readonly maxBackpressureBytes: number;
+}
+
+export interface WsServer {
+  /** Starts listening; resolves to the bound port (useful with port 0). */
+  start(): Promise<number>;
+  /** Stops accepting and closes every connection. */
+  stop(): void;
+  /** Publishes a frame to every socket that joined `channel`. */
+  publish(channel: string, frame: string): void;
+}
+
+interface ConnectionData {
+  readonly id: number;
+  readonly identity: Identity;
+  readonly exp: number | null;
+  session?: Session;
+  closed: boolean;
+  /** Frames are handled one after another: `auth` awaits a verification, later frames wait for it. */
+  work: Promise<void>;
+}
+
+/** Creates the server; nothing is bound until start(). */
+export function createWsServer(options: WsServerOptions): WsServer {
+  const { uws, logger, verifier, hub } = options;
+  const app: TemplatedApp = uws.App();
+  let listenSocket: us_listen_socket | undefined;
+  let nextConnectionId = 1;
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+
+  app.ws<ConnectionData>('/ws', {
+    maxPayloadLength: options.maxFrameBytes,
+    maxBackpressure: options.maxBackpressureBytes,
+    // Without this, uWS silently skips messages to a socket over its backpressure limit: a gap
+    // nobody would see. Closing lets the client reconnect and resume from its last cursor.
+    closeOnBackpressureLimit: 1,
+    idleTimeout: 120,
+    sendPingsAutomatically: true,
+
+    upgrade(res, req, context) {
+      // Everything needed from `req` is copied now: it is invalid after the first await.
+      const token = extractToken({ query: req.getQuery() ?? '', authorization: req.getHeader('authorization') });
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      if (!token) {
+        reject(res, 'missing token');
+        return;
+      }
+      verifier.verify(token).then(
+        (verified) => {
+          if (aborted) return;
+          const data: ConnectionData = {
+            id: nextConnectionId++,
+            identity: identityOf(verified),
+            exp: verified.exp,
+            closed: false,
+            work: Promise.resolve(),
+          };
+          res.cork(() => res.upgrade(data, key, protocol, extensions, context));
+        },
+        (error: unknown) => {
+          if (aborted) return;
+          const reason = reasonOf(error);
+          logger.info({ reason }, 'upgrade refused');
+          res.cork(() => reject(res, reason));
+        },
+      );
+    },
+
+    open(ws) {
+      const data = ws.getUserData();
+      data.session = hub.open(socketOf(ws), data.identity);
+      logger.debug({ connection: data.id, role: data.identity.role }, 'connection opened');
+      ws.send(welcomeFrame({ role: data.identity.role, sub: data.identity.sub, exp: data.exp }), false);
+    },
+
+    message(ws, message, isBinary) {
+      const data = ws.getUserData();
+      const session = data.session;
+      if (!session) return;
+      let text: string;
+      try {
+        if (isBinary) throw new Error('binary');
+        text = decoder.decode(message);
+      } catch {
+        // A binary frame or invalid UTF-8 is a bad request, not a reason to drop the connection.
+        ws.send(errorFrame({ code: 'bad_request', message: 'expected a UTF-8 text frame holding a JSON object' }));
+        return;
+      }
+      data.work = data.work
+        .then(() => handleClientMessage({ hub, verifier, logger, connectionId: data.id }, session, text))
+        .catch((error: unknown) => logger.error({ err: error, connection: data.id }, 'message handling failed'));
+    },
+
+    close(ws, code) {
+      const data = ws.getUserData();
+      data.closed = true;
+      if (data.session) hub.close(data.session);
+      logger.debug({ connection: data.id, code }, 'connection closed');
+    },
+  });
+
+  app.get('/health', (res) => {
+    const listening = options.isListening();
+    const body = JSON.stringify({ status: listening ? 'ok' : 'unavailable', listening, ...hub.stats() });
+    res.cork(() => {
+      res.writeStatus(listening ? '200 OK' : '503 Service Unavailable');
+      res.writeHeader('content-type', 'application/json').end(body);
+    });
+  });
+
+  app.any('/*', (res) => {
+    res.cork(() => {
+      res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ error: 'not_found' }));
+    });
+  });
+
+  function socketOf(ws: WebSocket<ConnectionData>) {
+    const data = ws.getUserData();
+    // After `close`, uWS forbids touching the socket; the hub may still tidy up through it.
+    return {
+      send: (frame: string) => void (data.closed || ws.send(frame, false)),
+      joinChannel: (channel: string) => void (data.closed || ws.subscribe(channel)),
+      leaveChannel: (channel: string) => void (data.closed || ws.unsubscribe(channel)),
+    };
+  }
+
+  return {
+    start() {
+      return new Promise((resolve, reject) => {
+        app.listen(options.host, options.port, (socket) => {
+          if (!socket) {
+            reject(new Error(`cannot listen on ${options.host}:${options.port}`));
+            return;
+          }
+          listenSocket = socket;
+          resolve(uws.us_socket_local_port(socket));
+        });
+      });
+    },
+    stop() {
+      if (listenSocket) uws.us_listen_socket_close(listenSocket);
+      listenSocket = undefined;
+      // Missing from the type definitions; closes every socket so the process can exit at once.
+      (app as TemplatedApp & { close?: () => void }).close?.();
+    },
+    publish(channel, frame) {
+      app.publish(channel, frame, false);
+    },
+  };
+}
+
+function reject(res: HttpResponse, reason: string): void {
+  res.writeStatus('401 Unauthorized').writeHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ error: 'unauthorized', reason }));
+}
+
+function reasonOf(error: unknown): string {
+  if (error && typeof error === 'object' && 'reason' in error && typeof error.reason === 'string') return error.reason;
+  return 'invalid token';
+}

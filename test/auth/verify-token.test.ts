@@ -1,0 +1,196 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CompactSign, SignJWT, exportJWK } from 'jose';
+import t from 'tap';
+import { createTokenVerifier, type TokenVerifier } from '../../src/auth/verify-token.ts';
+import { TokenError } from '../../src/auth/token-error.ts';
+import { loadConfig, type KeyedAuthConfig } from '../../src/config.ts';
+import {
+  TEST_SECRET,
+  generateTestKeyPair,
+  nowSeconds,
+  signHmacToken,
+  signPss256ByHand,
+  signToken,
+  signWithPublicKeyAsSecret,
+  unsecuredToken,
+  withBrokenSignature,
+  withPayload,
+} from '../helpers/tokens.ts';
+
+const rsa = generateTestKeyPair('rsa');
+const otherRsa = generateTestKeyPair('rsa');
+const rsaPss = generateTestKeyPair('rsa-pss');
+const ec256 = generateTestKeyPair('ec-p256');
+const ec384 = generateTestKeyPair('ec-p384');
+const ed25519 = generateTestKeyPair('ed25519');
+
+// Auth configs come from loadConfig, as in production, so the two are tested together.
+function authFrom(env: Record<string, string>): KeyedAuthConfig {
+  const { auth } = loadConfig(env, () => {
+    throw new Error('no files in this test');
+  });
+  if (auth.kind === 'dev') throw new Error('expected a key source');
+  return auth;
+}
+
+function verifierFor(env: Record<string, string>, rules: { issuer?: string; audience?: string[]; roleClaim?: string } = {}): TokenVerifier {
+  return createTokenVerifier(authFrom(env), { roleClaim: 'role', ...rules });
+}
+
+// The reason a token is refused, checking on the way that the refusal never quotes the token.
+async function refusal(verifier: TokenVerifier, token: string): Promise<string> {
+  try {
+    await verifier.verify(token);
+  } catch (error) {
+    if (!(error instanceof TokenError)) throw error;
+    if (token.length > 10 && error.message.includes(token)) throw new Error('the message quotes the token');
+    return error.reason;
+  }
+  return 'accepted';
+}
+
+const claims = { role: 'driver', sub: 'd-42' };
+const secretEnv = { JWT_SECRET: TEST_SECRET };
+const rsaEnv = { JWT_PUBLIC_KEY: rsa.publicKeyPem };
+
+t.test('valid tokens are accepted, one per key type and algorithm', async (t) => {
+  const exp = nowSeconds() + 600;
+  const cases: Array<[string, Record<string, string>, () => Promise<string> | string]> = [
+    ['HS256', secretEnv, () => signHmacToken(TEST_SECRET, { ...claims, exp }, 'HS256')],
+    ['HS384', secretEnv, () => signHmacToken(TEST_SECRET, { ...claims, exp }, 'HS384')],
+    ['HS512', secretEnv, () => signHmacToken(TEST_SECRET, { ...claims, exp }, 'HS512')],
+    ['RS256', rsaEnv, () => signToken(rsa.privateKey, 'RS256', { ...claims, exp })],
+    ['RS512', rsaEnv, () => signToken(rsa.privateKey, 'RS512', { ...claims, exp })],
+    ['PS256 with an RSA key', rsaEnv, () => signToken(rsa.privateKey, 'PS256', { ...claims, exp })],
+    ['PS256 with an RSA-PSS key', { JWT_PUBLIC_KEY: rsaPss.publicKeyPem }, () => signPss256ByHand(rsaPss.privateKey, { ...claims, exp })],
+    ['ES256', { JWT_PUBLIC_KEY: ec256.publicKeyPem }, () => signToken(ec256.privateKey, 'ES256', { ...claims, exp })],
+    ['ES384', { JWT_PUBLIC_KEY: ec384.publicKeyPem }, () => signToken(ec384.privateKey, 'ES384', { ...claims, exp })],
+    ['EdDSA', { JWT_PUBLIC_KEY: ed25519.publicKeyPem }, () => signToken(ed25519.privateKey, 'EdDSA', { ...claims, exp })],
+    ['Ed25519', { JWT_PUBLIC_KEY: ed25519.publicKeyPem }, () => signToken(ed25519.privateKey, 'Ed25519', { ...claims, exp })],
+  ];
+  for (const [name, env, sign] of cases) {
+    const verified = await verifierFor(env).verify(await sign());
+    t.same({ role: verified.role, sub: verified.sub, exp: verified.exp }, { role: 'driver', sub: 'd-42', exp }, name);
+    t.equal(verified.claims.sub, 'd-42', `${name}: claims are exposed`);
+  }
+});
+
+t.test('sub and exp are optional', async (t) => {
+  const verified = await verifierFor(secretEnv).verify(await signHmacToken(TEST_SECRET, { role: 'admin' }));
+  t.same({ role: verified.role, sub: verified.sub, exp: verified.exp }, { role: 'admin', sub: null, exp: null });
+});
+
+t.test('the role claim is read at a dotted path, own properties only', async (t) => {
+  const nested = verifierFor(secretEnv, { roleClaim: 'app.role' });
+  const ok = await nested.verify(await signHmacToken(TEST_SECRET, { app: { role: 'merchant' }, role: 'admin' }));
+  t.equal(ok.role, 'merchant', 'the nested claim wins over a top-level one');
+
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['no app claim', { role: 'admin' }],
+    ['app is a string', { app: 'role' }],
+    ['app.role missing', { app: {} }],
+    ['app.role empty', { app: { role: '' } }],
+    ['app.role a number', { app: { role: 7 } }],
+    ['app.role an array', { app: { role: ['admin'] } }],
+    ['app.role null', { app: { role: null } }],
+  ];
+  for (const [name, payload] of cases) {
+    t.equal(await refusal(nested, await signHmacToken(TEST_SECRET, payload)), 'missing role claim', name);
+  }
+  const top = verifierFor(secretEnv);
+  t.equal(await refusal(top, await signHmacToken(TEST_SECRET, { sub: 'x' })), 'missing role claim', 'no role at all');
+  // JSON.parse makes "__proto__" an own key; a role inside it must not count as the token's role.
+  const protoPayload = JSON.parse('{"__proto__": {"role": "admin"}}') as Record<string, unknown>;
+  t.equal(await refusal(top, await signHmacToken(TEST_SECRET, protoPayload)), 'missing role claim', '__proto__.role');
+  const viaProto = verifierFor(secretEnv, { roleClaim: '__proto__.role' });
+  t.equal((await viaProto.verify(await signHmacToken(TEST_SECRET, protoPayload))).role, 'admin', 'an explicit __proto__ path reads the own key');
+  t.equal(await refusal(verifierFor(secretEnv, { roleClaim: 'constructor.name' }), await signHmacToken(TEST_SECRET, {})), 'missing role claim', 'constructor.name');
+});
+
+t.test('refused tokens, each with its client-safe reason', async (t) => {
+  const now = nowSeconds();
+  const strict = { issuer: 'https://id.example', audience: ['relay', 'api'] };
+  const good = { ...claims, iss: 'https://id.example', aud: 'relay' };
+  const rsaToken = await signToken(rsa.privateKey, 'RS256', good);
+  const cases: Array<[string, Record<string, string>, () => Promise<string> | string, string]> = [
+    ['expired', secretEnv, () => signHmacToken(TEST_SECRET, { ...good, exp: now - 60 }), 'token expired'],
+    ['nbf in the future', secretEnv, () => signHmacToken(TEST_SECRET, { ...good, nbf: now + 3600 }), 'token not yet valid'],
+    ['wrong iss', secretEnv, () => signHmacToken(TEST_SECRET, { ...good, iss: 'https://evil.example' }), 'issuer mismatch'],
+    ['no iss', secretEnv, () => signHmacToken(TEST_SECRET, { ...claims, aud: 'relay' }), 'issuer mismatch'],
+    ['wrong aud', secretEnv, () => signHmacToken(TEST_SECRET, { ...good, aud: 'billing' }), 'audience mismatch'],
+    ['no aud', secretEnv, () => signHmacToken(TEST_SECRET, { ...claims, iss: 'https://id.example' }), 'audience mismatch'],
+    ['alg none', secretEnv, () => unsecuredToken(good), 'algorithm not accepted'],
+    ['alg none against a public key', rsaEnv, () => unsecuredToken(good), 'algorithm not accepted'],
+    ['HS256 signed with the public key PEM', rsaEnv, () => signWithPublicKeyAsSecret(rsa.publicKeyPem, good), 'algorithm not accepted'],
+    ['tampered payload', rsaEnv, () => withPayload(rsaToken, { ...good, role: 'admin' }), 'bad signature'],
+    ['broken signature', rsaEnv, () => withBrokenSignature(rsaToken), 'bad signature'],
+    ['signed by another key', rsaEnv, () => signToken(otherRsa.privateKey, 'RS256', good), 'bad signature'],
+    ['wrong HMAC secret', secretEnv, () => signHmacToken(`${TEST_SECRET}x`, good), 'bad signature'],
+    ['RS256 against an EC key', { JWT_PUBLIC_KEY: ec256.publicKeyPem }, () => rsaToken, 'algorithm not accepted'],
+    ['sub not a string', secretEnv, () => signHmacToken(TEST_SECRET, { ...good, sub: 42 }), 'invalid claims'],
+    ['exp not a number', secretEnv, () => signHmacToken(TEST_SECRET, { ...good, exp: 'tomorrow' }), 'invalid claims'],
+    ['empty string', secretEnv, () => '', 'malformed token'],
+    ['one segment', secretEnv, () => 'abc', 'malformed token'],
+    ['four segments', secretEnv, () => 'a.b.c.d', 'malformed token'],
+    ['header not JSON', secretEnv, () => 'bm90IGpzb24.e30.c2ln', 'malformed token'],
+    ['payload not an object', secretEnv, () => signHmacTokenRaw('[1,2]'), 'malformed token'],
+    ['too long', secretEnv, () => `${'a'.repeat(20_000)}.b.c`, 'malformed token'],
+  ];
+  for (const [name, env, make, reason] of cases) {
+    t.equal(await refusal(verifierFor(env, strict), await make()), reason, name);
+  }
+  t.equal(await refusal(verifierFor(secretEnv, strict), await signHmacToken(TEST_SECRET, { ...good, aud: ['web', 'api'] })), 'accepted', 'any one audience suffices');
+});
+
+t.test('JWT_ALGORITHMS narrows what is accepted', async (t) => {
+  const pssOnly = verifierFor({ ...rsaEnv, JWT_ALGORITHMS: 'PS256' });
+  t.equal(await refusal(pssOnly, await signToken(rsa.privateKey, 'RS256', claims)), 'algorithm not accepted', 'RS256 refused');
+  t.equal(await refusal(pssOnly, await signToken(rsa.privateKey, 'PS256', claims)), 'accepted', 'PS256 accepted');
+
+  const hs256Only = verifierFor({ ...secretEnv, JWT_ALGORITHMS: 'HS256' });
+  t.equal(await refusal(hs256Only, await signHmacToken(TEST_SECRET, claims, 'HS512')), 'algorithm not accepted', 'HS512 refused');
+  t.equal(await refusal(hs256Only, await signHmacToken(TEST_SECRET, claims, 'HS256')), 'accepted', 'HS256 accepted');
+
+  const edOnly = verifierFor({ JWT_PUBLIC_KEY: ed25519.publicKeyPem, JWT_ALGORITHMS: 'EdDSA' });
+  t.equal(await refusal(edOnly, await signToken(ed25519.privateKey, 'Ed25519', claims)), 'algorithm not accepted', 'Ed25519 refused');
+});
+
+t.test('a short secret only accepts the HMAC algorithms its length allows', async (t) => {
+  const secret32 = 'k'.repeat(32);
+  const verifier = verifierFor({ JWT_SECRET: secret32 });
+  t.equal(await refusal(verifier, await signHmacToken(secret32, claims, 'HS512')), 'algorithm not accepted');
+  t.equal(await refusal(verifier, await signHmacToken(secret32, claims, 'HS256')), 'accepted');
+});
+
+t.test('a JWKS endpoint: keys by kid, unknown kids, an endpoint in trouble', async (t) => {
+  const jwk = { ...(await exportJWK(ec256.privateKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  delete jwk.d; // publish the public half only
+  let status = 200;
+  const server = createServer((_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+
+  const verifier = verifierFor({ JWT_JWKS_URL: url });
+  const signed = (kid: string) => new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid }).sign(ec256.privateKey);
+  t.equal((await verifier.verify(await signed('k1'))).role, 'driver', 'a token signed by the published key');
+  t.equal(await refusal(verifier, await signed('k2')), 'unknown signing key', 'a kid the set does not hold');
+  t.equal(await refusal(verifier, await signHmacToken(TEST_SECRET, claims)), 'algorithm not accepted', 'HS256 never via JWKS');
+
+  status = 500;
+  const fresh = verifierFor({ JWT_JWKS_URL: url });
+  t.equal(await refusal(fresh, await signed('k1')), 'signing keys unavailable', 'the endpoint answers 500');
+
+  const unreachable = verifierFor({ JWT_JWKS_URL: 'http://127.0.0.1:1/jwks' });
+  t.equal(await refusal(unreachable, await signed('k1')), 'signing keys unavailable', 'the endpoint is unreachable');
+});
+
+// An HS256 token whose payload is exactly `payloadJson`, which need not be an object.
+function signHmacTokenRaw(payloadJson: string): Promise<string> {
+  const encode = (text: string) => new TextEncoder().encode(text);
+  return new CompactSign(encode(payloadJson)).setProtectedHeader({ alg: 'HS256' }).sign(encode(TEST_SECRET));
+}

@@ -1,0 +1,112 @@
+// Contract: payload size is not limited by NOTIFY's 8000 bytes. An event too big for a notification
+// is announced by a `large` stub and kept whole in relay.events, where the relay reads it.
+
+import t, { type Test } from 'tap';
+import { createTestDatabase } from '../helpers/database.ts';
+import { eventsBeforeSentinel, listenForEvents, type EventNotification } from '../helpers/notifications.ts';
+
+const db = await createTestDatabase(t);
+const listener = await listenForEvents(db.url);
+t.teardown(() => listener.close());
+
+const NOTIFY_LIMIT_BYTES = 8000;
+
+/** About `bytes` of UTF-8 with everything JSON escapes or encodes in several bytes. */
+function awkwardText(bytes: number): string {
+  const pattern = 'plain ascii, "quotes", back\\slash, tab\t, newline\n, é, 漢字, 🚀, \u0001 control; ';
+  let text = pattern.repeat(Math.ceil(bytes / Buffer.byteLength(pattern)));
+  while (Buffer.byteLength(text) > bytes) text = text.slice(0, -1);
+  // Never end on half a surrogate pair.
+  return text.replace(/[\uD800-\uDBFF]$/, '');
+}
+
+const ONE_MB = awkwardText(1024 * 1024);
+
+function lastPayloadBytes(): number {
+  return listener.payloadBytes[listener.payloadBytes.length - 1] ?? Infinity;
+}
+
+/** The stub carries where and what, never the data. */
+function assertLargeStub(t: Test, n: EventNotification, topic: string, event: string): void {
+  t.same(Object.keys(n).sort(), ['event', 'id', 'large', 'pos', 'topic', 'ts'], `${event}: a stub`);
+  t.match(n, { topic, event, large: true });
+}
+
+async function loggedEvent(id: number): Promise<{ data: Record<string, unknown>; old: Record<string, unknown> | null; changed: string[] | null }> {
+  const { rows } = await db.pool.query(`select data, old, changed from relay.events where id = $1`, [id]);
+  if (!rows[0]) throw new Error(`event ${id} is not in relay.events`);
+  return rows[0];
+}
+
+t.test('a 1 MB row: the notification is a small stub and relay.events holds the whole row', async (t) => {
+  t.equal(Buffer.byteLength(ONE_MB), 1024 * 1024, 'the text is 1 MB of UTF-8');
+  await db.pool.query(`insert into orders (id, hospital_id, rider) values ('big', 'h1', $1)`, [
+    JSON.stringify({ notes: ONE_MB }),
+  ]);
+  const n = await listener.next();
+  assertLargeStub(t, n, 'orders', 'insert');
+  t.ok(lastPayloadBytes() < NOTIFY_LIMIT_BYTES, 'under the NOTIFY limit');
+
+  const { rows } = await db.pool.query<{ same_text: boolean; notes: string }>(
+    `select e.data::text = to_jsonb(o)::text as same_text, e.data->'rider'->>'notes' as notes
+       from relay.events e, orders o where e.id = $1 and o.id = 'big'`,
+    [n.id],
+  );
+  t.equal(rows[0]?.same_text, true, 'relay.events holds the row exactly as to_jsonb writes it');
+  t.ok(rows[0]?.notes === ONE_MB, 'the 1 MB text comes back byte for byte');
+  const commits = await db.pool.query(`select 1 from relay.commits c join relay.events e using (xid) where e.id = $1`, [n.id]);
+  t.equal(commits.rows.length, 1, 'its commit is recorded, so the relay can place it');
+});
+
+t.test('updates and deletes of a large row are stubs too, with old kept in the log', async (t) => {
+  await db.pool.query(`update orders set status = 'picked_up' where id = 'big'`);
+  const statusOnly = await listener.next();
+  assertLargeStub(t, statusOnly, 'orders', 'update');
+  const afterStatus = await loggedEvent(statusOnly.id);
+  t.equal(afterStatus.old?.['status'], 'placed');
+  t.ok((afterStatus.changed ?? []).includes('status'));
+  t.ok((afterStatus.data['rider'] as { notes: string }).notes === ONE_MB, 'data still holds the whole row');
+
+  await db.pool.query(`update orders set rider = '{"notes": "short"}' where id = 'big'`);
+  const shrunk = await listener.next();
+  assertLargeStub(t, shrunk, 'orders', 'update');
+  const afterShrink = await loggedEvent(shrunk.id);
+  t.ok((afterShrink.old?.['rider'] as { notes: string }).notes === ONE_MB, 'old holds the 1 MB value');
+  t.same(afterShrink.data['rider'], { notes: 'short' });
+
+  await db.pool.query(`update orders set rider = $1 where id = 'big'`, [JSON.stringify({ notes: ONE_MB })]);
+  assertLargeStub(t, await listener.next(), 'orders', 'update');
+  await db.pool.query(`delete from orders where id = 'big'`);
+  const deleted = await listener.next();
+  assertLargeStub(t, deleted, 'orders', 'delete');
+  t.ok(((await loggedEvent(deleted.id)).data['rider'] as { notes: string }).notes === ONE_MB);
+  t.ok(listener.payloadBytes.every((bytes) => bytes < NOTIFY_LIMIT_BYTES), 'every payload under the limit');
+});
+
+t.test('relay.publish with 1 MB of data', async (t) => {
+  await db.pool.query(`select relay.publish('big', 'report', $1)`, [JSON.stringify({ text: ONE_MB })]);
+  const n = await listener.next();
+  assertLargeStub(t, n, 'big', 'report');
+  t.ok((await loggedEvent(n.id)).data['text'] === ONE_MB);
+});
+
+t.test('around the limit every event arrives, whole or as a stub', async (t) => {
+  // Multibyte characters: the limit is in bytes, not characters. JSON escapes add about 14%, so
+  // these texts make payloads from about 7400 to 8600 bytes.
+  const sizes = Array.from({ length: 41 }, (_, i) => 6500 + i * 25);
+  for (const size of sizes) {
+    await db.pool.query(`select relay.publish('edge', 'sized', $1)`, [JSON.stringify({ size, text: awkwardText(size) })]);
+  }
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.equal(events.length, sizes.length, 'one notification per event');
+  const bytes = listener.payloadBytes.slice(-sizes.length - 1, -1);
+  t.ok(bytes.every((b) => b < NOTIFY_LIMIT_BYTES), `all under ${NOTIFY_LIMIT_BYTES} bytes: ${Math.max(...bytes)}`);
+  const kinds = new Set<string>();
+  for (const [i, n] of events.entries()) {
+    const size = sizes[i] ?? 0;
+    kinds.add(n.large ? 'large' : 'inline');
+    const data = n.large ? (await loggedEvent(n.id)).data : n.data;
+    if (data?.['size'] !== size || data['text'] !== awkwardText(size)) t.fail(`the ${size}-byte event came back changed`);
+  }
+  t.same([...kinds].sort(), ['inline', 'large'], 'both kinds occur in this range');
+});

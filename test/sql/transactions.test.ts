@@ -1,0 +1,318 @@
+// Events are delivered if and only if their transaction commits, after it commits, stamped with a
+// position that follows commit order (contract section 2; docs/cursors.md).
+
+import t, { type Test } from 'tap';
+import pg from 'pg';
+import { createTestDatabase } from '../helpers/database.ts';
+import { eventsBeforeSentinel, listenForEvents, type EventNotification } from '../helpers/notifications.ts';
+
+const db = await createTestDatabase(t);
+
+await db.pool.query(`create table items (id int primary key, label text)`);
+await db.pool.query(`select relay.watch('items', 'items')`);
+await db.pool.query(`create table notes (id int primary key, body text)`);
+await db.pool.query(`select relay.watch('notes', 'notes')`);
+
+let nextId = 0;
+/** A fresh primary key, so that tests never collide on the shared tables. */
+const newId = (): number => ++nextId;
+
+async function listen(t: Test): Promise<Awaited<ReturnType<typeof listenForEvents>>> {
+  const listener = await listenForEvents(db.url);
+  t.teardown(() => listener.close());
+  return listener;
+}
+
+/** A connection of its own, for a transaction that stays open across awaits. */
+async function connect(t: Test): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  t.teardown(() => client.end());
+  return client;
+}
+
+const ids = (events: EventNotification[]): unknown[] => events.map((e) => e.data?.['id']);
+
+t.test('the sentinel technique sees what was notified before it', async (t) => {
+  const listener = await listen(t);
+  await db.pool.query(`select relay.publish('check', 'before-sentinel', '{}')`);
+  const before = await eventsBeforeSentinel(listener, db.pool);
+  t.same(
+    before.map((e) => e.event),
+    ['before-sentinel'],
+  );
+});
+
+t.test('a rolled-back transaction publishes nothing and leaves nothing in the log', async (t) => {
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const id = newId();
+  await writer.query('begin');
+  await writer.query(`insert into items values ($1, 'lost')`, [id]);
+  await writer.query(`select relay.publish('items', 'custom', '{"lost": true}')`);
+  const { rows } = await writer.query<{ xid: string }>(`select pg_current_xact_id()::text as xid`);
+  await writer.query('rollback');
+  t.same(await eventsBeforeSentinel(listener, db.pool), [], 'nothing notified');
+  const log = await db.pool.query(`select 1 from relay.events where xid = $1::xid8`, [rows[0]?.xid]);
+  t.equal(log.rows.length, 0, 'no event of it in relay.events');
+});
+
+t.test('events appear only after COMMIT', async (t) => {
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const id = newId();
+  await writer.query('begin');
+  await writer.query(`insert into items values ($1, 'pending')`, [id]);
+  await writer.query(`select relay.publish('items', 'custom', '{}')`);
+  t.same(await eventsBeforeSentinel(listener, db.pool), [], 'nothing notified while the writer has not committed');
+  await writer.query('commit');
+  const [inserted, custom] = await listener.take(2);
+  t.match(inserted, { topic: 'items', event: 'insert', data: { id } });
+  t.match(custom, { topic: 'items', event: 'custom' });
+});
+
+t.test('a rolled-back savepoint’s events are dropped, the rest of the transaction’s are delivered', async (t) => {
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const [a, b, c] = [newId(), newId(), newId()];
+  await writer.query('begin');
+  await writer.query(`insert into items values ($1, 'kept')`, [a]);
+  await writer.query('savepoint s');
+  await writer.query(`insert into items values ($1, 'dropped')`, [b]);
+  await writer.query(`select relay.publish('items', 'dropped', '{}')`);
+  await writer.query('rollback to savepoint s');
+  await writer.query(`insert into items values ($1, 'kept')`, [c]);
+  await writer.query('commit');
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.same(ids(events), [a, c]);
+  t.equal(events[0]?.pos, events[1]?.pos);
+});
+
+t.test('the first event of a transaction may be in a rolled-back savepoint', async (t) => {
+  // The first event is the one that arranges the commit stamp: rolling it back must not lose the
+  // events that follow.
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const [a, b, c] = [newId(), newId(), newId()];
+  await writer.query('begin');
+  await writer.query('savepoint s');
+  await writer.query(`insert into items values ($1, 'dropped')`, [a]);
+  await writer.query('rollback to savepoint s');
+  await writer.query(`insert into items values ($1, 'kept')`, [b]);
+  await writer.query('savepoint t');
+  await writer.query(`insert into items values ($1, 'kept')`, [c]);
+  await writer.query('release savepoint t');
+  await writer.query('commit');
+  t.same(ids(await eventsBeforeSentinel(listener, db.pool)), [b, c]);
+});
+
+t.test('nested savepoints: only the rolled-back level is dropped', async (t) => {
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const [a, b, c] = [newId(), newId(), newId()];
+  await writer.query('begin');
+  await writer.query('savepoint outer_level');
+  await writer.query(`insert into items values ($1, 'kept')`, [a]);
+  await writer.query('savepoint inner_level');
+  await writer.query(`insert into items values ($1, 'dropped')`, [b]);
+  await writer.query('rollback to savepoint inner_level');
+  await writer.query('release savepoint outer_level');
+  await writer.query(`insert into notes values ($1, 'kept')`, [c]);
+  await writer.query('commit');
+  t.same(ids(await eventsBeforeSentinel(listener, db.pool)), [a, c]);
+});
+
+t.test('a PL/pgSQL exception block rolls back its own events', async (t) => {
+  const listener = await listen(t);
+  const [a, b] = [newId(), newId()];
+  await db.pool.query(`
+    do $$
+    begin
+      begin
+        insert into items values (${a}, 'dropped');
+        perform relay.publish('items', 'dropped', '{}');
+        raise exception 'undo';
+      exception when raise_exception then
+        null;
+      end;
+      insert into items values (${b}, 'kept');
+    end $$`);
+  t.same(ids(await eventsBeforeSentinel(listener, db.pool)), [b]);
+});
+
+t.test('events of one transaction share a position and ascend in id', async (t) => {
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const [a, b, c] = [newId(), newId(), newId()];
+  await writer.query('begin');
+  await writer.query(`insert into items values ($1, 'x')`, [a]);
+  await writer.query(`insert into notes values ($1, 'x')`, [b]);
+  await writer.query(`select relay.publish('other', 'custom', '{}')`);
+  await writer.query(`update items set label = 'y' where id = $1`, [a]);
+  await writer.query(`delete from notes where id = $1`, [b]);
+  await writer.query(`insert into items values ($1, 'x')`, [c]);
+  await writer.query('commit');
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.same(
+    events.map((e) => `${e.topic}:${e.event}`),
+    ['items:insert', 'notes:insert', 'other:custom', 'items:update', 'notes:delete', 'items:insert'],
+    'in statement order, each once',
+  );
+  t.equal(new Set(events.map((e) => e.pos)).size, 1, 'one position');
+  t.equal(new Set(events.map((e) => e.ts)).size, 1, 'one commit time');
+  t.ok(
+    events.every((e, i) => i === 0 || e.id > (events[i - 1]?.id ?? Infinity)),
+    `ids ascend: ${events.map((e) => e.id).join(', ')}`,
+  );
+});
+
+t.test('positions follow COMMIT order, not statement order', async (t) => {
+  const listener = await listen(t);
+  const first = await connect(t);
+  const second = await connect(t);
+  const [a, b] = [newId(), newId()];
+  await first.query('begin');
+  await first.query(`insert into items values ($1, 'written first, committed last')`, [a]);
+  await second.query('begin');
+  await second.query(`insert into items values ($1, 'written last, committed first')`, [b]);
+  await withDeadline(second.query('commit'), 'the second transaction’s COMMIT waited for the first one');
+  const committedFirst = await listener.next();
+  t.match(committedFirst, { data: { id: b } }, 'the first commit is notified first');
+  await first.query('commit');
+  const committedLast = await listener.next();
+  t.match(committedLast, { data: { id: a } });
+  t.ok(committedLast.id < committedFirst.id, 'ids follow statement order');
+  t.ok(
+    committedFirst.pos < committedLast.pos,
+    `positions follow commit order: ${committedFirst.pos} < ${committedLast.pos}`,
+  );
+});
+
+t.test('concurrent committers: positions ascend in notification order, transactions never interleave', async (t) => {
+  const writers = 8;
+  const transactionsEach = 10;
+  const listener = await listen(t);
+  const clients = await Promise.all(Array.from({ length: writers }, () => connect(t)));
+  await Promise.all(
+    clients.map(async (client) => {
+      for (let i = 0; i < transactionsEach; i++) {
+        const [a, b] = [newId(), newId()];
+        await client.query('begin');
+        await client.query(`insert into items values ($1, 'a')`, [a]);
+        await client.query(`insert into notes values ($1, 'b')`, [b]);
+        await client.query('commit');
+      }
+    }),
+  );
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.equal(events.length, writers * transactionsEach * 2, 'every event once');
+  const positions = events.map((e) => e.pos);
+  const outOfOrder = positions.findIndex((pos, i) => i > 0 && pos < (positions[i - 1] ?? 0));
+  t.equal(outOfOrder, -1, 'positions never go back in notification (= commit) order');
+  const pairs = events.filter((_, i) => i % 2 === 0).map((e, i) => [e, events[2 * i + 1]] as const);
+  t.ok(
+    pairs.every(([x, y]) => x.topic === 'items' && y?.topic === 'notes' && x.pos === y.pos),
+    'the two events of each transaction arrive together with one position',
+  );
+  t.equal(new Set(positions).size, writers * transactionsEach, 'one position per transaction');
+});
+
+t.test('SET CONSTRAINTS ALL IMMEDIATE mid-transaction: every event once, one position', async (t) => {
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const [a, b, c] = [newId(), newId(), newId()];
+  await writer.query('begin');
+  await writer.query(`insert into items values ($1, 'before')`, [a]);
+  // From here on the writer holds the commit lock until it ends: the test commits nothing else
+  // meanwhile (a sentinel would wait for it).
+  await writer.query('set constraints all immediate');
+  await writer.query(`insert into items values ($1, 'after')`, [b]);
+  await writer.query('set constraints all deferred');
+  await writer.query(`insert into items values ($1, 'later')`, [c]);
+  const { rows } = await writer.query<{ xid: string }>(`select pg_current_xact_id()::text as xid`);
+  await writer.query('commit');
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.same(ids(events), [a, b, c]);
+  t.equal(new Set(events.map((e) => e.pos)).size, 1, 'one position');
+  const commits = await db.pool.query(`select pos from relay.commits where xid = $1::xid8`, [rows[0]?.xid]);
+  t.same(
+    commits.rows.map((r: { pos: string }) => Number(r.pos)),
+    [events[0]?.pos],
+    'relay.commits records the transaction once',
+  );
+});
+
+t.test('a commit stamp taken early and then rolled back to a savepoint is taken again', async (t) => {
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const [a, b] = [newId(), newId()];
+  await writer.query('begin');
+  await writer.query(`insert into items values ($1, 'kept')`, [a]);
+  await writer.query('savepoint s');
+  await writer.query('set constraints all immediate');
+  await writer.query(`insert into items values ($1, 'dropped')`, [b]);
+  await writer.query('rollback to savepoint s');
+  await writer.query('commit');
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.same(ids(events), [a]);
+  const commits = await db.pool.query(`select pos from relay.commits c join relay.events e using (xid) where e.id = $1`, [
+    events[0]?.id,
+  ]);
+  t.same(
+    commits.rows.map((r: { pos: string }) => Number(r.pos)),
+    [events[0]?.pos],
+  );
+});
+
+t.test('a transaction rolled back after its commit stamp publishes nothing', async (t) => {
+  const listener = await listen(t);
+  const writer = await connect(t);
+  await writer.query('begin');
+  await writer.query(`insert into items values ($1, 'lost')`, [newId()]);
+  await writer.query('set constraints all immediate');
+  const { rows } = await writer.query<{ xid: string }>(`select pg_current_xact_id()::text as xid`);
+  await writer.query('rollback');
+  t.same(await eventsBeforeSentinel(listener, db.pool), []);
+  const commits = await db.pool.query(`select 1 from relay.commits where xid = $1::xid8`, [rows[0]?.xid]);
+  t.equal(commits.rows.length, 0);
+});
+
+t.test('a deferred trigger that publishes at commit time is delivered too', async (t) => {
+  // Runs after the relay's own commit trigger when that fired first: the event must still go out.
+  await db.pool.query(`
+    create function publish_late() returns trigger language plpgsql as $$
+    begin
+      perform relay.publish('late', 'at_commit', jsonb_build_object('id', NEW.id));
+      return null;
+    end $$;
+    create table late_source (id int primary key);
+    create constraint trigger zz_publish_late after insert on late_source
+      deferrable initially deferred for each row execute function publish_late();`);
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const [a, b] = [newId(), newId()];
+  await writer.query('begin');
+  await writer.query(`select relay.publish('late', 'early', '{}')`);
+  await writer.query(`insert into late_source values ($1)`, [a]);
+  await writer.query('commit');
+  await writer.query(`insert into late_source values ($1)`, [b]);
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.same(
+    events.map((e) => [e.event, e.data?.['id']]),
+    [
+      ['early', undefined],
+      ['at_commit', a],
+      ['at_commit', b],
+    ],
+  );
+  t.equal(events[0]?.pos, events[1]?.pos, 'one position for the transaction');
+});
+
+/** Rejects with `message` if `promise` has not settled within 10 s (a guard against a lock wait). */
+function withDeadline<T>(promise: Promise<T>, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), 10_000);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}

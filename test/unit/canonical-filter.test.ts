@@ -1,0 +1,49 @@
+import t from 'tap';
+import { canonicalFilter } from '../../src/filters/canonical-filter.ts';
+import { filterColumns } from '../../src/filters/filter-columns.ts';
+import { CLAIMS, filterOf, resolvedOf } from './fixtures.ts';
+
+function textOf(filter: unknown): string {
+  const resolved = resolvedOf(filter, CLAIMS);
+  if (resolved === null) throw new Error(`test filter does not resolve: ${JSON.stringify(filter)}`);
+  return canonicalFilter(resolved);
+}
+
+t.test('equivalent forms get the same canonical text', async (t) => {
+  const same: Array<[unknown, unknown]> = [
+    [{ a: 1, b: 2 }, { b: 2, a: 1 }],
+    [{ a: 1, b: 2 }, { and: [{ b: 2 }, { a: 1 }] }],
+    [{ and: [{ a: 1 }, { and: [{ b: 2 }, { c: 3 }] }] }, { c: 3, b: 2, a: 1 }],
+    [{ or: [{ a: 1 }, { b: 2 }] }, { or: [{ b: 2 }, { or: [{ a: 1 }] }] }],
+    [{ q: { gt: 1, lt: 9 } }, { q: { lt: 9, gt: 1 } }],
+    [{ s: { in: ['b', 'a', 'b'] } }, { s: { in: ['a', 'b'] } }],
+    [{ h: { claim: 'hid' } }, { h: 'H7' }],
+    [{ a: 1, and: [] }, { a: 1 }],
+    [{}, { and: [] }],
+    [{ or: [{ a: 1 }, {}] }, {}],
+  ];
+  for (const [left, right] of same) t.equal(textOf(left), textOf(right), `${JSON.stringify(left)} ~ ${JSON.stringify(right)}`);
+});
+
+t.test('different filters get different canonical text', async (t) => {
+  const different: Array<[unknown, unknown]> = [
+    [{ a: 1 }, { a: '1' }],
+    [{ a: 1 }, { a: { ne: 1 } }],
+    [{ a: 1 }, { b: 1 }],
+    [{ a: 1, b: 2 }, { or: [{ a: 1 }, { b: 2 }] }],
+    [{ a: 1 }, { not: { a: 1 } }],
+    [{ s: { in: ['a'] } }, { s: { in: ['a', 'b'] } }],
+    [{ s: { in: [1] } }, { s: { in: ['1'] } }],
+    [{}, { or: [] }],
+    [{ a: null }, { a: 'null' }],
+  ];
+  for (const [left, right] of different) {
+    t.not(textOf(left), textOf(right), `${JSON.stringify(left)} vs ${JSON.stringify(right)}`);
+  }
+});
+
+t.test('filterColumns lists every referenced column', async (t) => {
+  const columns = filterColumns(filterOf({ a: 1, or: [{ b: { gt: 1 } }, { not: { c: { in: { claim: 'x' } } } }] }));
+  t.same([...columns].sort(), ['a', 'b', 'c']);
+  t.same([...filterColumns(filterOf({}))], []);
+});

@@ -1,0 +1,132 @@
+import t from 'tap';
+import type { Claims, RelayEvent } from '../../src/events.ts';
+import { compileAccess, renderEvent, type Access } from '../../src/routing/access.ts';
+import { GRANTS, deepFreeze, eventOf, filterOf } from './fixtures.ts';
+
+function accessOf(role: string, claims: Claims, clientFilter: unknown = null, topic = 'orders'): Access {
+  const result = compileAccess({ topic, role, grants: GRANTS, claims, clientFilter: clientFilter === null ? null : filterOf(clientFilter) });
+  if (!result.ok) throw new Error(`expected access, got forbidden: ${result.message}`);
+  return result.access;
+}
+
+function render(access: Access, event: RelayEvent): unknown {
+  const frame = renderEvent(access, event, new Map());
+  return frame === null ? null : JSON.parse(frame);
+}
+
+const ORDER = { id: 'o1', hospital_id: 'H7', merchant_id: 'm1', status: 'new', total: 120 };
+const insert = eventOf(ORDER);
+const update = eventOf(
+  { ...ORDER, status: 'paid', total: 130 },
+  { event: 'update', old: { status: 'new', total: 120 }, changed: ['status', 'total'] },
+);
+const totalOnly = eventOf({ ...ORDER, total: 99 }, { event: 'update', old: { total: 120 }, changed: ['total'] });
+const remove = eventOf(ORDER, { event: 'delete' });
+const custom = eventOf({ merchant_id: 'm1', note: 'hello', secret: 1 }, { event: 'low_stock' });
+
+t.test('the exact frame text', async (t) => {
+  const frame = renderEvent(accessOf('merchant', { merchant_id: 'm1' }), update, new Map());
+  t.equal(
+    frame,
+    `{"type":"event","topic":"orders","event":"update","cursor":"${update.cursor}","ts":"2024-05-01T12:00:00.000Z",` +
+      '"data":{"id":"o1","merchant_id":"m1","status":"paid"},"old":{"status":"new"},"changed":["status"]}',
+  );
+  t.equal(
+    renderEvent(accessOf('admin', {}), insert, new Map()),
+    `{"type":"event","topic":"orders","event":"insert","cursor":"${insert.cursor}","ts":"2024-05-01T12:00:00.000Z",` +
+      '"data":{"id":"o1","hospital_id":"H7","merchant_id":"m1","status":"new","total":120}}',
+    'no old nor changed on an insert',
+  );
+});
+
+t.test('who gets which event, and which columns', async (t) => {
+  const merchant = accessOf('merchant', { merchant_id: 'm1' });
+  const admin = accessOf('admin', {});
+  const auditorH7 = accessOf('auditor', { hospital_id: 'H7' });
+  const base = { type: 'event', topic: 'orders', ts: '2024-05-01T12:00:00.000Z' };
+  const cases: Array<[string, Access, RelayEvent, unknown]> = [
+    ['merchant insert', merchant, insert, { ...base, event: 'insert', cursor: insert.cursor, data: { id: 'o1', merchant_id: 'm1', status: 'new' } }],
+    ['merchant delete', merchant, remove, { ...base, event: 'delete', cursor: remove.cursor, data: { id: 'o1', merchant_id: 'm1', status: 'new' } }],
+    ['merchant, only a hidden column changed', merchant, totalOnly, null],
+    ['other merchant', accessOf('merchant', { merchant_id: 'm2' }), insert, null],
+    [
+      'admin update keeps everything',
+      admin,
+      update,
+      { ...base, event: 'update', cursor: update.cursor, data: update.data, old: update.old, changed: ['status', 'total'] },
+    ],
+    ['admin, update of a hidden-to-others column', admin, totalOnly, { ...base, event: 'update', cursor: totalOnly.cursor, data: totalOnly.data, old: { total: 120 }, changed: ['total'] }],
+    ['client filter passes', accessOf('admin', {}, { status: 'new' }), insert, { ...base, event: 'insert', cursor: insert.cursor, data: ORDER }],
+    ['client filter fails', accessOf('admin', {}, { status: 'paid' }), insert, null],
+    ['client filter with a missing claim', accessOf('admin', {}, { driver_id: { claim: 'sub' } }), eventOf({ driver_id: null }), null],
+    ['other topic', admin, eventOf(ORDER, { topic: 'inventory' }), null],
+    // Union of the matching grants' columns.
+    ['auditor, own hospital only', auditorH7, insert, { ...base, event: 'insert', cursor: insert.cursor, data: { id: 'o1', hospital_id: 'H7', total: 120 } }],
+    [
+      'auditor, delivered elsewhere',
+      auditorH7,
+      eventOf({ ...ORDER, hospital_id: 'H8', status: 'delivered' }, { cursor: 'd1' }),
+      { ...base, event: 'insert', cursor: 'd1', data: { id: 'o1', status: 'delivered' } },
+    ],
+    [
+      'auditor, delivered in own hospital',
+      auditorH7,
+      eventOf({ ...ORDER, status: 'delivered' }, { cursor: 'd2' }),
+      { ...base, event: 'insert', cursor: 'd2', data: { id: 'o1', hospital_id: 'H7', status: 'delivered', total: 120 } },
+    ],
+    ['auditor, neither', auditorH7, eventOf({ ...ORDER, hospital_id: 'H8' }), null],
+    [
+      'auditor update: changed limited to the union',
+      auditorH7,
+      eventOf({ ...ORDER, status: 'delivered', merchant_id: 'm9' }, { cursor: 'u1', event: 'update', old: { status: 'paid', merchant_id: 'm1' }, changed: ['merchant_id', 'status'] }),
+      { ...base, event: 'update', cursor: 'u1', data: { id: 'o1', hospital_id: 'H7', status: 'delivered', total: 120 }, old: { status: 'paid' }, changed: ['status'] },
+    ],
+    [
+      'a custom event is masked like the rest',
+      accessOf('merchant', { merchant_ids: ['m1'] }, null, 'inventory'),
+      { ...custom, topic: 'inventory' },
+      { ...base, topic: 'inventory', event: 'low_stock', cursor: custom.cursor, data: custom.data },
+    ],
+  ];
+  for (const [name, access, event, expected] of cases) t.same(render(access, event), expected, name);
+});
+
+t.test('an alternative with all columns wins the union', async (t) => {
+  const grants = [
+    { topic: 'orders', role: 'mixed', filter: { status: 'new' }, columns: ['id'] },
+    { topic: 'orders', role: 'mixed', filter: { total: { gt: 100 } }, columns: null },
+  ];
+  const result = compileAccess({ topic: 'orders', role: 'mixed', grants, claims: {}, clientFilter: null });
+  if (!result.ok) throw new Error(result.message);
+  t.same(render(result.access, insert), { type: 'event', topic: 'orders', event: 'insert', cursor: insert.cursor, ts: insert.ts, data: ORDER });
+  t.same((render(result.access, eventOf({ ...ORDER, total: 5 })) as { data: unknown }).data, { id: 'o1' });
+});
+
+t.test('one payload per mask per event, shared through the cache', async (t) => {
+  const cache = new Map<string, string>();
+  const h7 = renderEvent(accessOf('hospital', { hospital_id: 'H7' }), insert, cache);
+  const admin = renderEvent(accessOf('admin', {}), insert, cache);
+  const merchant = renderEvent(accessOf('merchant', { merchant_id: 'm1' }), insert, cache);
+  const merchantWithFilter = renderEvent(accessOf('merchant', { merchant_id: 'm1' }, { status: 'new' }), insert, cache);
+  t.ok(h7 !== null && h7 === admin, 'same mask, same string');
+  t.ok(merchant !== null && merchant === merchantWithFilter, 'same mask, same string');
+  t.not(merchant, admin);
+  t.equal(cache.size, 2, 'two masks, two serializations');
+});
+
+t.test('the event is not mutated and hostile column names stay plain keys', async (t) => {
+  const data = JSON.parse('{"id":"o1","merchant_id":"m1","__proto__":{"polluted":true},"constructor":"c"}') as Record<string, unknown>;
+  const event = deepFreeze(eventOf(data, { event: 'update', old: JSON.parse('{"__proto__":{"x":1}}'), changed: ['__proto__'] }));
+  const snapshot = structuredClone(event);
+  const all = renderEvent(accessOf('admin', {}), event, new Map());
+  const parsedAll = JSON.parse(all ?? 'null') as { data: Record<string, unknown>; old: Record<string, unknown> };
+  t.ok(Object.hasOwn(parsedAll.data, '__proto__'), '__proto__ is delivered as a column');
+  t.same(parsedAll.data['__proto__'], { polluted: true });
+  t.equal(parsedAll.data['constructor'], 'c');
+  t.same(parsedAll.old['__proto__'], { x: 1 });
+  t.equal(renderEvent(accessOf('merchant', { merchant_id: 'm1' }), event, new Map()), null, 'a masked __proto__ change is not sent');
+  const masked = renderEvent(accessOf('merchant', { merchant_id: 'm1' }), { ...event, old: undefined, changed: undefined, event: 'insert' }, new Map());
+  t.equal(masked, `{"type":"event","topic":"orders","event":"insert","cursor":"${event.cursor}","ts":"${event.ts}","data":{"id":"o1","merchant_id":"m1"}}`);
+  t.equal(({} as Record<string, unknown>)['polluted'], undefined, 'no prototype was polluted');
+  t.same(event, snapshot, 'the event is unchanged');
+});
