@@ -21,6 +21,8 @@ import { loadNativeUws } from './ws/uws.ts';
 
 export const EVENTS_CHANNEL = 'relay_events';
 export const CATALOG_CHANNEL = 'relay_catalog';
+/** The embedded PostgreSQL's port when free, so that `psql` finds it at the same address every run. */
+const EMBEDDED_PORT = 54329;
 
 /** What a started relay tells its caller. */
 export interface RelayInfo {
@@ -47,9 +49,11 @@ export function createRelay(config: Config, logger: Logger): Relay {
 
   async function databaseUrl(): Promise<string> {
     if (config.databaseUrl) return config.databaseUrl;
-    embedded = await startEmbeddedPostgres({ dir: projectPath('.relay') });
-    logger.info({ data: projectPath('.relay') }, 'started the embedded PostgreSQL');
-    return ensureDatabase(embedded.url, 'relay');
+    embedded = await startEmbeddedPostgres({ dir: projectPath('.relay'), preferredPort: EMBEDDED_PORT });
+    const url = await ensureDatabase(embedded.url, 'relay');
+    // A local development database with a fixed local password: its address is what the user needs for psql.
+    logger.info({ data: projectPath('.relay'), databaseUrl: url }, 'started the embedded PostgreSQL');
+    return url;
   }
 
   async function start(): Promise<RelayInfo> {

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { KeyedAuthConfig, TokenClaimsConfig } from '../config.ts';
-import { readClaim } from './claim-path.ts';
+import { readClaim } from '../filters/claims.ts';
 import { TOKEN_ERROR_REASONS as REASONS, TokenError, type TokenErrorReason } from './token-error.ts';
 
 /** What the relay knows about a subscriber once its token checks out. */

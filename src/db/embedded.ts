@@ -4,7 +4,7 @@ import { chown, mkdir, rm } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
-import { findFreePort } from './free-port.ts';
+import { findFreePort, preferPort } from './free-port.ts';
 
 export interface EmbeddedDatabase {
   /** Connection string of the cluster's `postgres` database. */
@@ -17,6 +17,8 @@ export interface EmbeddedOptions {
   readonly dir: string;
   /** Delete the folder on stop (tests); the relay's own data is kept. */
   readonly temporary?: boolean;
+  /** A port to use when it is free (a stable address for psql); otherwise any free port. */
+  readonly preferredPort?: number;
   readonly onLog?: (line: string) => void;
 }
 
@@ -30,7 +32,7 @@ const PASSWORD = 'relay';
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const dir = resolve(options.dir);
   const dataDir = join(dir, 'pgdata');
-  const port = await findFreePort();
+  const port = options.preferredPort ? await preferPort(options.preferredPort) : await findFreePort();
   const log: string[] = [];
   const onLog = (line: string): void => {
     log.push(line);

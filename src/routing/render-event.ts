@@ -36,7 +36,7 @@ export function renderEvent(access: Access, event: RelayEvent, cache: Map<string
 function matchingColumns(access: Access, event: RelayEvent): ReadonlySet<string> | null | undefined {
   let union: Set<string> | undefined;
   for (const alternative of access.alternatives) {
-    
+    if (!matchesFilter(alternative.filter, event.data)) continue;
     if (alternative.columns === null) return null;
     union ??= new Set<string>();
     for (const column of alternative.columns) union.add(column);
