@@ -3,7 +3,8 @@
 
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { createDevSecret, devAuthConfig, signDevToken } from './auth/dev-token.ts';
+import { devSecretPath, readOrCreateDevSecret } from './auth/dev-secret-file.ts';
+import { devAuthConfig, signDevToken } from './auth/dev-token.ts';
 import { createTokenVerifier } from './auth/verify-token.ts';
 import type { Config, KeyedAuthConfig } from './config.ts';
 import { createCatalogReader } from './db/catalog.ts';
@@ -130,10 +131,10 @@ export function createRelay(config: Config, logger: Logger): Relay {
   };
 }
 
-/** The configured key, or in dev mode a fresh secret (its tokens die with the process). */
+/** The configured key, or in dev mode the secret kept in .relay/ (made on first use). */
 function resolveAuth(config: Config): { auth: KeyedAuthConfig; devSecret?: string } {
   if (config.auth.kind !== 'dev') return { auth: config.auth };
-  const devSecret = createDevSecret();
+  const devSecret = readOrCreateDevSecret(devSecretPath());
   return { auth: devAuthConfig(devSecret), devSecret };
 }
 

@@ -37,11 +37,12 @@ async function main(): Promise<void> {
   try {
     const info = await relay.start();
     if (info.devToken) {
-      logger.warn('dev mode: no JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL is set; tokens are signed with a secret generated for this run');
+      logger.warn('dev mode: no JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL is set; tokens are signed with a generated secret kept in .relay/dev-secret');
       // Printed once on stdout for the developer at the terminal, deliberately not through the logger.
       process.stdout.write(
         `\n  pg-relay dev mode. An admin token, valid for 24 hours:\n\n  ${info.devToken}\n\n` +
-          `  Connect: ${info.url}?access_token=${info.devToken}\n\n`,
+          `  Connect: ${info.url}?access_token=${info.devToken}\n\n` +
+          `  Tokens for other roles: npm run token -- '{"role":"hospital","hospital_id":"H1"}'\n\n`,
       );
     }
   } catch (error) {

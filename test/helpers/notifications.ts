@@ -88,7 +88,8 @@ export async function listenOn<T>(url: string, channel: string, parse: (payload:
         },
       };
       const timer = setTimeout(() => {
-        waiting.splice(waiting.indexOf(waiter), 1);
+        const index = waiting.indexOf(waiter);
+        if (index >= 0) waiting.splice(index, 1);
         reject(new Error(`no ${channel} notification within ${timeoutMs} ms`));
       }, timeoutMs);
       waiting.push(waiter);

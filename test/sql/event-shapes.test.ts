@@ -3,7 +3,7 @@
 
 import t, { type Test } from 'tap';
 import { createTestDatabase } from '../helpers/database.ts';
-import { eventsBeforeSentinel, listenForEvents, type EventNotification } from '../helpers/notifications.ts';
+import { eventsBeforeSentinel, listenForEvents, type EventNotification, type Listener } from '../helpers/notifications.ts';
 
 const db = await createTestDatabase(t);
 
@@ -31,7 +31,7 @@ async function rowAsJson(table: string, id: number): Promise<Row> {
   return rows[0].row;
 }
 
-async function listen(t: Test): Promise<Awaited<ReturnType<typeof listenForEvents>>> {
+async function listen(t: Test): Promise<Listener<EventNotification>> {
   const listener = await listenForEvents(db.url);
   t.teardown(() => listener.close());
   return listener;

@@ -4,7 +4,7 @@
 import t, { type Test } from 'tap';
 import pg from 'pg';
 import { createTestDatabase } from '../helpers/database.ts';
-import { eventsBeforeSentinel, listenForEvents, type EventNotification } from '../helpers/notifications.ts';
+import { eventsBeforeSentinel, listenForEvents, type EventNotification, type Listener } from '../helpers/notifications.ts';
 
 const db = await createTestDatabase(t);
 
@@ -17,7 +17,7 @@ let nextId = 0;
 /** A fresh primary key, so that tests never collide on the shared tables. */
 const newId = (): number => ++nextId;
 
-async function listen(t: Test): Promise<Awaited<ReturnType<typeof listenForEvents>>> {
+async function listen(t: Test): Promise<Listener<EventNotification>> {
   const listener = await listenForEvents(db.url);
   t.teardown(() => listener.close());
   return listener;
