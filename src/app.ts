@@ -66,7 +66,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
     pool.on('error', (error) => logger.warn({ err: error }, 'an idle pooled connection failed'));
     const eventLog = createEventLog(pool);
     const catalogReader = createCatalogReader(pool);
-    const epoch = await eventLog.epoch();
+    const identity = await eventLog.identity();
 
     const hub = createSubscriptionHub({
       logger,
@@ -77,7 +77,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
     const reloadCatalog = coalesce(async () => hub.setCatalog(await catalogReader.load()), (error) =>
       logger.error({ err: error }, 'cannot reload grants; keeping the previous ones'),
     );
-    const events = createEventStream({ epoch, eventLog, logger, deliver: (event) => hub.deliver(event) });
+    const events = createEventStream({ identity, eventLog, logger, deliver: (event) => hub.deliver(event) });
     stream = events;
 
     listener = createListener({

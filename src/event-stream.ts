@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import { encodeCursor } from './cursor.ts';
-import type { EventLog } from './db/event-log.ts';
+import type { EventLog, LogIdentity } from './db/event-log.ts';
 import { parseNotification, type EventBody, type NotifiedEvent } from './db/notification.ts';
 import type { RelayEvent } from './events.ts';
 
 export interface EventStreamOptions {
-  readonly epoch: string;
+  readonly identity: LogIdentity;
   readonly eventLog: EventLog;
   readonly logger: Logger;
   /** Called once per event, strictly in commit order. */
@@ -41,7 +41,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     return {
       topic: notified.topic,
       event: notified.event,
-      cursor: encodeCursor(options.epoch, notified.pos, notified.id),
+      cursor: encodeCursor(options.identity.epoch, notified.pos, notified.id),
       ts: new Date(Math.round(notified.ts * 1000)).toISOString(),
       ...body,
     };
@@ -97,7 +97,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   return {
     push(payload) {
       if (stopped) return;
-      const parsed = parseNotification(payload);
+      const parsed = parseNotification(options.identity.signingKey, payload);
       if (!parsed.ok) {
         logger.warn({ reason: parsed.error, bytes: payload?.length ?? 0 }, 'ignored a malformed notification');
         return;

@@ -13,12 +13,17 @@ create schema if not exists relay;
 -- The next committing writer waits for that lock, so positions are handed out in commit order.
 -- ---------------------------------------------------------------------------------------------
 
--- A random name for this log. Cursors carry it, so a cursor from another database (or from this
+-- A random name for this log: cursors carry it, so a cursor from another database (or from this
 -- one before it was recreated) is recognised instead of pointing into the wrong history.
+-- And the key that signs notifications: any role that can connect may NOTIFY any channel, so the
+-- relay accepts only payloads signed with this key, which only the schema's owner (and the
+-- relay's role) can read.
 create table relay.log_identity (
   singleton boolean primary key default true check (singleton),
-  epoch text not null default substr(md5(gen_random_uuid()::text), 1, 8)
+  epoch text not null default substr(md5(gen_random_uuid()::text), 1, 8),
+  signing_key text not null default md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text)
 );
+revoke all on relay.log_identity from public;
 insert into relay.log_identity default values;
 
 create table relay.events (
@@ -64,10 +69,12 @@ create table relay.grants (
 );
 create index grants_by_topic_role on relay.grants (topic, role);
 
+-- A watch whose table was dropped leaves its row behind (only a superuser's event trigger could
+-- see the drop); its topic is no longer known.
 create view relay.topics as
-  select topic from relay.watches
+  select w.topic from relay.watches w where exists (select from pg_class c where c.oid = w.tbl)
   union
-  select topic from relay.grants;
+  select g.topic from relay.grants g;
 
 -- ---------------------------------------------------------------------------------------------
 -- The filter language, checked when a grant is made. The relay parses filters again with the
@@ -82,8 +89,11 @@ declare
 begin
   if jsonb_typeof(v) = 'object' then
     if v ? 'claim' and (select count(*) from jsonb_object_keys(v)) = 1 then
-      if jsonb_typeof(v->'claim') <> 'string' or v->>'claim' = '' then
-        return format('%s.claim: expected a non-empty dotted claim path', path);
+      if jsonb_typeof(v->'claim') <> 'string' then
+        return format('%s.claim: expected a dotted claim path string', path);
+      end if;
+      if v->>'claim' ~ '(^|\.)(\.|$)' then
+        return format('%s.claim: empty segment in claim path %s', path, v->'claim');
       end if;
       return null;
     end if;
@@ -209,9 +219,11 @@ create trigger announce_watches after insert or update or delete or truncate on 
 -- Appending events and stamping commits.
 -- ---------------------------------------------------------------------------------------------
 
--- Events are notified on this channel at commit. A payload that would pass NOTIFY's 8000-byte
--- limit is sent without data/old/changed and flagged "large": the relay reads it from the log.
-create function relay.notification_payload(commit_pos bigint, commit_ts timestamptz, ev relay.events)
+-- Events are notified on this channel at commit, as `<signature><json>`. A payload that would pass
+-- NOTIFY's 8000-byte limit is sent without data/old/changed and flagged "large": the relay reads
+-- the body from the log.
+create function relay.notification_payload(commit_pos bigint, commit_ts timestamptz, ev relay.events,
+                                           signing_key text)
 returns text
 language plpgsql stable as $$
 declare
@@ -220,14 +232,22 @@ declare
     'topic', ev.topic, 'event', ev.event, 'data', ev.data, 'old', ev.old, 'changed', ev.changed
   )::text;
 begin
-  if octet_length(payload) < 7900 then
-    return payload;
+  if octet_length(payload) >= 7800 then
+    payload := json_build_object(
+      'pos', commit_pos, 'id', ev.id, 'ts', extract(epoch from commit_ts),
+      'topic', ev.topic, 'event', ev.event, 'large', true
+    )::text;
   end if;
-  return json_build_object(
-    'pos', commit_pos, 'id', ev.id, 'ts', extract(epoch from commit_ts),
-    'topic', ev.topic, 'event', ev.event, 'large', true
-  )::text;
+  return relay.sign(signing_key, payload) || payload;
 end $$;
+
+-- 32 hex digits: sha256(key || sha256(key || text)), truncated to 128 bits. The outer hash keeps
+-- the construction safe from length extension (core PostgreSQL has sha256 but no HMAC).
+create function relay.sign(signing_key text, payload text) returns text
+language sql immutable as $$
+  select left(encode(sha256(convert_to(
+    signing_key || encode(sha256(convert_to(signing_key || payload, 'UTF8')), 'hex'), 'UTF8')), 'hex'), 32)
+$$;
 
 create function relay.stamp_commit() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
@@ -235,6 +255,7 @@ declare
   commit_pos bigint;
   commit_ts timestamptz;
   ev relay.events;
+  signing_key text := (select l.signing_key from relay.log_identity l);
 begin
   -- Held until this transaction's commit is visible: the next committer waits here, so positions
   -- follow commit order. NOTIFY already serializes committers on a database-wide lock, so this
@@ -250,7 +271,7 @@ begin
   -- that open a new batch with the same position.
   perform set_config('relay.open_xid', '', true);
   for ev in select * from relay.events e where e.xid = NEW.xid and e.id >= NEW.id order by e.id loop
-    perform pg_notify('relay_events', relay.notification_payload(commit_pos, commit_ts, ev));
+    perform pg_notify('relay_events', relay.notification_payload(commit_pos, commit_ts, ev, signing_key));
   end loop;
   return null;
 end $$;
@@ -360,7 +381,9 @@ begin
         using errcode = 'undefined_column';
     end if;
   end if;
-  execute format('drop trigger if exists relay_watch on %s', tbl);
+  if exists (select from pg_trigger t where t.tgrelid = tbl and t.tgname = 'relay_watch') then
+    execute format('drop trigger relay_watch on %s', tbl);
+  end if;
   execute format(
     'create trigger relay_watch after insert or update or delete on %s '
     'for each row execute function relay.capture_row_change(%L, %L)',
@@ -372,7 +395,9 @@ end $$;
 create function relay.unwatch(tbl regclass) returns void
 language plpgsql as $$
 begin
-  execute format('drop trigger if exists relay_watch on %s', tbl);
+  if exists (select from pg_trigger t where t.tgrelid = tbl and t.tgname = 'relay_watch') then
+    execute format('drop trigger relay_watch on %s', tbl);
+  end if;
   delete from relay.watches w where w.tbl = unwatch.tbl;
 end $$;
 
@@ -380,12 +405,17 @@ create function relay.allow(topic text, role text, filter jsonb default '{}', co
 returns void
 language plpgsql as $$
 begin
+  if allow.filter is null then
+    -- A filter that came out NULL by accident must not grant every row; '{}' says so on purpose.
+    raise exception 'relay.allow: filter must not be null (pass ''{}'' to grant every event)'
+      using errcode = 'invalid_parameter_value';
+  end if;
   insert into relay.grants as g (topic, role, filter, columns)
-  select allow.topic, allow.role, coalesce(allow.filter, '{}'), allow.columns
+  select allow.topic, allow.role, allow.filter, allow.columns
    where not exists (
      select 1 from relay.grants g
       where g.topic = allow.topic and g.role = allow.role
-        and g.filter = coalesce(allow.filter, '{}') and g.columns is not distinct from allow.columns);
+        and g.filter = allow.filter and g.columns is not distinct from allow.columns);
 end $$;
 
 create function relay.revoke(topic text, role text) returns void
@@ -394,7 +424,13 @@ begin
   delete from relay.grants g where g.topic = revoke.topic and g.role = revoke.role;
 end $$;
 
--- Publishing and the admin functions are for the roles the owner chooses (see README).
+-- Publishing and the admin functions are for the roles the owner chooses (see README). The
+-- trigger functions run as the owner: anyone who could attach them to a table of their own could
+-- forge events of any topic, or re-send a committed transaction's events.
+revoke execute on function relay.capture_row_change() from public;
+revoke execute on function relay.stamp_commit() from public;
+revoke execute on function relay.notification_payload(bigint, timestamptz, relay.events, text) from public;
+revoke execute on function relay.sign(text, text) from public;
 revoke execute on function relay.publish(text, text, jsonb) from public;
 revoke execute on function relay.append_event(text, text, jsonb, jsonb, text[]) from public;
 revoke execute on function relay.watch(regclass, text, text[]) from public;

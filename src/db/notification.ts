@@ -1,5 +1,7 @@
 // The payload of a `relay_events` notification, as sent by relay.stamp_commit (migrations/relay).
 
+import { verifySignedPayload } from './notification-signature.ts';
+
 /** One event as notified: whole, or (`large`) without its body, which the log still holds. */
 export interface NotifiedEvent {
   readonly pos: number;
@@ -21,11 +23,13 @@ export type ParsedNotification =
   | { readonly ok: true; readonly event: NotifiedEvent }
   | { readonly ok: false; readonly error: string };
 
-/** Parses and checks a notification payload; anything malformed is an error, never a throw. */
-export function parseNotification(payload: string | undefined): ParsedNotification {
+/** Checks the signature and the shape of a payload; anything forged or malformed is an error, never a throw. */
+export function parseNotification(signingKey: string, payload: string | undefined): ParsedNotification {
+  const json = verifySignedPayload(signingKey, payload ?? '');
+  if (json === null) return { ok: false, error: 'payload is not signed with this log\'s key' };
   let value: unknown;
   try {
-    value = JSON.parse(payload ?? '');
+    value = JSON.parse(json);
   } catch {
     return { ok: false, error: 'payload is not JSON' };
   }

@@ -20,7 +20,14 @@ export interface FilterLimits {
   readonly maxInValues: number;
 }
 
+/** Limits of a client's filter: it is untrusted input, evaluated on every event it may receive. */
 export const DEFAULT_FILTER_LIMITS: FilterLimits = { maxDepth: 16, maxNodes: 256, maxInValues: 1000 };
+
+/**
+ * Limits of a grant's filter: written by the database owner and checked by relay.allow, which
+ * enforces the same depth and no size limit; these sizes are only a guard against absurd rows.
+ */
+export const GRANT_FILTER_LIMITS: FilterLimits = { maxDepth: 16, maxNodes: 100_000, maxInValues: 1_000_000 };
 
 export type ParseFilterResult = { readonly ok: true; readonly filter: Filter } | { readonly ok: false; readonly error: string };
 
@@ -61,7 +68,9 @@ class FilterParser {
     switch (key) {
       case 'and':
       case 'or': {
-        if (!Array.isArray(value)) this.fail(path, `expected an array of filters, got ${describe(value)}`);
+        // Empty lists are refused, as relay.allow refuses them: `{"or": []}` would silently match nothing.
+        if (!Array.isArray(value)) this.fail(path, `expected a non-empty array of filters, got ${describe(value)}`);
+        if (value.length === 0) this.fail(path, 'expected a non-empty array of filters, got an empty array');
         const kind = key as 'and' | 'or';
         this.count(path);
         const children = value.map((child, i) => this.filter(child, `${path}[${i}]`, depth + 1));

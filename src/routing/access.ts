@@ -6,7 +6,7 @@ import { canonicalFilter } from '../filters/canonical-filter.ts';
 import { resolveFilterClaims, type UnresolvedClaim } from '../filters/claims.ts';
 import type { Filter, ResolvedFilter } from '../filters/filter-ast.ts';
 import { filterColumns } from '../filters/filter-columns.ts';
-import { parseFilter } from '../filters/parse-filter.ts';
+import { GRANT_FILTER_LIMITS, parseFilter } from '../filters/parse-filter.ts';
 
 export { renderEvent } from './render-event.ts';
 
@@ -63,7 +63,7 @@ export function compileAccess(input: CompileAccessInput): CompileAccessResult {
   const alternatives: AccessAlternative[] = [];
   const problems: string[] = [];
   for (const grant of grants) {
-    const parsed = parseFilter(grant.filter);
+    const parsed = parseFilter(grant.filter, GRANT_FILTER_LIMITS);
     // A grant the relay cannot read grants nothing; relay.allow refuses such filters already.
     if (!parsed.ok) {
       problems.push('a grant filter does not parse');

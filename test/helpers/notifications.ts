@@ -114,9 +114,12 @@ export async function listenOn<T>(url: string, channel: string, parse: (payload:
   };
 }
 
-/** Collects `relay_events`. */
+/** Hex digits of the signature before each `relay_events` JSON (see relay.sign). */
+export const SIGNATURE_LENGTH = 32;
+
+/** Collects `relay_events` (their JSON, without the signature; the relay's tests check signatures). */
 export function listenForEvents(url: string): Promise<Listener<EventNotification>> {
-  return listenOn(url, 'relay_events', (payload) => JSON.parse(payload) as EventNotification);
+  return listenOn(url, 'relay_events', (payload) => JSON.parse(payload.slice(SIGNATURE_LENGTH)) as EventNotification);
 }
 
 /**

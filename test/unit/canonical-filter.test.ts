@@ -18,8 +18,6 @@ t.test('equivalent forms get the same canonical text', async (t) => {
     [{ q: { gt: 1, lt: 9 } }, { q: { lt: 9, gt: 1 } }],
     [{ s: { in: ['b', 'a', 'b'] } }, { s: { in: ['a', 'b'] } }],
     [{ h: { claim: 'hid' } }, { h: 'H7' }],
-    [{ a: 1, and: [] }, { a: 1 }],
-    [{}, { and: [] }],
     [{ or: [{ a: 1 }, {}] }, {}],
   ];
   for (const [left, right] of same) t.equal(textOf(left), textOf(right), `${JSON.stringify(left)} ~ ${JSON.stringify(right)}`);
@@ -34,7 +32,6 @@ t.test('different filters get different canonical text', async (t) => {
     [{ a: 1 }, { not: { a: 1 } }],
     [{ s: { in: ['a'] } }, { s: { in: ['a', 'b'] } }],
     [{ s: { in: [1] } }, { s: { in: ['1'] } }],
-    [{}, { or: [] }],
     [{ a: null }, { a: 'null' }],
   ];
   for (const [left, right] of different) {

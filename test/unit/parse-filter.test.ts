@@ -33,7 +33,6 @@ t.test('valid filters compile to the expected tree', async (t) => {
         ],
       },
     ],
-    ['{"and":[]}', { kind: 'and', children: [] }],
     ['{"or":[{}]}', { kind: 'or', children: [{ kind: 'all' }] }],
     ['{"not":{"a":false}}', { kind: 'not', child: { kind: 'compare', op: 'eq', column: 'a', value: false } }],
     // Only and/or/not are reserved: any other key is a column, even these.
@@ -54,7 +53,9 @@ t.test('invalid filters are refused with the path of the offending part', async 
     ['null', 'filter: expected a filter object, got null'],
     ['"x"', 'filter: expected a filter object, got a string'],
     ['{"and":[{"a":1},{"b":2},{"qty":{"gtx":1}}]}', `filter.and[2].qty: unknown operator "gtx" ${OPERATORS}`],
-    ['{"and":{}}', 'filter.and: expected an array of filters, got an object'],
+    ['{"and":{}}', 'filter.and: expected a non-empty array of filters, got an object'],
+    ['{"and":[]}', 'filter.and: expected a non-empty array of filters, got an empty array'],
+    ['{"a":1,"or":[]}', 'filter.or: expected a non-empty array of filters, got an empty array'],
     ['{"or":[{},1]}', 'filter.or[1]: expected a filter object, got a number'],
     ['{"not":[]}', 'filter.not: expected a filter object, got an array'],
     ['{"not":{"or":[{"a":{"lt":{}}}]}}', `filter.not.or[0].a.lt: expected ${SCALAR} or a claim reference, got an object`],
