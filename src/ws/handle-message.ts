@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { TokenVerifier } from '../auth/verify-token.ts';
-import { parseClientMessage } from '../protocol/client-messages.ts';
+import { parseClientMessage, type MessageRef } from '../protocol/client-messages.ts';
 import {
   authedFrame,
   errorFrame,
@@ -11,6 +11,8 @@ import {
   subscribedFrame,
   unsubscribedFrame,
 } from '../protocol/server-frames.ts';
+import { decodeCursor, type Cursor } from '../cursor.ts';
+import { startReplay, type ReplayContext } from '../replay.ts';
 import type { Session, SubscriptionHub } from '../subscription-hub.ts';
 import { identityOf } from './identity.ts';
 
@@ -19,6 +21,7 @@ export interface MessageContext {
   readonly verifier: TokenVerifier;
   readonly logger: Logger;
   readonly connectionId: number;
+  readonly replay: ReplayContext;
 }
 
 /** Handles one text frame of a session; every outcome is a reply frame, never a throw. */
@@ -35,12 +38,31 @@ export async function handleClientMessage(context: MessageContext, session: Sess
       session.socket.send(pongFrame(message.ref));
       return;
     case 'subscribe': {
-      const outcome = hub.subscribe(session, message.topic, message.filter);
-      session.socket.send(
-        outcome.ok
-          ? subscribedFrame(message.topic, message.ref)
-          : errorFrame({ code: outcome.code, message: outcome.message, topic: message.topic, ref: message.ref }),
-      );
+      const { topic, ref } = message;
+      let since: Cursor | undefined;
+      if (message.since !== undefined) {
+        const cursor = decodeCursor(message.since);
+        if (!cursor) {
+          session.socket.send(errorFrame({ code: 'bad_request', message: 'since: not a cursor of pg-relay', topic, ref }));
+          return;
+        }
+        if (cursor.epoch !== context.replay.epoch) {
+          const reason = 'since: the cursor is from another event log (was the database recreated?)';
+          session.socket.send(errorFrame({ code: 'cursor_expired', message: reason, topic, ref }));
+          return;
+        }
+        since = cursor;
+      }
+      const outcome = hub.subscribe(session, topic, message.filter, since);
+      if (!outcome.ok) {
+        session.socket.send(errorFrame({ code: outcome.code, message: outcome.message, topic, ref }));
+        return;
+      }
+      if (!since) {
+        session.socket.send(subscribedFrame(topic, ref));
+        return;
+      }
+      await resume(context, session, topic, since, ref);
       return;
     }
     case 'unsubscribe': {
@@ -65,6 +87,21 @@ export async function handleClientMessage(context: MessageContext, session: Sess
       }
       return;
     }
+  }
+}
+
+/** Replays the log after `since`; `subscribed` is sent only once the cursor is known to be in the log. */
+async function resume(context: MessageContext, session: Session, topic: string, since: Cursor, ref: MessageRef | undefined) {
+  try {
+    const started = await startReplay(context.replay, session, topic, since, () =>
+      session.socket.send(subscribedFrame(topic, ref)),
+    );
+    if (!started.ok) session.socket.send(errorFrame({ code: started.code, message: started.message, topic, ref }));
+  } catch (error) {
+    // The log cannot be read: the client reconnects and resumes from the same cursor.
+    context.logger.warn({ err: error, connection: context.connectionId, topic }, 'cannot start a replay');
+    context.hub.unsubscribe(session, topic);
+    session.socket.end(1011, 'event log unavailable');
   }
 }
 

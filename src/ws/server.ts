@@ -4,8 +4,10 @@ import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uW
 import type { Logger } from 'pino';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import { extractToken } from '../auth/extract-token.ts';
+import { CLOSE_CODES } from '../protocol/error-codes.ts';
 import { errorFrame, welcomeFrame } from '../protocol/server-frames.ts';
-import type { Identity, Session, SubscriptionHub } from '../subscription-hub.ts';
+import type { ReplayContext } from '../replay.ts';
+import type { Identity, Session, SubscriberSocket, SubscriptionHub } from '../subscription-hub.ts';
 import { handleClientMessage } from './handle-message.ts';
 import { identityOf } from './identity.ts';
 import type { loadNativeUws } from './uws.ts';
@@ -21,6 +23,8 @@ export interface WsServerOptions {
   readonly isListening: () => boolean;
   readonly maxFrameBytes: number;
   readonly maxBackpressureBytes: number;
+  /** For `subscribe` with `since`. */
+  readonly replay: ReplayContext;
 }
 
 export interface WsServer {
@@ -40,6 +44,8 @@ interface ConnectionData {
   closed: boolean;
   /** Frames are handled one after another: `auth` awaits a verification, later frames wait for it. */
   work: Promise<void>;
+  /** Replays waiting for the socket's unsent data to drain. */
+  readonly drainWaiters: (() => void)[];
 }
 
 /** Creates the server; nothing is bound until start(). */
@@ -47,11 +53,18 @@ export function createWsServer(options: WsServerOptions): WsServer {
   const { uws, logger, verifier, hub } = options;
   const app: TemplatedApp = uws.App();
   let listenSocket: us_listen_socket | undefined;
+  const openSockets = new Set<WebSocket<ConnectionData>>();
   let nextConnectionId = 1;
   const decoder = new TextDecoder('utf-8', { fatal: true });
+  // A replay sends its next page once the client has read most of the previous ones.
+  const replayLowWaterBytes = Math.floor(options.maxBackpressureBytes / 4);
+  const { replay } = options;
 
   app.ws<ConnectionData>('/ws', {
-    maxPayloadLength: options.maxFrameBytes,
+    // uWS drops a connection whose frame passes maxPayloadLength without a close frame (the client
+    // sees 1006). To answer 1009, frames are accepted up to a hard cap and measured here; only a
+    // frame over the cap (as large as one connection's send budget) is dropped the hard way.
+    maxPayloadLength: Math.max(options.maxFrameBytes, options.maxBackpressureBytes),
     maxBackpressure: options.maxBackpressureBytes,
     // Without this, uWS silently skips messages to a socket over its backpressure limit: a gap
     // nobody would see. Closing lets the client reconnect and resume from its last cursor.
@@ -82,6 +95,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
             exp: verified.exp,
             closed: false,
             work: Promise.resolve(),
+            drainWaiters: [],
           };
           res.cork(() => res.upgrade(data, key, protocol, extensions, context));
         },
@@ -96,6 +110,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
 
     open(ws) {
       const data = ws.getUserData();
+      openSockets.add(ws);
       data.session = hub.open(socketOf(ws), data.identity);
       logger.debug({ connection: data.id, role: data.identity.role }, 'connection opened');
       ws.send(welcomeFrame({ role: data.identity.role, sub: data.identity.sub, exp: data.exp }), false);
@@ -105,6 +120,10 @@ export function createWsServer(options: WsServerOptions): WsServer {
       const data = ws.getUserData();
       const session = data.session;
       if (!session) return;
+      if (message.byteLength > options.maxFrameBytes) {
+        ws.end(CLOSE_CODES.frameTooLarge.code, `frame over ${options.maxFrameBytes} bytes`);
+        return;
+      }
       let text: string;
       try {
         if (isBinary) throw new Error('binary');
@@ -115,14 +134,21 @@ export function createWsServer(options: WsServerOptions): WsServer {
         return;
       }
       data.work = data.work
-        .then(() => handleClientMessage({ hub, verifier, logger, connectionId: data.id }, session, text))
+        .then(() => handleClientMessage({ hub, verifier, logger, connectionId: data.id, replay }, session, text))
         .catch((error: unknown) => logger.error({ err: error, connection: data.id }, 'message handling failed'));
+    },
+
+    drain(ws) {
+      const data = ws.getUserData();
+      if (ws.getBufferedAmount() < replayLowWaterBytes) for (const resolve of data.drainWaiters.splice(0)) resolve();
     },
 
     close(ws, code) {
       const data = ws.getUserData();
       data.closed = true;
+      openSockets.delete(ws);
       if (data.session) hub.close(data.session);
+      for (const resolve of data.drainWaiters.splice(0)) resolve();
       logger.debug({ connection: data.id, code }, 'connection closed');
     },
   });
@@ -143,13 +169,18 @@ export function createWsServer(options: WsServerOptions): WsServer {
     });
   });
 
-  function socketOf(ws: WebSocket<ConnectionData>) {
+  function socketOf(ws: WebSocket<ConnectionData>): SubscriberSocket {
     const data = ws.getUserData();
     // After `close`, uWS forbids touching the socket; the hub may still tidy up through it.
     return {
-      send: (frame: string) => void (data.closed || ws.send(frame, false)),
-      joinChannel: (channel: string) => void (data.closed || ws.subscribe(channel)),
-      leaveChannel: (channel: string) => void (data.closed || ws.unsubscribe(channel)),
+      send: (frame) => void (data.closed || ws.send(frame, false)),
+      joinChannel: (channel) => void (data.closed || ws.subscribe(channel)),
+      leaveChannel: (channel) => void (data.closed || ws.unsubscribe(channel)),
+      end: (code, reason) => void (data.closed || ws.end(code, reason)),
+      whenWritable: () =>
+        data.closed || ws.getBufferedAmount() < replayLowWaterBytes
+          ? Promise.resolve()
+          : new Promise((resolve) => data.drainWaiters.push(resolve)),
     };
   }
 
@@ -169,6 +200,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
     stop() {
       if (listenSocket) uws.us_listen_socket_close(listenSocket);
       listenSocket = undefined;
+      // 1012 (service restart): the client reconnects, to another relay, and resumes from its cursor.
+      for (const ws of [...openSockets]) ws.end(CLOSE_CODES.serviceRestart.code, 'relay shutting down');
       // Missing from the type definitions; closes every socket so the process can exit at once.
       (app as TemplatedApp & { close?: () => void }).close?.();
     },

@@ -1,0 +1,79 @@
+// `subscribe` with `since`: every event of the topic after the cursor, from the log, in pages that
+// wait for the client to read, then the live events held meanwhile, then live delivery.
+
+import type { Logger } from 'pino';
+import type { Cursor, LogPosition } from './cursor.ts';
+import type { EventLog, LogPage } from './db/event-log.ts';
+import { relayEventOf } from './event-stream.ts';
+import { errorFrame } from './protocol/server-frames.ts';
+import type { Session, SubscriptionHub } from './subscription-hub.ts';
+
+export interface ReplayContext {
+  readonly eventLog: EventLog;
+  readonly epoch: string;
+  readonly hub: SubscriptionHub;
+  readonly logger: Logger;
+  readonly pageSize?: number;
+}
+
+export type ReplayStart =
+  | { readonly ok: true; readonly rest: Promise<void> }
+  | { readonly ok: false; readonly code: 'cursor_expired'; readonly message: string };
+
+/**
+ * Reads the first page of a replay (the hub's subscription must be catching up from `since`) and
+ * tells whether the cursor is still in the log. On success the first page is sent after
+ * `beforeFirstPage` (the `subscribed` reply) and the rest continues in the background.
+ */
+export async function startReplay(
+  context: ReplayContext,
+  session: Session,
+  topic: string,
+  since: Cursor,
+  beforeFirstPage: () => void,
+): Promise<ReplayStart> {
+  const { eventLog, hub } = context;
+  const pageSize = context.pageSize ?? 500;
+  const upTo = hub.position();
+  const first = await eventLog.readPage(since, upTo, topic, pageSize);
+  if (since.pos < first.prunedThrough) {
+    hub.unsubscribe(session, topic);
+    return { ok: false, code: 'cursor_expired', message: expiredMessage() };
+  }
+  beforeFirstPage();
+
+  const rest = (async () => {
+    let after: LogPosition = since;
+    let page: LogPage = first;
+    for (;;) {
+      // Retention overtook a slow replay: what follows would have a hole.
+      if (after.pos < page.prunedThrough) return endSubscription();
+      for (const event of page.events) {
+        const frame = hub.render(session, topic, relayEventOf(context.epoch, event, event.body));
+        if (frame !== null) session.socket.send(frame);
+      }
+      const last = page.events.at(-1);
+      if (!last || page.events.length < pageSize) break;
+      await session.socket.whenWritable();
+      if (!hub.isCatchingUp(session, topic)) return;
+      after = last;
+      page = await eventLog.readPage(after, upTo, topic, pageSize);
+    }
+    hub.finishCatchUp(session, topic);
+  })().catch((error: unknown) => {
+    // The client resumes from the last cursor it received, on a new connection.
+    context.logger.warn({ err: error, topic }, 'replay failed; closing the connection');
+    if (hub.isCatchingUp(session, topic)) session.socket.end(1011, 'replay failed');
+  });
+  return { ok: true, rest };
+
+  function endSubscription(): void {
+    if (!hub.isCatchingUp(session, topic)) return;
+    hub.unsubscribe(session, topic);
+    session.socket.send(errorFrame({ code: 'cursor_expired', message: expiredMessage(), topic }));
+  }
+}
+
+function expiredMessage(): string {
+  return 'the cursor is older than the retention; subscribe without `since` and reload';
+}

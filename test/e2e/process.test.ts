@@ -1,0 +1,171 @@
+// The built entry point as an operator runs it (`node dist/src/main.js`, compiled by `npm test`'s
+// tsc step): bad settings stop it with exit code 1 and one line, the JS fallback of uWebSockets.js
+// is refused, and a normal start serves /health and /ws until SIGTERM ends it with exit code 0.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import t from 'tap';
+import { findFreePort } from '../../src/db/free-port.ts';
+import { projectPath } from '../../src/project-root.ts';
+import { createTestDatabase } from '../helpers/database.ts';
+import { nextFrame } from '../helpers/frames.ts';
+import { startTestRelay } from '../helpers/relay.ts';
+import { nowSeconds, signHmacToken } from '../helpers/tokens.ts';
+import { connectClient } from '../helpers/ws-client.ts';
+
+const MAIN = projectPath('dist', 'src', 'main.js');
+const SECRET = 'process-test-secret-that-is-at-least-32-bytes';
+/** A guard only: start-up and shutdown take well under a second here. */
+const PROCESS_GUARD_MS = 30_000;
+
+interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+interface RelayProcess {
+  readonly child: ChildProcess;
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  /** Resolves when the process has exited; rejects after the guard. */
+  exited(): Promise<Exit>;
+  /** The first JSON log line on stdout satisfying `accept`, now or later. */
+  logLine(accept: (line: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** Runs the entry point with exactly `env` (plus PATH), never the test runner's own environment. */
+function runRelay(t: Teardown, env: Record<string, string>): RelayProcess {
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const lineWaiters: Array<{ accept: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];
+  const lines: Record<string, unknown>[] = [];
+  let partial = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    partial += chunk.toString();
+    const complete = partial.split('\n');
+    partial = complete.pop() ?? '';
+    for (const text of complete) {
+      let line: Record<string, unknown>;
+      try {
+        line = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        continue; // not a log line (e.g. a banner)
+      }
+      lines.push(line);
+      for (const waiter of [...lineWaiters]) {
+        if (waiter.accept(line)) {
+          lineWaiters.splice(lineWaiters.indexOf(waiter), 1);
+          waiter.resolve(line);
+        }
+      }
+    }
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exit = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+
+  const guard = <T>(promise: Promise<T>, what: string): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${what}: not within ${PROCESS_GUARD_MS} ms\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`)),
+        PROCESS_GUARD_MS,
+      );
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  };
+
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    exited: () => guard(exit, 'the relay process exiting'),
+    logLine(accept, what) {
+      const found = lines.find(accept);
+      if (found) return Promise.resolve(found);
+      const line = new Promise<Record<string, unknown>>((resolve) => lineWaiters.push({ accept, resolve }));
+      const exitedFirst = exit.then((e) =>
+        Promise.reject(new Error(`${what}: the process exited first (${e.code ?? e.signal})\n${stdout}\n${stderr}`)),
+      );
+      return guard(Promise.race([line, exitedFirst]), what);
+    },
+  };
+}
+
+t.before(() => {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npx tsc -p tsconfig.json\` first`);
+});
+
+t.test('a bad setting exits with code 1 and one line on stderr naming the variable', async (t) => {
+  const cases: Array<[env: Record<string, string>, variable: string, secret?: string]> = [
+    [{ PORT: 'abc' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ HOST: 'not a host!' }, 'HOST'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ RELAY_RETENTION: 'forever' }, 'RELAY_RETENTION'],
+    [{ JWT_SECRET: 'short-secret-value' }, 'JWT_SECRET', 'short-secret-value'],
+  ];
+  for (const [env, variable, secret] of cases) {
+    const relay = runRelay(t, env);
+    const exit = await relay.exited();
+    const label = JSON.stringify(env);
+    t.strictSame(exit, { code: 1, signal: null }, `${label}: exit code 1`);
+    const lines = relay.stderr().split('\n').filter((line) => line !== '');
+    t.equal(lines.length, 1, `${label}: exactly one line on stderr, got ${JSON.stringify(relay.stderr())}`);
+    t.match(lines[0] ?? '', new RegExp(`^${variable}\\b`), `${label}: the line names ${variable}`);
+    t.equal(relay.stdout(), '', `${label}: nothing on stdout`);
+    if (secret) t.notOk(relay.stderr().includes(secret), `${label}: the secret is not printed`);
+  }
+});
+
+t.test('with UWS_USE_FALLBACK=1 it refuses the JS fallback of uWebSockets.js and exits 1', async (t) => {
+  const db = await createTestDatabase(t);
+  const port = await findFreePort();
+  const relay = runRelay(t, { DATABASE_URL: db.url, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port), UWS_USE_FALLBACK: '1' });
+  const exit = await relay.exited();
+  t.strictSame(exit, { code: 1, signal: null }, 'exit code 1');
+  const output = relay.stdout() + relay.stderr();
+  t.match(output, /uWebSockets\.js/, 'the message names uWebSockets.js');
+  t.match(output, /native binary/, 'and says its native binary did not load');
+  t.notMatch(output, /pg-relay is serving/, 'it never served');
+});
+
+t.test('started normally: /health is ok once serving, /ws delivers, SIGTERM exits 0', async (t) => {
+  const db = await createTestDatabase(t);
+  const port = await findFreePort();
+  const relay = runRelay(t, { DATABASE_URL: db.url, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info' });
+  const serving = await relay.logLine((line) => line.msg === 'pg-relay is serving', 'the "pg-relay is serving" log line');
+  t.equal(serving.url, `ws://127.0.0.1:${port}/ws`, 'it logs the ws:// URL it serves');
+
+  const health = await fetch(`http://127.0.0.1:${port}/health`);
+  t.equal(health.status, 200, 'GET /health: 200');
+  t.match(await health.json(), { status: 'ok' }, 'GET /health: {"status":"ok"}');
+
+  const token = await signHmacToken(SECRET, { role: 'admin', sub: 'ops', exp: nowSeconds() + 600 });
+  const client = await connectClient(`ws://127.0.0.1:${port}/ws?access_token=${token}`);
+  client.send({ type: 'subscribe', topic: 'orders' });
+  t.match(await nextFrame(client, 'subscribed'), { type: 'subscribed', topic: 'orders' });
+  await db.pool.query(`insert into orders (id) values ('from-process-test')`);
+  t.match(await nextFrame(client, 'the order event'), { type: 'event', data: { id: 'from-process-test' } }, 'the process delivers events');
+
+  const clientClosed = client.closed();
+  t.ok(relay.child.kill('SIGTERM'), 'SIGTERM sent');
+  t.strictSame(await relay.exited(), { code: 0, signal: null }, 'SIGTERM: exit code 0');
+  t.equal((await clientClosed).code, 1012, 'SIGTERM: the client is closed with 1012 (service restart), so it reconnects elsewhere');
+  t.notMatch(relay.stdout() + relay.stderr(), token, 'the token was never printed');
+});
+
+t.test('stopping a relay closes its clients with 1012 (service restart)', async (t) => {
+  const relay = await startTestRelay(t);
+  const client = await relay.connect({ role: 'admin', sub: 'ops' });
+  const closed = client.closed();
+  await relay.stop();
+  t.equal((await closed).code, 1012, 'the client learns to reconnect elsewhere, not that the link broke (1006)');
+});
