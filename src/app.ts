@@ -14,6 +14,7 @@ import { createEventLog } from './db/event-log.ts';
 import { createListener, type Listener } from './db/listener.ts';
 import { runMigrations } from './db/migrate.ts';
 import { createEventStream, type EventStream } from './event-stream.ts';
+import { createRetention } from './retention.ts';
 import { projectPath } from './project-root.ts';
 import { errorFrame } from './protocol/server-frames.ts';
 import { createSubscriptionHub } from './subscription-hub.ts';
@@ -46,6 +47,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
   let listener: Listener | undefined;
   let stream: EventStream | undefined;
   let server: WsServer | undefined;
+  let retention: ReturnType<typeof createRetention> | undefined;
   let stopping: Promise<void> | undefined;
 
   async function databaseUrl(): Promise<string> {
@@ -108,6 +110,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
     });
     await listener.start();
     await events.start();
+    retention = createRetention({ eventLog, retentionMs: config.retentionMs, logger });
+    retention.start();
 
     const verifier = createTokenVerifier(auth, config.token);
     server = createWsServer({
@@ -134,6 +138,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
     server?.stop();
     await listener?.stop();
     stream?.stop();
+    await retention?.stop();
     await pool?.end();
     await embedded?.stop();
   }
