@@ -34,8 +34,13 @@ export async function startReplay(
 ): Promise<ReplayStart> {
   const { eventLog, hub } = context;
   const pageSize = context.pageSize ?? 500;
+  const token = hub.catchUpToken(session, topic);
+  if (!token) throw new Error(`startReplay: the subscription to ${topic} is not catching up`);
+  const current = (): boolean => hub.catchUpToken(session, topic) === token;
   const upTo = hub.position();
   const first = await eventLog.readPage(since, upTo, topic, pageSize);
+  // Ended meanwhile (connection closed, grant revoked and reported): nothing more to say.
+  if (!current()) return { ok: true, rest: Promise.resolve() };
   if (since.pos < first.prunedThrough) {
     hub.unsubscribe(session, topic);
     return { ok: false, code: 'cursor_expired', message: expiredMessage() };
@@ -55,20 +60,20 @@ export async function startReplay(
       const last = page.events.at(-1);
       if (!last || page.events.length < pageSize) break;
       await session.socket.whenWritable();
-      if (!hub.isCatchingUp(session, topic)) return;
+      if (!current()) return;
       after = last;
       page = await eventLog.readPage(after, upTo, topic, pageSize);
     }
-    hub.finishCatchUp(session, topic);
+    hub.finishCatchUp(session, topic, token);
   })().catch((error: unknown) => {
     // The client resumes from the last cursor it received, on a new connection.
     context.logger.warn({ err: error, topic }, 'replay failed; closing the connection');
-    if (hub.isCatchingUp(session, topic)) session.socket.end(1011, 'replay failed');
+    if (current()) session.socket.end(1011, 'replay failed');
   });
   return { ok: true, rest };
 
   function endSubscription(): void {
-    if (!hub.isCatchingUp(session, topic)) return;
+    if (!current()) return;
     hub.unsubscribe(session, topic);
     session.socket.send(errorFrame({ code: 'cursor_expired', message: expiredMessage(), topic }));
   }

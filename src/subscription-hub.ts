@@ -73,10 +73,14 @@ export interface SubscriptionHub {
   unsubscribe(session: Session, topic: string): Outcome;
   /** The frame a session's subscription must receive for an event of the log, or null. */
   render(session: Session, topic: string, event: RelayEvent): string | null;
-  /** Whether this session is still catching up on this topic (false once unsubscribed or ended). */
-  isCatchingUp(session: Session, topic: string): boolean;
-  /** The replay is over: held events follow, then the subscription goes live. */
-  finishCatchUp(session: Session, topic: string): void;
+  /**
+   * The catch-up of a session's subscription, as an opaque token, or null when it is live or gone.
+   * A replay keeps the token it started with: after an unsubscribe and a new subscribe, the new
+   * subscription's token differs, so a stale replay stops instead of sending into it.
+   */
+  catchUpToken(session: Session, topic: string): object | null;
+  /** The replay holding `token` is over: held events follow, then the subscription goes live. */
+  finishCatchUp(session: Session, topic: string, token: object): void;
   /** New grants and topics: subscriptions they no longer allow end with `forbidden`. */
   setCatalog(catalog: Catalog): void;
   /** New claims for a session (a refreshed token): the same check, for that session alone. */
@@ -232,14 +236,14 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       return subscription ? renderEvent(subscription.access, event, new Map()) : null;
     },
 
-    isCatchingUp(session, topic) {
-      return sessions.has(session) && session.subscriptions.get(topic)?.catchUp != null;
+    catchUpToken(session, topic) {
+      return sessions.has(session) ? (session.subscriptions.get(topic)?.catchUp ?? null) : null;
     },
 
-    finishCatchUp(session, topic) {
+    finishCatchUp(session, topic, token) {
       const subscription = session.subscriptions.get(topic);
       const catchUp = subscription?.catchUp;
-      if (!subscription || !catchUp) return;
+      if (!subscription || !catchUp || catchUp !== token) return;
       catchUp.replayDone = true;
       // A cursor ahead of this relay (from a relay further along) waits for the events after it.
       if (comparePositions(options.livePosition(), catchUp.after) >= 0) goLive(session, subscription);
