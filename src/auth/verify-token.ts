@@ -1,7 +1,9 @@
-import type { KeyObject } from 'node:crypto';
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createPublicKey, type JsonWebKeyInput, type KeyObject } from 'node:crypto';
+import { createRemoteJWKSet, errors, type JWTPayload } from 'jose';
 import type { KeyedAuthConfig, TokenClaimsConfig } from '../config.ts';
 import { readClaim } from '../filters/claims.ts';
+import { verifyJwsSignature, type VerificationKeyMaterial } from './jws-signature.ts';
+import { parseCompactJws, type JwsHeader } from './compact-jws.ts';
 import { TOKEN_ERROR_REASONS as REASONS, TokenError, type TokenErrorReason } from './token-error.ts';
 
 /** What the relay knows about a subscriber once its token checks out. */
@@ -16,7 +18,12 @@ export interface VerifiedToken {
 
 /** Checks tokens against one key source and the claim rules. */
 export interface TokenVerifier {
-  /** Resolves with the token's identity, or rejects with a TokenError. */
+  /**
+   * Verifies at once, synchronously: the identity, or null when the signing key must be fetched
+   * first (a JWKS `kid` not seen yet), in which case use verify(). Throws a TokenError.
+   */
+  verifyNow(token: string): VerifiedToken | null;
+  /** Resolves with the token's identity, fetching keys when needed, or rejects with a TokenError. */
   verify(token: string): Promise<VerifiedToken>;
 }
 
@@ -24,40 +31,110 @@ export interface TokenVerifier {
 const MAX_TOKEN_CHARS = 16 * 1024;
 
 /**
- * A verifier for `auth`'s key. The accepted algorithms are always passed to jose explicitly, so
- * `alg: none` and an HS256 token "signed" with a public key (key confusion) are refused.
+ * A verifier for `auth`'s key. Only the configured algorithms are accepted, and each only with a
+ * key of its own kind, so `alg: none` and an HS256 token "signed" with a public key (key
+ * confusion) are refused.
  */
 export function createTokenVerifier(auth: KeyedAuthConfig, rules: TokenClaimsConfig): TokenVerifier {
-  const key = verificationKey(auth);
-  const options = {
-    algorithms: [...auth.algorithms],
-    ...(rules.issuer !== undefined && { issuer: rules.issuer }),
-    ...(rules.audience !== undefined && { audience: [...rules.audience] }),
-  };
+  const keys = keySourceFor(auth);
+  const accepted = new Set<string>(auth.algorithms);
+
+  function verifyNow(token: string): VerifiedToken | null {
+    const jws = parseCompactJws(token, MAX_TOKEN_CHARS);
+    if (!accepted.has(jws.alg)) throw new TokenError(REASONS.algorithmNotAccepted);
+    const key = keys.keyFor(jws.header);
+    if (key === null) return null;
+    if (!verifyJwsSignature(jws.alg, key, jws.signingInput, jws.signature)) throw new TokenError(REASONS.badSignature);
+    checkClaims(jws.payload, rules, Math.floor(Date.now() / 1000));
+    return identityOf(jws.payload, rules.roleClaim);
+  }
+
   return {
+    verifyNow,
     async verify(token) {
-      if (token.length > MAX_TOKEN_CHARS) throw new TokenError(REASONS.malformed);
-      let payload: JWTPayload;
-      try {
-        ({ payload } = await jwtVerify(token, key, options));
-      } catch (error) {
-        throw new TokenError(reasonFor(error), { cause: error });
-      }
-      return identityOf(payload, rules.roleClaim);
+      const verified = verifyNow(token);
+      if (verified) return verified;
+      await keys.fetch(parseCompactJws(token, MAX_TOKEN_CHARS).header);
+      const afterFetch = verifyNow(token);
+      if (!afterFetch) throw new TokenError(REASONS.unknownKey);
+      return afterFetch;
     },
   };
 }
 
-function verificationKey(auth: KeyedAuthConfig): Uint8Array | KeyObject | JWTVerifyGetKey {
+/** Where the key for a token's header comes from. */
+interface KeySource {
+  /** The key, or null when it is not known yet (fetch() may find it). */
+  keyFor(header: JwsHeader): VerificationKeyMaterial | null;
+  fetch(header: JwsHeader): Promise<void>;
+}
+
+function keySourceFor(auth: KeyedAuthConfig): KeySource {
   switch (auth.kind) {
-    case 'secret':
-      return new TextEncoder().encode(auth.secret);
+    case 'secret': {
+      const secret = new TextEncoder().encode(auth.secret);
+      return { keyFor: () => secret, fetch: async () => undefined };
+    }
     case 'public-key':
-      return auth.key;
+      return { keyFor: () => auth.key, fetch: async () => undefined };
     case 'jwks':
-      // jose caches the key set and refetches it when an unknown `kid` shows up (rate-limited).
-      return createRemoteJWKSet(new URL(auth.url));
+      return remoteKeySource(auth.url);
   }
+}
+
+/**
+ * Keys of a JWKS endpoint. jose fetches and caches the set, and refetches it for an unknown `kid`
+ * at most once per cooldown; keys found in its cache are used synchronously.
+ */
+function remoteKeySource(url: string): KeySource {
+  const remote = createRemoteJWKSet(new URL(url));
+  const imported = new Map<string, KeyObject>();
+  return {
+    keyFor(header) {
+      const candidates = (remote.jwks()?.keys ?? []).filter(
+        (jwk) =>
+          (header.kid === undefined || jwk.kid === header.kid) &&
+          (jwk.alg === undefined || jwk.alg === header.alg) &&
+          (jwk.use === undefined || jwk.use === 'sig'),
+      );
+      if (candidates.length !== 1) return null;
+      const jwk = candidates[0]!;
+      const cacheKey = JSON.stringify(jwk);
+      let key = imported.get(cacheKey);
+      if (!key) {
+        try {
+          key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' });
+        } catch (error) {
+          throw new TokenError(REASONS.unknownKey, { cause: error });
+        }
+        imported.set(cacheKey, key);
+      }
+      return key;
+    },
+    async fetch(header) {
+      try {
+        await remote(header);
+      } catch (error) {
+        throw new TokenError(reasonFor(error), { cause: error });
+      }
+    },
+  };
+}
+
+/** The registered claims jose would check, with the same reasons. */
+function checkClaims(payload: JWTPayload, rules: TokenClaimsConfig, nowSeconds: number): void {
+  for (const claim of ['exp', 'nbf', 'iat'] as const) {
+    if (payload[claim] !== undefined && (typeof payload[claim] !== 'number' || !Number.isFinite(payload[claim]))) {
+      throw new TokenError(REASONS.invalidClaims);
+    }
+  }
+  if (rules.issuer !== undefined && payload.iss !== rules.issuer) throw new TokenError(REASONS.issuerMismatch);
+  if (rules.audience !== undefined) {
+    const audiences = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
+    if (!audiences.some((audience) => rules.audience!.includes(audience))) throw new TokenError(REASONS.audienceMismatch);
+  }
+  if (payload.nbf !== undefined && payload.nbf > nowSeconds) throw new TokenError(REASONS.notYetValid);
+  if (payload.exp !== undefined && payload.exp <= nowSeconds) throw new TokenError(REASONS.expired);
 }
 
 function identityOf(payload: JWTPayload, roleClaim: string): VerifiedToken {

@@ -2,7 +2,7 @@
 
 import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import type { TokenVerifier } from '../auth/verify-token.ts';
+import type { TokenVerifier, VerifiedToken } from '../auth/verify-token.ts';
 import { extractToken } from '../auth/extract-token.ts';
 import { CLOSE_CODES } from '../protocol/error-codes.ts';
 import { errorFrame, welcomeFrame } from '../protocol/server-frames.ts';
@@ -42,8 +42,12 @@ interface ConnectionData {
   readonly exp: number | null;
   session?: Session;
   closed: boolean;
-  /** Frames are handled one after another: `auth` awaits a verification, later frames wait for it. */
-  work: Promise<void>;
+  /**
+   * Frames are handled one after another: while one awaits (`auth` may fetch keys, `since` reads
+   * the log), later frames wait here. Otherwise a frame is handled at once, inside uWS's callback.
+   */
+  readonly waiting: string[];
+  busy: boolean;
   /** Replays waiting for the socket's unsent data to drain. */
   readonly drainWaiters: (() => void)[];
 }
@@ -73,38 +77,55 @@ export function createWsServer(options: WsServerOptions): WsServer {
     sendPingsAutomatically: true,
 
     upgrade(res, req, context) {
-      // Everything needed from `req` is copied now: it is invalid after the first await.
+      // Everything needed from `req` is copied now: it is invalid once this callback returns.
       const token = extractToken({ query: req.getQuery() ?? '', authorization: req.getHeader('authorization') });
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
-      let aborted = false;
-      res.onAborted(() => {
-        aborted = true;
-      });
       if (!token) {
         reject(res, 'missing token');
         return;
       }
+      const upgradeWith = (verified: VerifiedToken): void => {
+        const data: ConnectionData = {
+          id: nextConnectionId++,
+          identity: identityOf(verified),
+          exp: verified.exp,
+          closed: false,
+          waiting: [],
+          busy: false,
+          drainWaiters: [],
+        };
+        res.upgrade(data, key, protocol, extensions, context);
+      };
+      const refuse = (error: unknown): void => {
+        const reason = reasonOf(error);
+        logger.info({ reason }, 'upgrade refused');
+        reject(res, reason);
+      };
+      // Verified synchronously and upgraded inside this callback, whenever the key is at hand.
+      // This uWebSockets.js build mishandles res.cork(() => res.upgrade()) after an await: now
+      // and then (when the socket is reallocated at the same address) it closes the new
+      // WebSocket at once. Only a JWKS key not fetched yet takes the asynchronous path.
+      let verified: VerifiedToken | null;
+      try {
+        verified = verifier.verifyNow(token);
+      } catch (error) {
+        refuse(error);
+        return;
+      }
+      if (verified) {
+        upgradeWith(verified);
+        return;
+      }
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
       verifier.verify(token).then(
-        (verified) => {
-          if (aborted) return;
-          const data: ConnectionData = {
-            id: nextConnectionId++,
-            identity: identityOf(verified),
-            exp: verified.exp,
-            closed: false,
-            work: Promise.resolve(),
-            drainWaiters: [],
-          };
-          res.cork(() => res.upgrade(data, key, protocol, extensions, context));
-        },
-        (error: unknown) => {
-          if (aborted) return;
-          const reason = reasonOf(error);
-          logger.info({ reason }, 'upgrade refused');
-          res.cork(() => reject(res, reason));
-        },
+        // Not corked, for the reason above: uWS prints a warning for each such upgrade.
+        (fetched) => aborted || upgradeWith(fetched),
+        (error: unknown) => aborted || res.cork(() => refuse(error)),
       );
     },
 
@@ -133,9 +154,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
         ws.send(errorFrame({ code: 'bad_request', message: 'expected a UTF-8 text frame holding a JSON object' }));
         return;
       }
-      data.work = data.work
-        .then(() => handleClientMessage({ hub, verifier, logger, connectionId: data.id, replay }, session, text))
-        .catch((error: unknown) => logger.error({ err: error, connection: data.id }, 'message handling failed'));
+      if (data.busy) data.waiting.push(text);
+      else handleInOrder(data, session, text);
     },
 
     drain(ws) {
@@ -168,6 +188,18 @@ export function createWsServer(options: WsServerOptions): WsServer {
       res.end(JSON.stringify({ error: 'not_found' }));
     });
   });
+
+  /** Handles `text`, then whatever frames arrived while it was awaiting something. */
+  function handleInOrder(data: ConnectionData, session: Session, text: string): void {
+    data.busy = true;
+    handleClientMessage({ hub, verifier, logger, connectionId: data.id, replay }, session, text)
+      .catch((error: unknown) => logger.error({ err: error, connection: data.id }, 'message handling failed'))
+      .finally(() => {
+        data.busy = false;
+        const next = data.waiting.shift();
+        if (next !== undefined && !data.closed) handleInOrder(data, session, next);
+      });
+  }
 
   function socketOf(ws: WebSocket<ConnectionData>): SubscriberSocket {
     const data = ws.getUserData();
