@@ -105,7 +105,10 @@ export function createRelay(config: Config, logger: Logger): Relay {
             reloadCatalog();
           }
         },
-        onLost: () => logger.warn('listener: not listening to PostgreSQL'),
+        onLost: () => {
+          events.suspend();
+          logger.warn('listener: not listening to PostgreSQL');
+        },
       },
     });
     await listener.start();

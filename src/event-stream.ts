@@ -22,8 +22,13 @@ export interface EventStream {
   /** Takes the payload of a `relay_events` notification, in the order they arrived. */
   push(payload: string | undefined): void;
   /**
+   * The link to PostgreSQL is lost: notifications sent meanwhile are gone, so nothing more is
+   * delivered (newer notifications wait) until catchUp() has read the gap from the log.
+   */
+  suspend(): void;
+  /**
    * Reads from the log everything committed after the last delivered event, before any newer
-   * notification: call it once LISTEN is in place again after the link was lost.
+   * notification: call it once LISTEN is in place (again).
    */
   catchUp(): void;
   /** The last event delivered (everything up to it has been delivered). */
@@ -60,6 +65,8 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   const queue: NotifiedEvent[] = [];
   let last: LogPosition = { pos: 0, id: 0 };
   let started = false;
+  /** False from a lost link until LISTEN is back: a catch-up must not start before it is. */
+  let listening = true;
   let busy = false;
   let catchUpWanted = false;
   let stopped = false;
@@ -77,7 +84,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   }
 
   function drain(): void {
-    while (started && !busy && !stopped) {
+    while (started && listening && !busy && !stopped) {
       if (catchUpWanted) {
         runExclusively(readMissedEvents);
         return;
@@ -155,7 +162,12 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       queue.push(parsed.event);
       drain();
     },
+    suspend() {
+      listening = false;
+      catchUpWanted = true;
+    },
     catchUp() {
+      listening = true;
       catchUpWanted = true;
       drain();
     },

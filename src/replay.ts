@@ -39,9 +39,12 @@ export async function startReplay(
   const current = (): boolean => hub.catchUpToken(session, topic) === token;
   const upTo = hub.position();
   const first = await eventLog.readPage(since, upTo, topic, pageSize);
+  // A cursor at or below the pruned position may have lost the rest of its transaction; one above
+  // it must name an event of this log (else it is from a restored or cloned database's log).
+  const expired = since.pos <= first.prunedThrough || !(await eventLog.contains(since));
   // Ended meanwhile (connection closed, grant revoked and reported): nothing more to say.
   if (!current()) return { ok: true, rest: Promise.resolve() };
-  if (since.pos < first.prunedThrough) {
+  if (expired) {
     hub.unsubscribe(session, topic);
     return { ok: false, code: 'cursor_expired', message: expiredMessage() };
   }
@@ -52,7 +55,7 @@ export async function startReplay(
     let page: LogPage = first;
     for (;;) {
       // Retention overtook a slow replay: what follows would have a hole.
-      if (after.pos < page.prunedThrough) return endSubscription();
+      if (after.pos <= page.prunedThrough) return endSubscription();
       for (const event of page.events) {
         const frame = hub.render(session, topic, relayEventOf(context.epoch, event, event.body));
         if (frame !== null) session.socket.send(frame);

@@ -34,6 +34,8 @@ export interface EventLog {
   readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<LogPage>;
   /** Where the log ends now, once every transaction that took a position before is visible. */
   head(): Promise<LogHead>;
+  /** Whether the event at `position` is in the log. */
+  contains(position: LogPosition): Promise<boolean>;
   /** One batch of retention; returns how many commits it deleted. */
   prune(retentionMs: number, batchSize: number): Promise<number>;
 }
@@ -59,6 +61,7 @@ export function createEventLog(pool: pg.Pool): EventLog {
     head: loadSql('log-head'),
     waitForCommitters: loadSql('wait-for-committers'),
     prune: loadSql('prune-log'),
+    exists: loadSql('event-exists'),
   };
 
   /** Waits until every committer that took a position is visible (see sql/wait-for-committers.sql). */
@@ -117,6 +120,11 @@ export function createEventLog(pool: pg.Pool): EventLog {
       const row = rows[0];
       if (!row) throw new Error('relay.log_identity is empty: were the migrations applied?');
       return { position: { pos: Number(row.pos), id: Number(row.id) }, prunedThrough: Number(row.pruned_through) };
+    },
+
+    async contains(position) {
+      const { rows } = await pool.query<{ present: boolean }>(queries.exists, [position.pos, position.id]);
+      return rows[0]?.present === true;
     },
 
     async prune(retentionMs, batchSize) {
