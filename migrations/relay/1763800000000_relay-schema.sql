@@ -23,9 +23,29 @@ create table relay.log_identity (
   epoch text not null default substr(md5(gen_random_uuid()::text), 1, 8),
   signing_key text not null default md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text),
   -- Retention has deleted every commit up to this position: a cursor below it cannot resume.
-  pruned_through bigint not null default 0
+  pruned_through bigint not null default 0,
+  -- The database this identity was made for. A database cloned from a template or restored from
+  -- a dump copies the row; relay.claim_log_identity() then gives the copy a name and key of its own.
+  -- (0 until the first relay claims it).
+  database_oid oid not null default 0
 );
 revoke all on relay.log_identity from public;
+
+-- Called by every relay at start: the log's epoch and signing key, made anew when this row was
+-- copied from another database (its cursors and signatures must not be valid here).
+create function relay.claim_log_identity() returns table (epoch text, signing_key text)
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  this_database oid := (select d.oid from pg_database d where d.datname = current_database());
+begin
+  update relay.log_identity l
+     set epoch = substr(md5(gen_random_uuid()::text), 1, 8),
+         signing_key = md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text),
+         database_oid = this_database
+   where l.database_oid <> this_database;
+  return query select l.epoch, l.signing_key from relay.log_identity l;
+end $$;
+revoke execute on function relay.claim_log_identity() from public;
 insert into relay.log_identity default values;
 
 create table relay.events (
