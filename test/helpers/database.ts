@@ -15,7 +15,7 @@ interface Teardown {
 
 /**
  * A fresh, migrated database for one test file, dropped at teardown. `npm test` provides the
- * server and the template (see scripts/run-tests.ts).
+ * server and the template (see test/run.ts).
  */
 export async function createTestDatabase(t: Teardown): Promise<TestDatabase> {
   const adminUrl = process.env.RELAY_TEST_ADMIN_URL;

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
 import { runMigrations } from '../src/db/migrate.ts';
 import { projectPath } from '../src/project-root.ts';
-import { databaseUrlFor } from '../test/helpers/database-url.ts';
+import { databaseUrlFor } from './helpers/database-url.ts';
 
 async function main(): Promise<number> {
   let embedded: EmbeddedDatabase | undefined;
