@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import tap from 'tap';
 import { databaseUrlFor } from './database-url.ts';
 
 export interface TestDatabase {
@@ -13,11 +14,17 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
+/** Databases of this test file, dropped once every test of the file (and its teardowns) is done. */
+const created: { name: string; pool: pg.Pool }[] = [];
+let dropRegistered = false;
+
 /**
- * A fresh, migrated database for one test file, dropped at teardown. `npm test` provides the
- * server and the template (see test/run.ts).
+ * A fresh, migrated database for one test, dropped at the end of the test file: only then is no
+ * relay, client or pool of any test still connected to it (dropping it earlier, `with (force)`,
+ * would cut connections that a later teardown still uses). `npm test` provides the server and the
+ * template (see test/run.ts). `t` is kept for callers' symmetry with other helpers.
  */
-export async function createTestDatabase(t: Teardown): Promise<TestDatabase> {
+export async function createTestDatabase(_t?: Teardown): Promise<TestDatabase> {
   const adminUrl = process.env.RELAY_TEST_ADMIN_URL;
   const template = process.env.RELAY_TEST_TEMPLATE;
   if (!adminUrl || !template) throw new Error('run the tests with `npm test` (it prepares the database)');
@@ -31,12 +38,26 @@ export async function createTestDatabase(t: Teardown): Promise<TestDatabase> {
   }
   const url = databaseUrlFor(adminUrl, name);
   const pool = new pg.Pool({ connectionString: url, max: 10 });
-  t.teardown(async () => {
-    await pool.end();
-    const dropper = new pg.Client({ connectionString: adminUrl });
-    await dropper.connect();
-    await dropper.query(`drop database if exists ${name} with (force)`);
-    await dropper.end();
-  });
+  // An idle client cut by PostgreSQL (a fault test, the final drop) must not crash the test file.
+  pool.on('error', () => undefined);
+  created.push({ name, pool });
+  if (!dropRegistered) {
+    dropRegistered = true;
+    tap.teardown(() => dropAll(adminUrl));
+  }
   return { url, pool };
+}
+
+async function dropAll(adminUrl: string): Promise<void> {
+  const dropper = new pg.Client({ connectionString: adminUrl });
+  await dropper.connect();
+  try {
+    for (const { name, pool } of created.splice(0)) {
+      // A test may have ended its pool itself; ending it twice only says so.
+      await pool.end().catch(() => undefined);
+      await dropper.query(`drop database if exists ${name} with (force)`);
+    }
+  } finally {
+    await dropper.end();
+  }
 }
