@@ -31,3 +31,8 @@ export class TokenError extends Error {
     this.reason = reason;
   }
 }
+
+/** The client-safe reason of a refusal: a TokenError's own, else a generic one (never details). */
+export function refusalReason(error: unknown): string {
+  return error instanceof TokenError ? error.reason : 'invalid token';
+}

@@ -2,6 +2,7 @@
 // socket is reached only through the session.
 
 import type { Logger } from 'pino';
+import { refusalReason } from '../auth/token-error.ts';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import { parseClientMessage, type MessageRef } from '../protocol/client-messages.ts';
 import {
@@ -81,7 +82,7 @@ export async function handleClientMessage(context: MessageContext, session: Sess
         session.socket.send(authedFrame(verified.exp, message.ref));
         hub.setIdentity(session, identityOf(verified));
       } catch (error) {
-        const reason = tokenReason(error);
+        const reason = refusalReason(error);
         context.logger.info({ connection: context.connectionId, reason }, 'auth: refreshed token refused');
         session.socket.send(errorFrame({ code: 'bad_request', message: `token refused: ${reason}`, ref: message.ref }));
       }
@@ -103,9 +104,4 @@ async function resume(context: MessageContext, session: Session, topic: string, 
     context.hub.unsubscribe(session, topic);
     session.socket.end(1011, 'event log unavailable');
   }
-}
-
-function tokenReason(error: unknown): string {
-  if (error && typeof error === 'object' && 'reason' in error && typeof error.reason === 'string') return error.reason;
-  return 'invalid token';
 }

@@ -2,6 +2,7 @@
 
 import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
+import { refusalReason } from '../auth/token-error.ts';
 import type { TokenVerifier, VerifiedToken } from '../auth/verify-token.ts';
 import { extractToken } from '../auth/extract-token.ts';
 import { CLOSE_CODES } from '../protocol/error-codes.ts';
@@ -99,7 +100,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
         res.upgrade(data, key, protocol, extensions, context);
       };
       const refuse = (error: unknown): void => {
-        const reason = reasonOf(error);
+        const reason = refusalReason(error);
         logger.info({ reason }, 'upgrade refused');
         reject(res, reason);
       };
@@ -246,9 +247,4 @@ export function createWsServer(options: WsServerOptions): WsServer {
 function reject(res: HttpResponse, reason: string): void {
   res.writeStatus('401 Unauthorized').writeHeader('content-type', 'application/json');
   res.end(JSON.stringify({ error: 'unauthorized', reason }));
-}
-
-function reasonOf(error: unknown): string {
-  if (error && typeof error === 'object' && 'reason' in error && typeof error.reason === 'string') return error.reason;
-  return 'invalid token';
 }
