@@ -21,7 +21,7 @@ import {
 import { watchLogLines, type LogLine } from '../helpers/log-lines.ts';
 import { startOrderWriter } from '../helpers/order-writer.ts';
 import { startTestRelay } from '../helpers/relay.ts';
-import { startRestartablePostgres } from '../helpers/restartable-postgres.ts';
+import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 
 function elapsed(line: LogLine, fromMs: number): number {
   return Number(line.time) - fromMs;
@@ -29,8 +29,11 @@ function elapsed(line: LogLine, fromMs: number): number {
 
 t.test('PostgreSQL restarts under continuous writes: nothing lost, nothing twice, /health honest', async (t) => {
   // Under the project's .relay/ (owned by the OS user postgres when running as root).
-  const cluster = await startRestartablePostgres(await mkdtemp(join(projectPath('.relay'), 'restart-test-')));
-  t.teardown(() => cluster.destroy());
+  const cluster = await startEmbeddedPostgres({
+    dir: await mkdtemp(join(projectPath('.relay'), 'restart-test-')),
+    temporary: true,
+  });
+  t.teardown(() => cluster.stop());
   const admin = new pg.Client({ connectionString: cluster.url });
   await admin.connect();
   await admin.query('create database relay_restart');
@@ -61,7 +64,7 @@ t.test('PostgreSQL restarts under continuous writes: nothing lost, nothing twice
   // /health is polled while the server shuts down (a fast shutdown ends every session at once,
   // then waits for a checkpoint).
   const unhealthy = waitForHealth(relay.httpUrl, 503, 12_000);
-  await cluster.stop();
+  await cluster.pause();
   const stoppedAt = Date.now();
   const lost = await logs.waitFor((line) => line.msg === 'listener: not listening to PostgreSQL', {
     after: mark,
@@ -72,7 +75,7 @@ t.test('PostgreSQL restarts under continuous writes: nothing lost, nothing twice
   t.ok(unhealthyMs <= 10_000, `/health turned 503 ${unhealthyMs} ms after the shutdown began (contract: within 10 s)`);
   const committedWhileDown = writer.committed.length;
 
-  await cluster.start();
+  await cluster.resume();
   const startedAt = Date.now();
   const caughtUp = await logs.waitFor((line) => line.msg === 'caught up from the event log', {
     after: mark,
