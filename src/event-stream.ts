@@ -33,8 +33,6 @@ export interface EventStream {
   catchUp(): void;
   /** The last event delivered (everything up to it has been delivered). */
   position(): LogPosition;
-  /** Events received and not yet delivered. */
-  pending(): number;
   stop(): void;
 }
 
@@ -137,7 +135,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     const head = await eventLog.head();
     let delivered = 0;
     for (;;) {
-      const { events } = await eventLog.readPage(last, head.position, null, catchUpPageSize);
+      const { events } = await eventLog.readPage(last, head, null, catchUpPageSize);
       for (const event of events) deliverOnce(event, event.body);
       delivered += events.length;
       if (events.length < catchUpPageSize || stopped) break;
@@ -148,7 +146,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
 
   return {
     async start() {
-      last = (await eventLog.head()).position;
+      last = await eventLog.head();
       started = true;
       drain();
     },
@@ -172,7 +170,6 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       drain();
     },
     position: () => last,
-    pending: () => queue.length,
     stop() {
       stopped = true;
       clearTimeout(retryTimer);

@@ -146,36 +146,14 @@ function identityOf(payload: JWTPayload, roleClaim: string): VerifiedToken {
   return { claims: payload, role, sub: sub ?? null, exp: exp ?? null };
 }
 
-/** The client-safe reason for an error thrown by jose's jwtVerify. */
-export function reasonFor(error: unknown): TokenErrorReason {
-  if (error instanceof errors.JWTClaimValidationFailed) return claimReason(error.claim, error.reason);
-  if (!(error instanceof errors.JOSEError)) {
-    // jose throws TypeError for a key that does not fit the token, and fetch errors escape from a
-    // remote JWKS; the first is a refusal, the second our side's trouble.
-    return error instanceof TypeError && /fetch/i.test(error.message) ? REASONS.keysUnavailable : REASONS.badSignature;
-  }
+/** The client-safe reason for a failure of jose's JWKS fetch (the only jose call left on this path). */
+function reasonFor(error: unknown): TokenErrorReason {
+  if (!(error instanceof errors.JOSEError)) return REASONS.keysUnavailable; // network and HTTP failures
   switch (error.code) {
-    case 'ERR_JWT_EXPIRED':
-      return REASONS.expired;
-    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
-      return REASONS.badSignature;
-    case 'ERR_JOSE_ALG_NOT_ALLOWED':
-      return REASONS.algorithmNotAccepted;
-    case 'ERR_JWS_INVALID':
-    case 'ERR_JWT_INVALID':
-    case 'ERR_JOSE_NOT_SUPPORTED': // e.g. a `crit` header extension we do not understand
-      return REASONS.malformed;
     case 'ERR_JWKS_NO_MATCHING_KEY':
     case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
       return REASONS.unknownKey;
-    default: // ERR_JWKS_TIMEOUT, ERR_JWKS_INVALID, a bad HTTP answer from the JWKS endpoint
+    default: // ERR_JWKS_TIMEOUT, ERR_JWKS_INVALID, a bad answer from the JWKS endpoint
       return REASONS.keysUnavailable;
   }
-}
-
-function claimReason(claim: string, reason: string): TokenErrorReason {
-  if (claim === 'nbf' && reason === 'check_failed') return REASONS.notYetValid;
-  if (claim === 'iss') return REASONS.issuerMismatch;
-  if (claim === 'aud') return REASONS.audienceMismatch;
-  return REASONS.invalidClaims;
 }

@@ -17,12 +17,6 @@ export interface LogPage {
   readonly prunedThrough: number;
 }
 
-export interface LogHead {
-  /** The newest event's position ({0, 0} for an empty log). */
-  readonly position: LogPosition;
-  /** Retention has deleted every commit up to this position. */
-  readonly prunedThrough: number;
-}
 
 /** Read access to relay's event log. */
 export interface EventLog {
@@ -32,8 +26,8 @@ export interface EventLog {
   fetchBodies(ids: readonly number[]): Promise<Map<number, EventBody>>;
   /** Events after `after` and at most `upTo`, of one topic or all (null), in commit order. */
   readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<LogPage>;
-  /** Where the log ends now, once every transaction that took a position before is visible. */
-  head(): Promise<LogHead>;
+  /** The newest event's position ({0, 0} for an empty log), once every transaction that took a position before is visible. */
+  head(): Promise<LogPosition>;
   /** Whether the event at `position` is in the log. */
   contains(position: LogPosition): Promise<boolean>;
   /** One batch of retention; returns how many commits it deleted. */
@@ -116,10 +110,9 @@ export function createEventLog(pool: pg.Pool): EventLog {
 
     async head() {
       await waitForCommitters();
-      const { rows } = await pool.query<{ pos: string; id: string; pruned_through: string }>(queries.head);
+      const { rows } = await pool.query<{ pos: string; id: string }>(queries.head);
       const row = rows[0];
-      if (!row) throw new Error('relay.log_identity is empty: were the migrations applied?');
-      return { position: { pos: Number(row.pos), id: Number(row.id) }, prunedThrough: Number(row.pruned_through) };
+      return { pos: Number(row?.pos ?? 0), id: Number(row?.id ?? 0) };
     },
 
     async contains(position) {
