@@ -1,0 +1,209 @@
+// A bench run as markdown: the targets of issue 4 with what this run measured, then one table per
+// scenario. Pure: the run object in, text out.
+import type { CatchupResult } from '../scenarios/catchup.ts';
+import type { ConnectionsSystemResult } from '../scenarios/connections.ts';
+import type { FanoutSystemResult } from '../scenarios/fanout.ts';
+import type { TenantsSystemResult } from '../scenarios/tenants.ts';
+import type { WritepathResult } from '../scenarios/writepath.ts';
+import type { StepResult } from './session.ts';
+
+/** Everything one invocation measured. */
+export interface BenchRun {
+  readonly command: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly machine: { readonly cpus: number; readonly cpuModel?: string; readonly memoryGb: number; readonly node: string; readonly openFiles: number };
+  readonly postgres: { readonly version: string; readonly embedded: boolean };
+  readonly versions: Record<string, string>;
+  fanout?: Record<string, FanoutSystemResult>;
+  tenants?: Record<string, TenantsSystemResult>;
+  connections?: Record<string, ConnectionsSystemResult>;
+  catchup?: CatchupResult;
+  writepath?: WritepathResult;
+}
+
+const RELAY = 'pg-relay';
+
+function table(header: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((row) => `| ${row.map((cell) => String(cell)).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** The fan-out step with the most deliveries per second, the max step included. */
+export function peakStep(result: FanoutSystemResult): StepResult {
+  return [...result.steps, result.max].reduce((best, step) => (step.deliveredPerSecond > best.deliveredPerSecond ? step : best));
+}
+
+/** The fan-out step written at `rate` rows/s, if the run got that far. */
+function stepAt(result: FanoutSystemResult, rate: number): StepResult | undefined {
+  return result.steps.find((step) => step.offeredRate === rate);
+}
+
+function met(ok: boolean | undefined): string {
+  return ok === undefined ? 'not measured' : ok ? 'met' : '**missed**';
+}
+
+function targets(run: BenchRun): string {
+  const rows: Array<[string, string, string]> = [];
+  const relay = run.fanout?.[RELAY];
+  const gateway = run.fanout?.['socket.io'];
+  if (relay && gateway) {
+    const ratio = peakStep(relay).deliveredPerSecond / peakStep(gateway).deliveredPerSecond;
+    const cpuRatio = peakStep(gateway).systemCpuUsPerDelivery / peakStep(relay).systemCpuUsPerDelivery;
+    rows.push([
+      'Fan-out: at least 10x the socket.io gateway\'s deliveries/s at saturation, 0 lost',
+      `${ratio.toFixed(1)}x (${peakStep(relay).deliveredPerSecond} vs ${peakStep(gateway).deliveredPerSecond}/s); ` +
+        `CPU per delivery ${cpuRatio.toFixed(1)}x less; missing ${sum(relay, 'missing')}`,
+      met(ratio >= 10 && sum(relay, 'missing') === 0),
+    ]);
+  }
+  if (relay) {
+    const at1000 = stepAt(relay, 1000);
+    rows.push([
+      'Latency: p99 at most 5 ms at 1,000 rows/s to 1,000+ subscribers',
+      at1000 ? `p99 ${at1000.latencyMs.p99} ms (p50 ${at1000.latencyMs.p50})` : 'the run did not reach 1,000 rows/s',
+      met(at1000 ? at1000.latencyMs.p99 <= 5 : undefined),
+    ]);
+    const fraction = relay.max.deliveredPerSecond / (relay.max.committedPerSecond * (relay.subscribers > 0 ? deliveriesPerRow(relay) : 1));
+    rows.push([
+      'At PostgreSQL\'s highest commit rate through the triggers, the relay delivers at least 90% of it',
+      `${(fraction * 100).toFixed(0)}% (${relay.max.committedPerSecond} rows/s committed, ${relay.max.missing} missing)`,
+      met(fraction >= 0.9 && relay.max.missing === 0),
+    ]);
+  }
+  const connections = run.connections?.[RELAY];
+  if (connections) {
+    rows.push([
+      '50,000 authenticated idle connections at no more than 10 KB RSS each',
+      `${connections.connections} connections (this machine's limit: ${run.machine.openFiles} open files per process), ${connections.kbPerConnection} KB each`,
+      met(connections.kbPerConnection <= 10 && connections.everyConnectionReceived) +
+        (connections.connections < 50_000 ? ' (per connection; 50,000 not reachable here)' : ''),
+    ]);
+  }
+  const tenants = run.tenants?.[RELAY];
+  if (tenants) {
+    rows.push([
+      'Tenants: cost per delivery with 10,000 subscribers in 1,000 tenants within 1.5x of 10 in one',
+      `${tenants.costRatio}x (${tenants.many.systemCpuUsPerDelivery} vs ${tenants.one.systemCpuUsPerDelivery} µs CPU per delivery)`,
+      met(tenants.costRatio <= 1.5),
+    ]);
+  }
+  if (run.writepath) {
+    rows.push([
+      'Write path: a watched UPDATE keeps at least half the throughput of a plain one',
+      `${run.writepath.watchedOverPlain} (${run.writepath.tps.watched} vs ${run.writepath.tps.plain} tps)`,
+      met(run.writepath.watchedOverPlain >= 0.5),
+    ]);
+  }
+  return table(['Target', 'This run', ''], rows);
+}
+
+function sum(result: FanoutSystemResult, key: 'missing' | 'duplicates'): number {
+  return [...result.steps, result.max].reduce((total, step) => total + step[key], 0);
+}
+
+/** Deliveries per row of the fan-out workload, from the run's own counts. */
+function deliveriesPerRow(result: FanoutSystemResult): number {
+  const step = result.steps[0] ?? result.max;
+  return step.rows ? Math.round(step.deliveries / step.rows) : 1;
+}
+
+function fanoutSection(fanout: Record<string, FanoutSystemResult>): string {
+  const header = ['System', 'Rows/s asked', 'Rows/s committed', 'Deliveries/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'Missing', 'Dup.', 'System CPU (cores)', 'µs CPU / delivery', 'RSS MB', 'PostgreSQL CPU', 'Load CPU'];
+  const rows = Object.entries(fanout).flatMap(([name, result]) =>
+    [...result.steps, result.max].map((step) => [
+      name,
+      step.offeredRate || 'max',
+      step.committedPerSecond,
+      step.deliveredPerSecond,
+      step.latencyMs.p50,
+      step.latencyMs.p95,
+      step.latencyMs.p99,
+      step.latencyMs.max,
+      step.missing,
+      step.duplicates,
+      step.systemCpuCores,
+      step.systemCpuUsPerDelivery,
+      step.systemRssMb,
+      step.postgresCpuCores,
+      step.loadCpuCores,
+    ]),
+  );
+  const connect = Object.entries(fanout).map(([name, result]) => `${name} ${result.connectionsPerSecond}/s`).join(', ');
+  return `${table(header, rows)}\n\nConnections opened per second (authenticated and subscribed): ${connect}.`;
+}
+
+function tenantsSection(tenants: Record<string, TenantsSystemResult>): string {
+  const rows = Object.entries(tenants).flatMap(([name, result]) =>
+    [result.many, result.one].map((layout) => [
+      name,
+      layout.tenants,
+      layout.subscribers,
+      layout.committedPerSecond,
+      layout.deliveredPerSecond,
+      layout.latencyMs.p99,
+      layout.missing,
+      layout.systemCpuCores,
+      layout.systemCpuUsPerDelivery,
+    ]),
+  );
+  const ratios = Object.entries(tenants).map(([name, result]) => `${name} ${result.costRatio}x`).join(', ');
+  return `${table(['System', 'Tenants', 'Subscribers', 'Rows/s', 'Deliveries/s', 'p99 ms', 'Missing', 'System CPU (cores)', 'µs CPU / delivery'], rows)}\n\nCost per delivery, many tenants over one: ${ratios}.`;
+}
+
+function connectionsSection(connections: Record<string, ConnectionsSystemResult>): string {
+  return table(
+    ['System', 'Connections', 'Failed', 'Opened/s', 'RSS before MB', 'RSS after MB', 'KB per connection', 'All received a row'],
+    Object.entries(connections).map(([name, result]) => [
+      name,
+      result.connections,
+      result.failed,
+      result.connectionsPerSecond,
+      result.rssBeforeMb,
+      result.rssAfterMb,
+      result.kbPerConnection,
+      result.everyConnectionReceived ? 'yes' : 'no',
+    ]),
+  );
+}
+
+function catchupSection(catchup: CatchupResult): string {
+  return table(
+    ['Rows', 'Received', 'Duplicates', 'Out of order', 'Seconds', 'Events/s', 'Relay RSS before/peak MB', 'One SELECT of the log (s)'],
+    [[catchup.rows, catchup.received, catchup.duplicates, catchup.outOfOrder, catchup.seconds, catchup.eventsPerSecond, `${catchup.relayRssBeforeMb} / ${catchup.relayRssPeakMb}`, catchup.selectSeconds]],
+  );
+}
+
+function writepathSection(writepath: WritepathResult): string {
+  return table(
+    ['Clients', 'Plain UPDATE tps', 'Watched by pg-relay', 'Hand-written notify trigger', 'Bare pg_notify per transaction', 'Watched / plain', 'Notify trigger / plain'],
+    [[writepath.clients, writepath.tps.plain, writepath.tps.watched, writepath.tps.notifyTrigger, writepath.tps.bareNotify, writepath.watchedOverPlain, writepath.notifyTriggerOverPlain]],
+  );
+}
+
+/** The whole report. `chartFile` is the chart's name next to the report, when one was drawn. */
+export function renderReport(run: BenchRun, chartFile?: string): string {
+  const sections = [
+    '# Bench results',
+    `Command: \`${run.command}\`, started ${run.startedAt}, finished ${run.finishedAt}.`,
+    `Machine: ${run.machine.cpus} cores (${run.machine.cpuModel ?? 'unknown'}), ${run.machine.memoryGb} GB, Node ${run.machine.node}, ` +
+      `${run.machine.openFiles} open files per process. PostgreSQL ${run.postgres.version} (${run.postgres.embedded ? 'embedded' : 'DATABASE_URL'}), ` +
+      `shared by the systems under test, PostgreSQL and the load generator. Versions: ${Object.entries(run.versions)
+        .map(([name, version]) => `${name} ${version}`)
+        .join(', ')}.`,
+    '## Targets',
+    targets(run),
+  ];
+  if (run.fanout) {
+    sections.push('## Fan-out', fanoutSection(run.fanout));
+    if (chartFile) sections.push(`![latency and deliveries against write rate](${chartFile})`);
+  }
+  if (run.tenants) sections.push('## Tenants', tenantsSection(run.tenants));
+  if (run.connections) sections.push('## Idle connections', connectionsSection(run.connections));
+  if (run.catchup) sections.push('## Catch-up', catchupSection(run.catchup));
+  if (run.writepath) sections.push('## Write path', writepathSection(run.writepath));
+  return `${sections.join('\n\n')}\n`;
+}

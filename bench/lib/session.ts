@@ -1,0 +1,213 @@
+// One system under test with its database, subscribers and row source, driven step by step: write at
+// a rate, wait until every row reached every subscriber that must get it (or stopped arriving), and
+// charge each party its CPU. The scenarios are sequences of these steps.
+
+import { latencySummaryMs, type Histogram } from './histogram.ts';
+import { cpuSeconds, rssBytes, totalCpuSeconds } from './process-stats.ts';
+import type { BenchPostgres } from './postgres.ts';
+import { freshDatabase, prepareDatabase } from './postgres.ts';
+import { startWriter, systemAsSource, type RowSource, type WrittenStep } from './row-source.ts';
+import type { SubscriberSpec } from './subscriber-messages.ts';
+import { startSubscribers, type Subscribers } from './subscribers.ts';
+import { startSystemProcess, type SystemProcess } from './system-process.ts';
+import type { SystemSpec } from './systems.ts';
+
+/** A step stops waiting for deliveries once none arrived for this long. */
+const STALL_MS = 5_000;
+const SETTLE_POLL_MS = 100;
+
+/** What one step measured. */
+export interface StepResult {
+  /** Rows/s asked of the writer; 0 means as fast as it could. */
+  readonly offeredRate: number;
+  /** Rows committed per second. */
+  readonly committedPerSecond: number;
+  readonly rows: number;
+  /** Row deliveries to subscribers (one row to ten subscribers is ten). */
+  readonly deliveries: number;
+  readonly deliveredPerSecond: number;
+  /** Deliveries that never arrived, and that arrived twice: both must be 0. */
+  readonly missing: number;
+  readonly duplicates: number;
+  readonly latencyMs: { p50: number; p95: number; p99: number; max: number };
+  /** CPU the system under test used, as a share of one core, and per delivery. */
+  readonly systemCpuCores: number;
+  readonly systemCpuUsPerDelivery: number;
+  readonly systemRssMb: number;
+  readonly postgresCpuCores: number;
+  /** The writer's and subscribers' CPU, as a share of one core. */
+  readonly loadCpuCores: number;
+  /** Seconds from the first row written until the last delivery (or the stall). */
+  readonly seconds: number;
+}
+
+/** A system under test, ready for steps. */
+export interface Session {
+  readonly system: SystemProcess;
+  readonly subscribers: Subscribers;
+  readonly connectSeconds: number;
+  /** The system's resident memory before its subscribers connected. */
+  readonly rssBeforeConnectBytes: number;
+  readonly connected: { opened: number; failed: number; firstError?: string };
+  /** Writes at `rate` for `durationMs`, then waits for the deliveries. */
+  step(rate: number, durationMs: number, tenants: readonly string[], label: string): Promise<StepResult>;
+  /** Writes until every subscriber got a row, so steps measure a subscribed steady state. */
+  warmUp(tenants: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SessionOptions {
+  readonly postgres: BenchPostgres;
+  readonly spec: SystemSpec;
+  readonly jwtSecret: string;
+  readonly subscribers: readonly SubscriberSpec[];
+  readonly loadProcesses: number;
+  /** Connections each load process opens at once. */
+  readonly connectConcurrency?: number;
+  readonly writerConnections: number;
+  readonly noteBytes: number;
+  readonly localAddresses?: readonly string[];
+  readonly log: (line: string) => void;
+}
+
+/** Starts the system on a fresh database, its subscribers and its row source. */
+export async function startSession(options: SessionOptions): Promise<Session> {
+  const { spec, log } = options;
+  await spec.prepare?.();
+  let databaseUrl: string | undefined;
+  if (spec.database) {
+    databaseUrl = await freshDatabase(options.postgres.serverUrl, `bench_${spec.name.replace(/\W/g, '_')}`);
+    await prepareDatabase(databaseUrl, spec.database);
+  }
+  const system = await startSystemProcess(spec.name, spec.args, {
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    JWT_SECRET: options.jwtSecret,
+    NOTE_BYTES: String(options.noteBytes),
+  });
+  const subscribers = startSubscribers(options.subscribers, options.loadProcesses);
+  let source: RowSource | undefined;
+  try {
+    source = databaseUrl
+      ? await startWriter(databaseUrl, options.writerConnections, options.noteBytes)
+      : systemAsSource(system);
+    const rssBeforeConnectBytes = rssBytes(system.pid);
+    const connectStarted = performance.now();
+    const connected = await subscribers.connect({
+      host: '127.0.0.1',
+      port: system.port,
+      dialect: spec.dialect,
+      localAddresses: options.localAddresses,
+      concurrency: options.connectConcurrency,
+    });
+    const connectSeconds = (performance.now() - connectStarted) / 1000;
+    log(`${spec.name}: ${connected.opened} connections in ${connectSeconds.toFixed(1)} s, ${connected.failed} failed`);
+    if (connected.failed > 0) log(`${spec.name}: first failure: ${connected.firstError}`);
+    const rowSource = source;
+    const loadPids = (): number[] => [...subscribers.pids, ...(rowSource.pid ? [rowSource.pid] : [])];
+
+    const session: Session = {
+      system,
+      subscribers,
+      connectSeconds,
+      rssBeforeConnectBytes,
+      connected,
+      async warmUp(tenants) {
+        const deadline = performance.now() + 60_000;
+        for (;;) {
+          await rowSource.write(tenants.length * 2, 1000, tenants);
+          const { withoutEvents, closed } = await subscribers.progress();
+          if (withoutEvents === 0) return;
+          if (performance.now() > deadline) {
+            throw new Error(`${spec.name}: ${withoutEvents} subscribers got no row after 60 s (${closed} closed)`);
+          }
+        }
+      },
+      async step(rate, durationMs, tenants, label) {
+        subscribers.beginWindow();
+        // The server's processes of the whole step: those alive at its start (PostgreSQL's own
+        // background processes and the connections of the system and the writer).
+        const postgresPids = await options.postgres.processIds();
+        const before = { system: cpuSeconds(system.pid), postgres: totalCpuSeconds(postgresPids), load: totalCpuSeconds(loadPids()) };
+        const started = performance.now();
+        const ticker = setInterval(() => {
+          void subscribers.progress().then((progress) => {
+            const seconds = (performance.now() - started) / 1000;
+            log(
+              `${label}: ${seconds.toFixed(0)} s, ${progress.events} deliveries, ` +
+                `last second p99 ${latencySummaryMs(progress.histogram).p99} ms, system CPU ${(
+                  (cpuSeconds(system.pid) - before.system) / seconds
+                ).toFixed(2)} cores`,
+            );
+          });
+        }, 1000);
+        let written: WrittenStep;
+        try {
+          written = await rowSource.write(rate, durationMs, tenants);
+        } finally {
+          clearInterval(ticker);
+        }
+        const settled = await settle(subscribers, written);
+        const seconds = (settled.at - started) / 1000;
+        const systemCpu = cpuSeconds(system.pid) - before.system;
+        const result: StepResult = {
+          offeredRate: rate,
+          committedPerSecond: round(written.rows / (written.elapsedMs / 1000)),
+          rows: written.rows,
+          deliveries: settled.events,
+          deliveredPerSecond: round(settled.events / seconds),
+          missing: settled.missing,
+          duplicates: settled.duplicates,
+          latencyMs: latencySummaryMs(settled.histogram),
+          systemCpuCores: round(systemCpu / seconds, 2),
+          systemCpuUsPerDelivery: settled.events ? round((systemCpu * 1e6) / settled.events, 2) : Number.NaN,
+          systemRssMb: round(rssBytes(system.pid) / 2 ** 20, 1),
+          postgresCpuCores: round((totalCpuSeconds(postgresPids) - before.postgres) / seconds, 2),
+          loadCpuCores: round((totalCpuSeconds(loadPids()) - before.load) / seconds, 2),
+          seconds: round(seconds, 2),
+        };
+        log(
+          `${label}: ${result.committedPerSecond} rows/s committed, ${result.deliveredPerSecond} deliveries/s, ` +
+            `p50/p99/max ${result.latencyMs.p50}/${result.latencyMs.p99}/${result.latencyMs.max} ms, ` +
+            `missing ${result.missing}, duplicates ${result.duplicates}, system ${result.systemCpuCores} cores ` +
+            `(${result.systemCpuUsPerDelivery} µs/delivery), postgres ${result.postgresCpuCores}, load ${result.loadCpuCores}`,
+        );
+        return result;
+      },
+      async close() {
+        await subscribers.close();
+        await rowSource.close();
+        await system.stop();
+      },
+    };
+    return session;
+  } catch (error) {
+    await subscribers.close().catch(() => undefined);
+    await source?.close().catch(() => undefined);
+    await system.stop();
+    throw error;
+  }
+}
+
+/** Polls the subscribers until no delivery of the step is missing, or deliveries stalled. */
+async function settle(
+  subscribers: Subscribers,
+  written: WrittenStep,
+): Promise<{ missing: number; duplicates: number; events: number; histogram: Histogram; at: number }> {
+  let lastEvents = -1;
+  let lastChange = performance.now();
+  for (;;) {
+    const result = await subscribers.settle(written.low, written.high, written.rowsByTenant);
+    const now = performance.now();
+    if (result.missing <= 0) return { ...result, at: now };
+    if (result.events !== lastEvents) {
+      lastEvents = result.events;
+      lastChange = now;
+    } else if (now - lastChange > STALL_MS) return { ...result, at: lastChange };
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+  }
+}
+
+function round(value: number, digits = 0): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}

@@ -1,0 +1,25 @@
+// What the harness and the writer process say to each other over the fork's IPC channel.
+
+/** Harness → writer. */
+export type WriterCommand =
+  | { readonly type: 'connect'; readonly databaseUrl: string; readonly connections: number; readonly noteBytes: number }
+  /** Writes one row per transaction for `durationMs`, `rate` rows/s in all (0: as fast as it can). */
+  | { readonly type: 'write'; readonly rate: number; readonly durationMs: number; readonly tenants: readonly string[] }
+  | { readonly type: 'close' };
+
+/** Writer → harness. */
+export type WriterReport =
+  | { readonly type: 'connected' }
+  | {
+      readonly type: 'written';
+      /** The step's rows are exactly the ids low..high (nobody else writes meanwhile). */
+      readonly low: number;
+      readonly high: number;
+      readonly rows: number;
+      readonly rowsByTenant: Record<string, number>;
+      readonly elapsedMs: number;
+      /** Rows that could not be written at their scheduled time (the writer fell behind). */
+      readonly late: number;
+    }
+  | { readonly type: 'failed'; readonly message: string }
+  | { readonly type: 'closed' };

@@ -1,0 +1,147 @@
+// The bench: `npm run bench -- <scenario|all> [--systems a,b] [--quick]`. Starts its own PostgreSQL
+// (or uses DATABASE_URL's), runs the scenario against pg-relay and its peers, prints a markdown
+// report and writes the raw results to bench/results/. `all` runs every scenario in one invocation
+// and also writes bench/RESULTS.md and its chart.
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { projectPath } from '../src/project-root.ts';
+import { fanoutChart } from './lib/chart.ts';
+import { startBenchPostgres } from './lib/postgres.ts';
+import { renderReport, type BenchRun } from './lib/report.ts';
+import { SYSTEMS, type SystemSpec } from './lib/systems.ts';
+import { benchSecret } from './lib/tokens.ts';
+import { CATCHUP_DEFAULTS, runCatchup } from './scenarios/catchup.ts';
+import { CONNECTIONS_DEFAULTS, openFilesLimit, runConnections } from './scenarios/connections.ts';
+import type { ScenarioContext } from './scenarios/context.ts';
+import { FANOUT_DEFAULTS, runFanout } from './scenarios/fanout.ts';
+import { TENANTS_DEFAULTS, runTenants } from './scenarios/tenants.ts';
+import { WRITEPATH_DEFAULTS, runWritepath } from './scenarios/writepath.ts';
+
+/** Each scenario, the systems it compares unless --systems says otherwise, and how to run it. */
+const SCENARIOS = {
+  fanout: {
+    systems: ['pg-relay', 'socket.io', 'postgraphile', 'uws-raw'],
+    run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
+      run.fanout = await runFanout(context, quick ? { ...FANOUT_DEFAULTS, hospitals: 10, rates: [250, 1000], stepMs: 2000 } : FANOUT_DEFAULTS);
+    },
+  },
+  tenants: {
+    systems: ['pg-relay', 'socket.io'],
+    run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
+      run.tenants = await runTenants(context, quick ? { ...TENANTS_DEFAULTS, manyTenants: 50, rate: 250, stepMs: 2000 } : TENANTS_DEFAULTS);
+    },
+  },
+  connections: {
+    systems: ['pg-relay', 'socket.io'],
+    run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
+      run.connections = await runConnections(context, quick ? { ...CONNECTIONS_DEFAULTS, connections: 500 } : CONNECTIONS_DEFAULTS);
+    },
+  },
+  catchup: {
+    systems: ['pg-relay'],
+    run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
+      run.catchup = await runCatchup(context, quick ? { ...CATCHUP_DEFAULTS, rows: 5000 } : CATCHUP_DEFAULTS);
+    },
+  },
+  writepath: {
+    systems: [],
+    run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
+      run.writepath = await runWritepath(context, quick ? { ...WRITEPATH_DEFAULTS, seconds: 2 } : WRITEPATH_DEFAULTS);
+    },
+  },
+} as const;
+
+type ScenarioName = keyof typeof SCENARIOS;
+
+function versionOf(packageJson: string): string {
+  try {
+    return (JSON.parse(readFileSync(projectPath(packageJson), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'not installed';
+  }
+}
+
+function systemsFor(names: readonly string[], only: readonly string[] | undefined): SystemSpec[] {
+  return names
+    .filter((name) => !only || only.includes(name))
+    .map((name) => {
+      const spec = SYSTEMS[name];
+      if (!spec) throw new Error(`unknown system ${name}; one of ${Object.keys(SYSTEMS).join(', ')}`);
+      return spec;
+    });
+}
+
+async function main(): Promise<void> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { systems: { type: 'string' }, quick: { type: 'boolean', default: false } },
+  });
+  const requested = positionals[0] ?? 'all';
+  const names = requested === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [requested as ScenarioName];
+  for (const name of names) {
+    if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${name}; one of ${Object.keys(SCENARIOS).join(', ')}, all`);
+  }
+  const only = values.systems?.split(',');
+  for (const name of only ?? []) if (!SYSTEMS[name]) throw new Error(`unknown system ${name}; one of ${Object.keys(SYSTEMS).join(', ')}`);
+
+  const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+  const postgres = await startBenchPostgres(process.env.DATABASE_URL);
+  const jwtSecret = benchSecret();
+  const run: BenchRun = {
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    startedAt: new Date().toISOString(),
+    finishedAt: '',
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version, openFiles: openFilesLimit() },
+    postgres: { version: postgres.version, embedded: postgres.embedded },
+    versions: {
+      'pg-relay': versionOf('package.json'),
+      'uWebSockets.js': versionOf('node_modules/uWebSockets.js/package.json'),
+      'socket.io': versionOf('node_modules/socket.io/package.json'),
+      postgraphile: versionOf('bench/peers/postgraphile/node_modules/postgraphile/package.json'),
+    },
+  };
+  try {
+    for (const name of names) {
+      log(`scenario ${name}`);
+      await SCENARIOS[name].run({ postgres, systems: systemsFor(SCENARIOS[name].systems, only), jwtSecret, log }, values.quick, run);
+    }
+  } finally {
+    await postgres.stop();
+  }
+  const finished: BenchRun = { ...run, finishedAt: new Date().toISOString() };
+  const stamp = finished.startedAt.replace(/[:.]/g, '-');
+  await mkdir(projectPath('bench', 'results'), { recursive: true });
+  const jsonFile = projectPath('bench', 'results', `${requested}-${stamp}.json`);
+  await writeFile(jsonFile, `${JSON.stringify(finished, null, 2)}\n`);
+  // `all` is the run bench/RESULTS.md shows: its chart and raw results are kept beside it (committed);
+  // a single scenario's go to bench/results/ only.
+  const official = requested === 'all' && !values.quick;
+  let chartFile: string | undefined;
+  if (finished.fanout) {
+    chartFile = official ? 'RESULTS-fanout.svg' : `results/fanout-${stamp}.svg`;
+    const series = Object.entries(finished.fanout).map(([name, result]) => ({
+      name,
+      points: [...result.steps, result.max].map((step) => ({
+        rate: step.committedPerSecond,
+        p50: step.latencyMs.p50,
+        p99: step.latencyMs.p99,
+        delivered: step.deliveredPerSecond,
+      })),
+    }));
+    await writeFile(projectPath('bench', chartFile), fanoutChart(series));
+  }
+  const report = renderReport(finished, chartFile);
+  process.stdout.write(report);
+  if (official) {
+    await writeFile(projectPath('bench', 'RESULTS.md'), report);
+    await writeFile(projectPath('bench', 'RESULTS.json'), `${JSON.stringify(finished, null, 2)}\n`);
+  }
+  log(`results: ${jsonFile}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,79 @@
+// fanout: 1,000 hospital subscribers over 100 hospitals plus admins, the write rate stepped up until
+// the system (or PostgreSQL) saturates, then one step as fast as the writers go. Every system of
+// the run on the same workload, one after the other.
+import { startSession, type StepResult } from '../lib/session.ts';
+import { subscriberSpecs, tenantNames } from '../lib/tokens.ts';
+import type { ScenarioContext } from './context.ts';
+
+export interface FanoutOptions {
+  readonly hospitals: number;
+  readonly perHospital: number;
+  readonly admins: number;
+  readonly rates: readonly number[];
+  readonly stepMs: number;
+}
+
+export const FANOUT_DEFAULTS: FanoutOptions = {
+  hospitals: 100,
+  perHospital: 10,
+  admins: 10,
+  rates: [250, 500, 1000, 2000, 4000, 8000],
+  stepMs: 5000,
+};
+
+export interface FanoutSystemResult {
+  readonly subscribers: number;
+  readonly connectionsPerSecond: number;
+  readonly steps: StepResult[];
+  /** The step written as fast as the writers could: PostgreSQL's commit rate through this system's triggers. */
+  readonly max: StepResult;
+}
+
+/** A step is saturated when the writer or the deliveries fell 10% behind, or latency ran away. */
+function saturated(step: StepResult, deliveriesPerRow: number): boolean {
+  return (
+    step.committedPerSecond < 0.9 * step.offeredRate ||
+    step.deliveredPerSecond < 0.9 * step.committedPerSecond * deliveriesPerRow ||
+    step.latencyMs.p99 > 1000 ||
+    step.missing > 0
+  );
+}
+
+export async function runFanout(context: ScenarioContext, options: FanoutOptions = FANOUT_DEFAULTS): Promise<Record<string, FanoutSystemResult>> {
+  const tenants = tenantNames(options.hospitals);
+  const specs = await subscriberSpecs(context.jwtSecret, tenants, options.perHospital, options.admins);
+  const deliveriesPerRow = options.perHospital + options.admins;
+  const results: Record<string, FanoutSystemResult> = {};
+  for (const spec of context.systems) {
+    context.log(`fanout: ${spec.name}, ${specs.length} subscribers`);
+    const session = await startSession({
+      postgres: context.postgres,
+      spec,
+      jwtSecret: context.jwtSecret,
+      subscribers: specs,
+      loadProcesses: 2,
+      writerConnections: 4,
+      noteBytes: 100,
+      log: context.log,
+    });
+    try {
+      await session.warmUp(tenants);
+      const steps: StepResult[] = [];
+      for (const rate of options.rates) {
+        const step = await session.step(rate, options.stepMs, tenants, `fanout ${spec.name} ${rate}/s`);
+        steps.push(step);
+        if (saturated(step, deliveriesPerRow)) break;
+      }
+      const max = await session.step(0, options.stepMs, tenants, `fanout ${spec.name} max`);
+      results[spec.name] = {
+        subscribers: session.connected.opened,
+        connectionsPerSecond: Math.round(session.connected.opened / session.connectSeconds),
+        steps,
+        max,
+      };
+    } finally {
+      await session.close();
+    }
+  }
+  return results;
+}

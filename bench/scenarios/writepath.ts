@@ -1,0 +1,76 @@
+// writepath: what watching a table costs its writers. pgbench runs the same single-row UPDATE on a
+// plain table, on a table watched by pg-relay and on a table with a hand-written notify trigger,
+// plus a bare pg_notify per transaction: this server's NOTIFY commit rate, the ceiling of any
+// design built on LISTEN/NOTIFY. One server, one run, a listener draining every channel.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { projectPath } from '../../src/project-root.ts';
+import { freshDatabase } from '../lib/postgres.ts';
+import { runMigrations } from '../../src/db/migrate.ts';
+import type { ScenarioContext } from './context.ts';
+
+const run = promisify(execFile);
+
+export interface WritepathOptions {
+  readonly seconds: number;
+  readonly clients: number;
+}
+
+export const WRITEPATH_DEFAULTS: WritepathOptions = { seconds: 15, clients: 4 };
+
+export interface WritepathResult {
+  readonly clients: number;
+  readonly seconds: number;
+  readonly tps: { plain: number; watched: number; notifyTrigger: number; bareNotify: number };
+  /** Watched over plain (target: at least 0.5). */
+  readonly watchedOverPlain: number;
+  readonly notifyTriggerOverPlain: number;
+}
+
+const SCRIPTS = {
+  plain: 'update public.bench_plain set n = n + 1 where id = :id;',
+  watched: 'update public.bench_watched set n = n + 1 where id = :id;',
+  notifyTrigger: 'update public.bench_notified set n = n + 1 where id = :id;',
+  bareNotify: `select pg_notify('bench_raw', 'row ' || :id || ' ${'x'.repeat(100)}');`,
+} as const;
+
+export async function runWritepath(context: ScenarioContext, options: WritepathOptions = WRITEPATH_DEFAULTS): Promise<WritepathResult> {
+  const url = await freshDatabase(context.postgres.serverUrl, 'bench_writepath');
+  await runMigrations({ databaseUrl: url, includeExample: false });
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(await readFile(projectPath('bench', 'sql', 'writepath-tables.sql'), 'utf8'));
+  await admin.end();
+  // Drained as subscribers would, so that no notification queue fills.
+  const listener = new pg.Client({ connectionString: url });
+  await listener.connect();
+  await listener.query('listen relay_events; listen bench_notified; listen bench_raw');
+  const scratch = await mkdtemp(join(projectPath('.relay'), 'pgbench-'));
+  try {
+    const tps: Record<string, number> = {};
+    for (const [name, statement] of Object.entries(SCRIPTS)) {
+      const script = join(scratch, `${name}.sql`);
+      await writeFile(script, `\\set id random(1, 10000)\n${statement}\n`);
+      const { stdout } = await run('pgbench', ['-n', '-f', script, '-c', String(options.clients), '-j', '2', '-T', String(options.seconds), url]);
+      const value = /tps = ([\d.]+)/.exec(stdout)?.[1];
+      if (!value) throw new Error(`pgbench printed no tps:\n${stdout}`);
+      tps[name] = Math.round(Number(value));
+      context.log(`writepath ${name}: ${tps[name]} tps`);
+    }
+    const result: WritepathResult = {
+      clients: options.clients,
+      seconds: options.seconds,
+      tps: { plain: tps.plain!, watched: tps.watched!, notifyTrigger: tps.notifyTrigger!, bareNotify: tps.bareNotify! },
+      watchedOverPlain: Math.round((tps.watched! / tps.plain!) * 1000) / 1000,
+      notifyTriggerOverPlain: Math.round((tps.notifyTrigger! / tps.plain!) * 1000) / 1000,
+    };
+    context.log(`writepath: ${JSON.stringify(result)}`);
+    return result;
+  } finally {
+    await listener.end();
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
