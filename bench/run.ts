@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     chartFile = official ? 'RESULTS-fanout.svg' : `results/fanout-${stamp}.svg`;
     const series = Object.entries(finished.fanout).map(([name, result]) => ({
       name,
-      points: [...result.steps, result.max].map((step) => ({
+      points: [...result.steps, ...(result.max ? [result.max] : [])].map((step) => ({
         rate: step.committedPerSecond,
         p50: step.latencyMs.p50,
         p99: step.latencyMs.p99,

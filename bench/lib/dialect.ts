@@ -17,6 +17,8 @@ export type FrameMeaning =
 
 /** One system's client protocol. Pure: no I/O. */
 export interface Dialect {
+  /** The WebSocket subprotocol to offer in the upgrade, where the server requires one. */
+  readonly protocol?: string;
   /** Path and query of the WebSocket upgrade request, e.g. `/ws?access_token=…`. */
   upgradePath(token: string): string;
   /** Text frames to send once the socket is open, in order: handshake and subscription. */

@@ -1,10 +1,12 @@
 // Every system's dialect by name, for the subscriber processes (which receive the name over IPC).
 import type { Dialect } from './dialect.ts';
 import { pgRelayDialect } from '../peers/pg-relay/dialect.ts';
+import { postgraphileDialect } from '../peers/postgraphile/dialect.ts';
 import { uwsRawDialect } from '../peers/uws-raw/dialect.ts';
 
 const DIALECTS: Readonly<Record<string, Dialect>> = {
   'pg-relay': pgRelayDialect,
+  postgraphile: postgraphileDialect,
   'uws-raw': uwsRawDialect,
 };
 

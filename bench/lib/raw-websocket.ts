@@ -18,6 +18,8 @@ export interface RawWebSocketOptions {
   readonly port: number;
   /** Path and query of the upgrade request. */
   readonly path: string;
+  /** Subprotocol offered in the upgrade (Sec-WebSocket-Protocol), if any. */
+  readonly protocol?: string;
   /** Source address, so that one machine can open more connections than one address has ports. */
   readonly localAddress?: string;
 }
@@ -138,7 +140,9 @@ export function openRawWebSocket(options: RawWebSocketOptions, handlers: RawWebS
   socket.on('connect', () => {
     socket.write(
       `GET ${options.path} HTTP/1.1\r\nHost: ${options.host}:${options.port}\r\nUpgrade: websocket\r\n` +
-        `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+        (options.protocol ? `Sec-WebSocket-Protocol: ${options.protocol}\r\n` : '') +
+        '\r\n',
     );
   });
   socket.on('data', (chunk: Buffer) => {

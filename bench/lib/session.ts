@@ -12,8 +12,10 @@ import { startSubscribers, type Subscribers } from './subscribers.ts';
 import { startSystemProcess, type SystemProcess } from './system-process.ts';
 import type { SystemSpec } from './systems.ts';
 
-/** A step stops waiting for deliveries once none arrived for this long. */
+/** A step stops waiting for deliveries once none arrived for this long, */
 const STALL_MS = 5_000;
+/** or this long after its last row was written: what has not arrived by then counts as missing. */
+const SETTLE_LIMIT_MS = 30_000;
 const SETTLE_POLL_MS = 100;
 
 /** What one step measured. */
@@ -26,10 +28,12 @@ export interface StepResult {
   /** Row deliveries to subscribers (one row to ten subscribers is ten). */
   readonly deliveries: number;
   readonly deliveredPerSecond: number;
-  /** Deliveries that never arrived, and that arrived twice: both must be 0. */
+  /** Deliveries that had not arrived 30 s after the step (lost, or still queued), and that arrived twice. */
   readonly missing: number;
   readonly duplicates: number;
   readonly latencyMs: { p50: number; p95: number; p99: number; max: number };
+  /** The INSERT's own round trip, commit included, as the writer saw it: part of every latency above. */
+  readonly commitMs?: { p50: number; p95: number; p99: number; max: number };
   /** CPU the system under test used, as a share of one core, and per delivery. */
   readonly systemCpuCores: number;
   readonly systemCpuUsPerDelivery: number;
@@ -112,14 +116,29 @@ export async function startSession(options: SessionOptions): Promise<Session> {
       rssBeforeConnectBytes,
       connected,
       async warmUp(tenants) {
+        // One row per tenant, then wait for every subscriber to get one; write again only when a
+        // subscription was not in place yet (graphql-ws has no acknowledgement of it).
         const deadline = performance.now() + 60_000;
         for (;;) {
-          await rowSource.write(tenants.length * 2, 1000, tenants);
-          const { withoutEvents, closed } = await subscribers.progress();
-          if (withoutEvents === 0) return;
-          if (performance.now() > deadline) {
-            throw new Error(`${spec.name}: ${withoutEvents} subscribers got no row after 60 s (${closed} closed)`);
+          await rowSource.write(tenants.length, 1000, tenants);
+          const roundEnds = performance.now() + 5_000;
+          let progress = await subscribers.progress();
+          while (progress.withoutEvents > 0 && performance.now() < roundEnds) {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            progress = await subscribers.progress();
           }
+          if (progress.withoutEvents === 0) break;
+          if (performance.now() > deadline) {
+            throw new Error(`${spec.name}: ${progress.withoutEvents} subscribers got no row after 60 s (${progress.closed} closed)`);
+          }
+        }
+        // Let the warm-up's deliveries drain, so that the first step starts from a quiet system.
+        let events = -1;
+        for (;;) {
+          const progress = await subscribers.progress();
+          if (progress.events === events) return;
+          events = progress.events;
+          await new Promise((resolve) => setTimeout(resolve, 500));
         }
       },
       async step(rate, durationMs, tenants, label) {
@@ -158,6 +177,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
           missing: settled.missing,
           duplicates: settled.duplicates,
           latencyMs: latencySummaryMs(settled.histogram),
+          ...(written.commitHistogram ? { commitMs: latencySummaryMs(written.commitHistogram) } : {}),
           systemCpuCores: round(systemCpu / seconds, 2),
           systemCpuUsPerDelivery: settled.events ? round((systemCpu * 1e6) / settled.events, 2) : Number.NaN,
           systemRssMb: round(rssBytes(system.pid) / 2 ** 20, 1),
@@ -167,7 +187,8 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         };
         log(
           `${label}: ${result.committedPerSecond} rows/s committed, ${result.deliveredPerSecond} deliveries/s, ` +
-            `p50/p99/max ${result.latencyMs.p50}/${result.latencyMs.p99}/${result.latencyMs.max} ms, ` +
+            `p50/p99/max ${result.latencyMs.p50}/${result.latencyMs.p99}/${result.latencyMs.max} ms ` +
+            `(commit p50/p99 ${result.commitMs?.p50 ?? '-'}/${result.commitMs?.p99 ?? '-'} ms), ` +
             `missing ${result.missing}, duplicates ${result.duplicates}, system ${result.systemCpuCores} cores ` +
             `(${result.systemCpuUsPerDelivery} µs/delivery), postgres ${result.postgresCpuCores}, load ${result.loadCpuCores}`,
         );
@@ -195,10 +216,11 @@ async function settle(
 ): Promise<{ missing: number; duplicates: number; events: number; histogram: Histogram; at: number }> {
   let lastEvents = -1;
   let lastChange = performance.now();
+  const limit = lastChange + SETTLE_LIMIT_MS;
   for (;;) {
     const result = await subscribers.settle(written.low, written.high, written.rowsByTenant);
     const now = performance.now();
-    if (result.missing <= 0) return { ...result, at: now };
+    if (result.missing <= 0 || now > limit) return { ...result, at: now };
     if (result.events !== lastEvents) {
       lastEvents = result.events;
       lastChange = now;

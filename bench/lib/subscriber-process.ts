@@ -48,7 +48,13 @@ async function connectAll(command: Extract<SubscriberCommand, { type: 'connect' 
       };
       const localAddress = command.localAddresses[index % command.localAddresses.length];
       subscriber.socket = openRawWebSocket(
-        { host: command.host, port: command.port, path: dialect.upgradePath(subscriber.spec.token), localAddress },
+        {
+          host: command.host,
+          port: command.port,
+          path: dialect.upgradePath(subscriber.spec.token),
+          protocol: dialect.protocol,
+          localAddress,
+        },
         {
           onOpen(socket) {
             for (const frame of dialect.greeting(subscriber.spec.token)) socket.sendText(frame);

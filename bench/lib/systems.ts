@@ -41,7 +41,8 @@ export const SYSTEMS: Readonly<Record<string, SystemSpec>> = {
     args: ['--import', './bench/peers/postgraphile/polyfill.mjs', 'bench/peers/postgraphile/server.mjs'],
     async prepare() {
       // Its own package: PostGraphile's dependency tree stays out of pg-relay's install.
-      if (existsSync(projectPath('bench', 'peers', 'postgraphile', 'node_modules'))) return;
+      // npm writes .package-lock.json last: a half-finished install has none and is redone.
+      if (existsSync(projectPath('bench', 'peers', 'postgraphile', 'node_modules', '.package-lock.json'))) return;
       await promisify(execFile)('npm', ['ci', '--no-audit', '--no-fund', '--prefix', projectPath('bench', 'peers', 'postgraphile')]);
     },
   },

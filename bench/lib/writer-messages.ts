@@ -1,3 +1,5 @@
+import type { Histogram } from './histogram.ts';
+
 // What the harness and the writer process say to each other over the fork's IPC channel.
 
 /** Harness → writer. */
@@ -20,6 +22,8 @@ export type WriterReport =
       readonly elapsedMs: number;
       /** Rows that could not be written at their scheduled time (the writer fell behind). */
       readonly late: number;
+      /** How long each INSERT took to commit, as its writer saw it; absent where nothing commits. */
+      readonly commitHistogram?: Histogram;
     }
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'closed' };

@@ -4,6 +4,7 @@
 
 import pg from 'pg';
 import { nowUs } from './clock.ts';
+import { createHistogram, recordLatency } from './histogram.ts';
 import type { WriterCommand, WriterReport } from './writer-messages.ts';
 
 const INSERT = {
@@ -34,6 +35,7 @@ async function write(command: Extract<WriterCommand, { type: 'write' }>): Promis
   let late = 0;
   let low = Number.POSITIVE_INFINITY;
   let high = 0;
+  const commitHistogram = createHistogram();
   const loop = async (client: pg.Client): Promise<void> => {
     for (;;) {
       const index = next++;
@@ -43,7 +45,9 @@ async function write(command: Extract<WriterCommand, { type: 'write' }>): Promis
       if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
       else if (intervalMs > 0 && wait < -50) late++;
       const tenant = command.tenants[index % command.tenants.length]!;
-      const { rows } = await client.query<{ id: string }>({ ...INSERT, values: [tenant, nowUs(), note] });
+      const sentAt = nowUs();
+      const { rows } = await client.query<{ id: string }>({ ...INSERT, values: [tenant, sentAt, note] });
+      recordLatency(commitHistogram, nowUs() - sentAt);
       const id = Number(rows[0]!.id);
       if (id < low) low = id;
       if (id > high) high = id;
@@ -52,7 +56,7 @@ async function write(command: Extract<WriterCommand, { type: 'write' }>): Promis
   };
   await Promise.all(clients.map(loop));
   const rows = Object.values(rowsByTenant).reduce((sum, count) => sum + count, 0);
-  send({ type: 'written', low: rows ? low : 0, high, rows, rowsByTenant, elapsedMs: performance.now() - started, late });
+  send({ type: 'written', low: rows ? low : 0, high, rows, rowsByTenant, elapsedMs: performance.now() - started, late, commitHistogram });
 }
 
 process.on('message', (command: WriterCommand) => {

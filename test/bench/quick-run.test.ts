@@ -1,0 +1,38 @@
+// The bench itself, in its quick form, against the test server: pg-relay and the no-database limit
+// through fanout, so that a change that breaks the harness (or makes pg-relay lose or repeat a
+// delivery under load) fails here and not on the day someone sizes a deployment.
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import t from 'tap';
+import { projectPath } from '../../src/project-root.ts';
+
+const run = promisify(execFile);
+
+t.test('npm run bench -- fanout --quick delivers every row once to every subscriber that must get it', async (t) => {
+  const adminUrl = process.env.RELAY_TEST_ADMIN_URL;
+  if (!adminUrl) throw new Error('run through npm test: RELAY_TEST_ADMIN_URL is not set');
+  const { stdout, stderr } = await run(
+    process.execPath,
+    [projectPath('dist', 'bench', 'run.js'), 'fanout', '--quick', '--systems', 'pg-relay,uws-raw'],
+    { env: { ...process.env, DATABASE_URL: adminUrl }, maxBuffer: 16 * 2 ** 20 },
+  );
+  const resultsFile = /results: (\S+\.json)/.exec(stderr)?.[1];
+  if (!resultsFile) throw new Error(`the bench named no results file:\n${stderr}`);
+  const results = JSON.parse(await readFile(resultsFile, 'utf8')) as {
+    fanout: Record<string, { subscribers: number; steps: Array<{ rows: number; deliveries: number; missing: number; duplicates: number }> }>;
+  };
+  for (const system of ['pg-relay', 'uws-raw']) {
+    const result = results.fanout[system];
+    t.ok(result, `${system} was measured`);
+    // Quick fanout: 10 hospitals of 10 subscribers, 10 admins: each row reaches 20 subscribers.
+    t.equal(result?.subscribers, 110, `${system}: every subscriber connected`);
+    for (const step of result?.steps ?? []) {
+      t.equal(step.missing, 0, `${system}: nothing lost`);
+      t.equal(step.duplicates, 0, `${system}: nothing repeated`);
+      t.ok(step.deliveries >= step.rows * 20, `${system}: ${step.deliveries} deliveries for ${step.rows} rows`);
+    }
+  }
+  t.match(stdout, /## Targets/, 'the markdown report is printed');
+  t.match(stdout, /\| pg-relay \| 250 \|/, 'with a row per step');
+});

@@ -1,0 +1,58 @@
+// The bench's own arithmetic: if percentiles or loss counting were wrong, every number in
+// bench/RESULTS.md would be too.
+import t from 'tap';
+import { numberAfterKey } from '../../bench/lib/dialect.ts';
+import { createHistogram, latencySummaryMs, mergeHistogram, percentileUs, recordLatency } from '../../bench/lib/histogram.ts';
+import { createReceivedIds } from '../../bench/lib/received-ids.ts';
+import { pgRelayDialect } from '../../bench/peers/pg-relay/dialect.ts';
+
+t.test('percentiles are within the 2% bucket width of the exact ones', async (t) => {
+  const histogram = createHistogram();
+  const samples = Array.from({ length: 10_000 }, (_, i) => 100 + i * 7);
+  for (const us of samples) recordLatency(histogram, us);
+  for (const fraction of [0.5, 0.95, 0.99]) {
+    const exact = samples[Math.ceil(fraction * samples.length) - 1]!;
+    const measured = percentileUs(histogram, fraction);
+    t.ok(measured >= exact && measured <= exact * 1.021, `p${fraction * 100}: ${measured} for ${exact}`);
+  }
+  t.equal(latencySummaryMs(histogram).max, (100 + 9999 * 7) / 1000, 'max is exact');
+});
+
+t.test('merged histograms count every sample once', async (t) => {
+  const a = createHistogram();
+  const b = createHistogram();
+  recordLatency(a, 1000);
+  recordLatency(b, 3_000_000);
+  recordLatency(b, 0);
+  mergeHistogram(a, b);
+  t.equal(a.count, 3);
+  t.equal(a.maxUs, 3_000_000);
+  t.ok(Number.isNaN(percentileUs(createHistogram(), 0.5)), 'no samples: no percentile');
+});
+
+t.test('received ids see duplicates and count a range', async (t) => {
+  const ids = createReceivedIds();
+  t.equal(ids.add(5), true);
+  t.equal(ids.add(5), false, 'the second 5 is a duplicate');
+  t.equal(ids.add(100_000), true, 'grows past its first size');
+  t.equal(ids.countBetween(1, 10), 1);
+  t.equal(ids.countBetween(5, 100_000), 2);
+  t.equal(ids.countBetween(100_001, 200_000), 0, 'beyond what it holds');
+});
+
+t.test('numbers are read after their key, with or without a space', async (t) => {
+  t.equal(numberAfterKey('{"id": 42, "sent_at":7}', 'id'), 42);
+  t.equal(numberAfterKey('{"hospital_id":"H1","id":9}', 'id'), 9, 'hospital_id is not id');
+  t.equal(numberAfterKey('{"sent_at":1234567890123}', 'sent_at'), 1234567890123);
+  t.ok(Number.isNaN(numberAfterKey('{"id":"x"}', 'id')));
+  t.ok(Number.isNaN(numberAfterKey('{}', 'id')));
+});
+
+t.test("pg-relay's dialect reads its event frames", async (t) => {
+  const frame =
+    '{"type":"event","topic":"orders","event":"insert","cursor":"a-1-2","ts":"x","data":{"id":17,"hospital_id":"H1","sent_at":99,"note":"n"}}';
+  t.same(pgRelayDialect.read(frame), { kind: 'event', rowId: 17, sentAtUs: 99 });
+  t.same(pgRelayDialect.read('{"type":"subscribed","topic":"orders"}'), { kind: 'subscribed' });
+  t.equal(pgRelayDialect.read('{"type":"error","code":"forbidden"}').kind, 'error');
+  t.match(pgRelayDialect.upgradePath('a.b+c'), /^\/ws\?access_token=a\.b%2Bc$/);
+});
