@@ -2,10 +2,12 @@
 import type { Dialect } from './dialect.ts';
 import { pgRelayDialect } from '../peers/pg-relay/dialect.ts';
 import { postgraphileDialect } from '../peers/postgraphile/dialect.ts';
+import { socketIoDialect } from '../peers/socketio/dialect.ts';
 import { uwsRawDialect } from '../peers/uws-raw/dialect.ts';
 
 const DIALECTS: Readonly<Record<string, Dialect>> = {
   'pg-relay': pgRelayDialect,
+  'socket.io': socketIoDialect,
   postgraphile: postgraphileDialect,
   'uws-raw': uwsRawDialect,
 };
