@@ -19,7 +19,9 @@ export interface SystemProcess {
 
 /** Spawns `node <args>` with the contract's environment and resolves once it prints its ready line. */
 export function startSystemProcess(name: string, args: readonly string[], env: Record<string, string>): Promise<SystemProcess> {
-  const child = spawn(process.execPath, args, {
+  // BENCH_CPU_PROF=1 profiles every system under test (node --cpu-prof) into .relay/profiles/.
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${projectRoot()}/.relay/profiles`] : [];
+  const child = spawn(process.execPath, [...profile, ...args], {
     cwd: projectRoot(),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
