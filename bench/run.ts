@@ -24,7 +24,7 @@ const SCENARIOS = {
   fanout: {
     systems: ['pg-relay', 'socket.io', 'postgraphile', 'uws-raw'],
     run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
-      run.fanout = await runFanout(context, quick ? { ...FANOUT_DEFAULTS, hospitals: 10, rates: [250, 1000], stepMs: 2000 } : FANOUT_DEFAULTS);
+      run.fanout = await runFanout(context, quick ? { ...FANOUT_DEFAULTS, hospitals: 10, admins: 10, rates: [250, 1000], stepMs: 2000 } : FANOUT_DEFAULTS);
     },
   },
   tenants: {

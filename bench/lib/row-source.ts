@@ -23,7 +23,7 @@ export async function startWriter(databaseUrl: string, connections: number, note
   });
   failed.catch(() => undefined);
   const connected = writer.next('connected');
-  writer.send({ type: 'connect', databaseUrl, connections, noteBytes });
+  writer.send({ type: 'connect', databaseUrl, connections, noteBytes, synchronousCommit: false });
   await Promise.race([connected, failed]);
   return {
     pid: writer.process.pid,

@@ -4,7 +4,14 @@ import type { Histogram } from './histogram.ts';
 
 /** Harness → writer. */
 export type WriterCommand =
-  | { readonly type: 'connect'; readonly databaseUrl: string; readonly connections: number; readonly noteBytes: number }
+  | {
+      readonly type: 'connect';
+      readonly databaseUrl: string;
+      readonly connections: number;
+      readonly noteBytes: number;
+      /** false: the writers' commits do not wait for the WAL to reach the disk. */
+      readonly synchronousCommit: boolean;
+    }
   /** Writes one row per transaction for `durationMs`, `rate` rows/s in all (0: as fast as it can). */
   | { readonly type: 'write'; readonly rate: number; readonly durationMs: number; readonly tenants: readonly string[] }
   | { readonly type: 'close' };

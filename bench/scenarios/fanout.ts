@@ -1,4 +1,5 @@
-// fanout: 1,000 hospital subscribers over 100 hospitals plus admins, the write rate stepped up until
+// fanout: 1,000 hospital subscribers over 100 hospitals plus 100 admins (each row reaches its
+// hospital's 10 and every admin: 110 deliveries), the write rate stepped up until
 // the system (or PostgreSQL) saturates, then one step as fast as the writers go. Every system of
 // the run on the same workload, one after the other.
 import { startSession, type StepResult } from '../lib/session.ts';
@@ -16,7 +17,7 @@ export interface FanoutOptions {
 export const FANOUT_DEFAULTS: FanoutOptions = {
   hospitals: 100,
   perHospital: 10,
-  admins: 10,
+  admins: 100,
   rates: [250, 500, 1000, 2000, 4000, 8000],
   stepMs: 5000,
 };

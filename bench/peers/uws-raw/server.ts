@@ -67,11 +67,13 @@ async function write(request: WriteRequest): Promise<void> {
   const low = nextId;
   const rowsByTenant: Record<string, number> = {};
   const started = performance.now();
+  // As the writer does: row i is due at i / rate seconds, the first at once, none at the end.
+  const total = request.rate > 0 ? Math.ceil((request.rate * request.durationMs) / 1000) : Number.POSITIVE_INFINITY;
   let index = 0;
   for (;;) {
     const elapsed = performance.now() - started;
-    if (elapsed >= request.durationMs) break;
-    const due = request.rate > 0 ? Math.floor((elapsed * request.rate) / 1000) : index + 200;
+    if (elapsed >= request.durationMs || index >= total) break;
+    const due = request.rate > 0 ? Math.min(total, Math.floor((elapsed * request.rate) / 1000) + 1) : index + 200;
     for (; index < due; index++) {
       const tenant = request.tenants[index % request.tenants.length]!;
       publishRow(tenant);
