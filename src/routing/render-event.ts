@@ -49,10 +49,10 @@ function matchingColumns(access: Access, event: RelayEvent): ReadonlySet<string>
  * key and never touches a prototype, and the event is not mutated.
  */
 function serializeFrame(event: RelayEvent, mask: ReadonlySet<string> | null): string {
-  const visible = (column: string): boolean => mask === null || mask.has(column);
+  const visible = mask === null ? null : (column: string): boolean => mask.has(column);
   let changedText = '';
   if (event.changed !== undefined) {
-    const changed = event.changed.filter(visible);
+    const changed = visible === null ? event.changed : event.changed.filter(visible);
     // An update none of whose visible columns changed tells this subscriber nothing.
     if (changed.length === 0) return NOT_SENT;
     changedText = `,"changed":${JSON.stringify(changed)}`;
@@ -66,7 +66,10 @@ function serializeFrame(event: RelayEvent, mask: ReadonlySet<string> | null): st
 }
 
 /** JSON text of the object's own keys that pass `visible`, in their original order. */
-function objectText(object: Readonly<Record<string, unknown>>, visible: (column: string) => boolean): string {
+function objectText(object: Readonly<Record<string, unknown>>, visible: ((column: string) => boolean) | null): string {
+  // Every column: JSON.stringify writes own keys only (a parsed `__proto__` key included, as a
+  // plain key), in order, in one native pass: most frames take this path.
+  if (visible === null) return JSON.stringify(object);
   const members: string[] = [];
   for (const column of Object.keys(object)) {
     if (!visible(column)) continue;
