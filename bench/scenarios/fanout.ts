@@ -18,7 +18,7 @@ export const FANOUT_DEFAULTS: FanoutOptions = {
   hospitals: 100,
   perHospital: 10,
   admins: 100,
-  rates: [250, 500, 1000, 2000, 4000, 8000],
+  rates: [50, 100, 250, 500, 1000, 2000, 4000, 8000],
   stepMs: 5000,
 };
 
