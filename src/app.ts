@@ -74,7 +74,9 @@ export function createRelay(config: Config, logger: Logger): Relay {
 
     const hub = createSubscriptionHub({
       livePosition: () => events.position(),
-      maxHeldBytes: config.maxBackpressureBytes,
+      maxHeldBytes: config.limits.maxBackpressureBytes,
+      maxSubscriptionsPerSession: config.limits.maxSubscriptions,
+      filterLimits: { maxDepth: config.limits.maxFilterDepth, maxNodes: config.limits.maxFilterNodes },
       logger,
       publish: (channel, frame) => server?.publish(channel, frame),
       notifyRevoked: (session, topic, message) => session.socket.send(errorFrame({ code: 'forbidden', message, topic })),
@@ -117,6 +119,9 @@ export function createRelay(config: Config, logger: Logger): Relay {
     retention.start();
 
     const verifier = createTokenVerifier(auth, config.token);
+    // A JWKS is fetched before the first client needs it; an identity provider that is down now
+    // is retried when a token needs its keys, so it does not stop the relay from starting.
+    await verifier.prefetch().catch((error: unknown) => logger.warn({ err: error }, 'cannot fetch the JWKS yet'));
     server = createWsServer({
       uws,
       host: config.host,
@@ -125,8 +130,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       verifier,
       hub,
       isListening: () => listener?.isListening() ?? false,
-      maxFrameBytes: config.maxFrameBytes,
-      maxBackpressureBytes: config.maxBackpressureBytes,
+      limits: config.limits,
       replay: { eventLog, epoch: identity.epoch, hub, logger },
     });
     const port = await server.start();

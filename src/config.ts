@@ -14,6 +14,11 @@ import {
   type JwsAlgorithm,
 } from './auth/algorithms.ts';
 import { parsePublicKey } from './auth/public-key.ts';
+import { ConfigError, shown } from './config-error.ts';
+import { parseLimits, type Limits } from './config-limits.ts';
+
+export { ConfigError } from './config-error.ts';
+export { DEFAULT_LIMITS, type Limits } from './config-limits.ts';
 
 /** pino's level names, from loudest-only to silent. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -39,6 +44,8 @@ export interface PublicKeyAuthConfig {
 export interface JwksAuthConfig {
   readonly kind: 'jwks';
   readonly url: string;
+  /** Least time between two fetches of the set (an unknown `kid` triggers one). */
+  readonly refetchCooldownMs: number;
   readonly algorithms: readonly JwsAlgorithm[];
 }
 
@@ -72,38 +79,18 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** Whether the example application's migrations are applied (RELAY_EXAMPLE). */
   readonly includeExample: boolean;
-  /** Largest client frame; bigger ones close the connection with 1009. */
-  readonly maxFrameBytes: number;
-  /** Unsent bytes a connection may hold before it is closed with 4008. */
-  readonly maxBackpressureBytes: number;
+  /** What one connection, and the process, may take (the RELAY_MAX_* settings). */
+  readonly limits: Limits;
 }
-
-/** Limits that are not environment settings (yet). */
-export const DEFAULT_LIMITS = { maxFrameBytes: 64 * 1024, maxBackpressureBytes: 4 * 1024 * 1024 } as const;
 
 /** Reads a file as UTF-8 text; injected so that loadConfig stays testable without a disk. */
 export type ReadTextFile = (path: string) => string;
-
-/** A bad setting. `message` is the line to print: `PORT: must be an integer from 0 to 65535, got "abc"`. */
-export class ConfigError extends Error {
-  readonly code = 'ERR_RELAY_CONFIG';
-  /** The environment variable at fault. */
-  readonly variable: string;
-  /** What is wrong with it, without the variable's name. */
-  readonly problem: string;
-
-  constructor(variable: string, problem: string, options?: ErrorOptions) {
-    super(`${variable}: ${problem}`, options);
-    this.name = 'ConfigError';
-    this.variable = variable;
-    this.problem = problem;
-  }
-}
 
 type Env = Readonly<Record<string, string | undefined>>;
 
 const KEY_SOURCES = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_JWKS_URL'] as const;
 const DEFAULT_RETENTION = '24h';
+const DEFAULT_JWKS_COOLDOWN = '30s';
 const MS_PER_UNIT = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /**
@@ -124,10 +111,10 @@ export function loadConfig(env: Env, readFile: ReadTextFile = (path) => readFile
     port,
     auth,
     token: { ...(issuer !== undefined && { issuer }), ...(audience !== undefined && { audience }), roleClaim },
-    retentionMs: parseRetention(setting(env, 'RELAY_RETENTION') ?? DEFAULT_RETENTION),
+    retentionMs: parseDuration('RELAY_RETENTION', setting(env, 'RELAY_RETENTION') ?? DEFAULT_RETENTION),
     logLevel: parseLogLevel(setting(env, 'LOG_LEVEL') ?? 'info'),
     includeExample: parseBoolean('RELAY_EXAMPLE', setting(env, 'RELAY_EXAMPLE') ?? 'true'),
-    ...DEFAULT_LIMITS,
+    limits: parseLimits(env),
   };
 }
 
@@ -135,11 +122,6 @@ export function loadConfig(env: Env, readFile: ReadTextFile = (path) => readFile
 function setting(env: Env, name: string): string | undefined {
   const value = env[name];
   return value === undefined || value === '' ? undefined : value;
-}
-
-// Quotes a user's value for an error line, cut short so that one line stays one line.
-function shown(value: string): string {
-  return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value);
 }
 
 function parseDatabaseUrl(raw: string | undefined): string | null {
@@ -197,6 +179,7 @@ function parseAuth(env: Env, readFile: ReadTextFile): AuthConfig {
       return {
         kind: 'jwks',
         url: parseJwksUrl(env.JWT_JWKS_URL ?? ''),
+        refetchCooldownMs: parseDuration('JWT_JWKS_COOLDOWN', setting(env, 'JWT_JWKS_COOLDOWN') ?? DEFAULT_JWKS_COOLDOWN),
         algorithms: chooseAlgorithms(requested, ASYMMETRIC_ALGORITHMS, 'keys from a JWKS (asymmetric only)'),
       };
   }
@@ -284,12 +267,12 @@ function parseClaimPath(raw: string): string {
   throw new ConfigError('JWT_ROLE_CLAIM', `must be a dotted claim path like "role" or "app.role", got ${shown(raw)}`);
 }
 
-function parseRetention(raw: string): number {
+function parseDuration(name: string, raw: string): number {
   const match = /^(\d+)([smhd])$/.exec(raw);
-  if (!match) throw new ConfigError('RELAY_RETENTION', `must be a duration like 90s, 30m, 24h or 7d, got ${shown(raw)}`);
+  if (!match) throw new ConfigError(name, `must be a duration like 90s, 30m, 24h or 7d, got ${shown(raw)}`);
   const ms = Number(match[1]) * MS_PER_UNIT[match[2] as keyof typeof MS_PER_UNIT];
-  if (ms <= 0) throw new ConfigError('RELAY_RETENTION', `must be longer than 0, got ${shown(raw)}`);
-  if (!Number.isSafeInteger(ms)) throw new ConfigError('RELAY_RETENTION', `is too long, got ${shown(raw)}`);
+  if (ms <= 0) throw new ConfigError(name, `must be longer than 0, got ${shown(raw)}`);
+  if (!Number.isSafeInteger(ms)) throw new ConfigError(name, `is too long, got ${shown(raw)}`);
   return ms;
 }
 

@@ -9,7 +9,7 @@ import { comparePositions, type LogPosition } from './cursor.ts';
 import type { Catalog } from './db/catalog.ts';
 import type { Claims, RelayEvent } from './events.ts';
 import type { Filter } from './filters/filter-ast.ts';
-import { parseFilter } from './filters/parse-filter.ts';
+import { parseFilter, type FilterLimits } from './filters/parse-filter.ts';
 import type { ErrorCode } from './protocol/error-codes.ts';
 import { compileAccess, renderEvent, type Access } from './routing/access.ts';
 import { createRouter } from './routing/router.ts';
@@ -104,6 +104,10 @@ export interface SubscriptionHubOptions {
   readonly maxHeldBytes?: number;
   /** Close code for a client that cannot keep up (4008). */
   readonly slowConsumerCloseCode?: number;
+  /** Subscriptions one session may hold; more give `too_many_subscriptions`. */
+  readonly maxSubscriptionsPerSession?: number;
+  /** Limits of a client's filter (defaults: DEFAULT_FILTER_LIMITS). */
+  readonly filterLimits?: Partial<FilterLimits>;
 }
 
 const fail = (code: ErrorCode, message: string): Outcome => ({ ok: false, code, message });
@@ -115,6 +119,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   /** Catching-up subscriptions by topic: live events reach them one by one, not by channel. */
   const catchingUp = new Map<string, Set<{ session: Session; subscription: Subscription }>>();
   const maxHeldBytes = options.maxHeldBytes ?? 4 * 1024 * 1024;
+  const maxSubscriptions = options.maxSubscriptionsPerSession ?? Infinity;
   let catalog: Catalog = { grants: [], topics: new Set() };
   let subscriptionCount = 0;
 
@@ -201,10 +206,13 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
 
     subscribe(session, topic, filterJson, resumeAfter) {
       if (session.subscriptions.has(topic)) return fail('already_subscribed', `already subscribed to ${JSON.stringify(topic)}`);
+      if (session.subscriptions.size >= maxSubscriptions) {
+        return fail('too_many_subscriptions', `a connection may hold ${maxSubscriptions} subscriptions; unsubscribe from one first`);
+      }
       if (!catalog.topics.has(topic)) return fail('unknown_topic', `no topic ${JSON.stringify(topic)} is watched or granted`);
       let clientFilter: Filter | null = null;
       if (filterJson !== undefined) {
-        const parsed = parseFilter(filterJson);
+        const parsed = parseFilter(filterJson, options.filterLimits);
         if (!parsed.ok) return fail('bad_request', parsed.error);
         clientFilter = parsed.filter;
       }

@@ -25,10 +25,16 @@ export interface TokenVerifier {
   verifyNow(token: string): VerifiedToken | null;
   /** Resolves with the token's identity, fetching keys when needed, or rejects with a TokenError. */
   verify(token: string): Promise<VerifiedToken>;
+  /**
+   * Fetches remote keys ahead of the first token (a JWKS), so that upgrades take the synchronous
+   * path from the start. Rejects with a TokenError when the keys cannot be fetched.
+   */
+  prefetch(): Promise<void>;
 }
 
 // Far above any real JWT, far below what would make base64 decoding costly.
 const MAX_TOKEN_CHARS = 16 * 1024;
+const MAX_IAT_SKEW_SECONDS = 60;
 
 /**
  * A verifier for `auth`'s key. Only the configured algorithms are accepted, and each only with a
@@ -51,10 +57,11 @@ export function createTokenVerifier(auth: KeyedAuthConfig, rules: TokenClaimsCon
 
   return {
     verifyNow,
+    prefetch: () => keys.fetch(),
     async verify(token) {
       const verified = verifyNow(token);
       if (verified) return verified;
-      await keys.fetch(parseCompactJws(token, MAX_TOKEN_CHARS).header);
+      await keys.fetch();
       const afterFetch = verifyNow(token);
       if (!afterFetch) throw new TokenError(REASONS.unknownKey);
       return afterFetch;
@@ -66,7 +73,8 @@ export function createTokenVerifier(auth: KeyedAuthConfig, rules: TokenClaimsCon
 interface KeySource {
   /** The key, or null when it is not known yet (fetch() may find it). */
   keyFor(header: JwsHeader): VerificationKeyMaterial | null;
-  fetch(header: JwsHeader): Promise<void>;
+  /** Fetches the keys again, unless that was tried too recently (then rejects with a TokenError). */
+  fetch(): Promise<void>;
 }
 
 function keySourceFor(auth: KeyedAuthConfig): KeySource {
@@ -78,19 +86,44 @@ function keySourceFor(auth: KeyedAuthConfig): KeySource {
     case 'public-key':
       return { keyFor: () => auth.key, fetch: async () => undefined };
     case 'jwks':
-      return remoteKeySource(auth.url);
+      return remoteKeySource(auth.url, auth.refetchCooldownMs);
   }
 }
 
 /**
- * Keys of a JWKS endpoint. jose fetches and caches the set, and refetches it for an unknown `kid`
- * at most once per cooldown; keys found in its cache are used synchronously.
+ * Keys of a JWKS endpoint, used synchronously from a cache. jose fetches and parses the set; the
+ * pace is ours: a fetch (for an unknown `kid`, or because the set is older than jose's 10-minute
+ * cache age) starts at most once per cooldown, however many tokens ask for one, so that tokens
+ * with made-up `kid`s cannot turn the relay into a flood of requests to the identity provider.
  */
-function remoteKeySource(url: string): KeySource {
+function remoteKeySource(url: string, cooldownMs: number): KeySource {
   const remote = createRemoteJWKSet(new URL(url));
   const imported = new Map<string, KeyObject>();
+  let lastFetchStartedMs = -Infinity;
+  let pending: Promise<void> | undefined;
+
+  function fetchAllowed(): boolean {
+    return pending !== undefined || Date.now() - lastFetchStartedMs >= cooldownMs;
+  }
+
+  function fetchKeys(): Promise<void> {
+    if (!pending) {
+      lastFetchStartedMs = Date.now();
+      pending = remote.reload().finally(() => (pending = undefined));
+    }
+    return pending;
+  }
+
   return {
     keyFor(header) {
+      // A stale set keeps serving (a relay must not stall on its identity provider) while a fetch
+      // in the background replaces it; so a key removed from the set stops working within the
+      // cache age plus one cooldown.
+      if (remote.jwks() && !remote.fresh && fetchAllowed()) {
+        fetchKeys().catch(() => {
+          // Deliberately ignored: the cached keys stay in use and the next token retries after the cooldown.
+        });
+      }
       const candidates = (remote.jwks()?.keys ?? []).filter(
         (jwk) =>
           (header.kid === undefined || jwk.kid === header.kid) &&
@@ -111,9 +144,10 @@ function remoteKeySource(url: string): KeySource {
       }
       return key;
     },
-    async fetch(header) {
+    async fetch() {
+      if (!fetchAllowed()) throw new TokenError(remote.jwks() ? REASONS.unknownKey : REASONS.keysUnavailable);
       try {
-        await remote(header);
+        await fetchKeys();
       } catch (error) {
         throw new TokenError(reasonFor(error), { cause: error });
       }
@@ -134,6 +168,9 @@ function checkClaims(payload: JWTPayload, rules: TokenClaimsConfig, nowSeconds: 
     if (!audiences.some((audience) => rules.audience!.includes(audience))) throw new TokenError(REASONS.audienceMismatch);
   }
   if (payload.nbf !== undefined && payload.nbf > nowSeconds) throw new TokenError(REASONS.notYetValid);
+  // A token issued in the future was made on a broken clock or forged to outlive its issuer's
+  // intent; a minute of leeway keeps an issuer whose clock runs a little ahead working.
+  if (payload.iat !== undefined && payload.iat > nowSeconds + MAX_IAT_SKEW_SECONDS) throw new TokenError(REASONS.notYetValid);
   if (payload.exp !== undefined && payload.exp <= nowSeconds) throw new TokenError(REASONS.expired);
 }
 

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   rate_limited: 'too many messages in too short a time; slow down',
   token_expired: 'the token reached its `exp`; the connection closes with 4001',
   too_large: 'the frame or event is over the size limit',
+  too_many_subscriptions: 'this connection holds as many subscriptions as it may (RELAY_MAX_SUBSCRIPTIONS)',
 } as const;
 
 /** A client-visible error code. */
@@ -38,6 +39,11 @@ export const CLOSE_CODES = {
     code: 4001,
     meaning: 'the token expired and no `auth` message refreshed it',
     reconnect: true, // with a fresh token
+  },
+  rateLimited: {
+    code: 1008,
+    meaning: 'the client kept sending after rate_limited (policy violation)',
+    reconnect: true, // after a pause, sending less
   },
   slowConsumer: {
     code: 4008,

@@ -23,6 +23,8 @@ export interface MessageContext {
   readonly logger: Logger;
   readonly connectionId: number;
   readonly replay: ReplayContext;
+  /** A refreshed token was accepted: its expiry replaces the connection's. */
+  readonly onAuthed?: (exp: number | null) => void;
 }
 
 /** Handles one text frame of a session; every outcome is a reply frame, never a throw. */
@@ -81,6 +83,7 @@ export async function handleClientMessage(context: MessageContext, session: Sess
         // Replies first: subscriptions that the new claims end are reported after `authed`.
         session.socket.send(authedFrame(verified.exp, message.ref));
         hub.setIdentity(session, identityOf(verified));
+        context.onAuthed?.(verified.exp);
       } catch (error) {
         const reason = refusalReason(error);
         context.logger.info({ connection: context.connectionId, reason }, 'auth: refreshed token refused');

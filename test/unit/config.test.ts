@@ -40,10 +40,18 @@ t.test('with an empty environment: the contract defaults and dev mode', async (t
     retentionMs: 24 * 3_600_000,
     logLevel: 'info',
     includeExample: true,
-    maxFrameBytes: 65_536,
-    maxBackpressureBytes: 4 * 1024 * 1024,
+    limits: DEFAULT_LIMITS,
   });
-  t.same(DEFAULT_LIMITS, { maxFrameBytes: 65_536, maxBackpressureBytes: 4_194_304 });
+  t.same(DEFAULT_LIMITS, {
+    maxFrameBytes: 65_536,
+    maxBackpressureBytes: 4_194_304,
+    maxMessagesPerSecond: 100,
+    maxSubscriptions: 100,
+    maxConnections: 50_000,
+    maxFilterDepth: 16,
+    maxFilterNodes: 256,
+    allowedOrigins: null,
+  });
 });
 
 t.test('empty values count as unset', async (t) => {
@@ -77,6 +85,21 @@ t.test('good values are taken', async (t) => {
     ['log level trace', { LOG_LEVEL: 'trace' }, (c) => c.logLevel, 'trace'],
     ['no example', { RELAY_EXAMPLE: 'false' }, (c) => c.includeExample, false],
     ['example', { RELAY_EXAMPLE: 'true' }, (c) => c.includeExample, true],
+    ['frame size in bytes', { RELAY_MAX_FRAME_SIZE: '2048' }, (c) => c.limits.maxFrameBytes, 2048],
+    ['frame size in KiB', { RELAY_MAX_FRAME_SIZE: '128KiB' }, (c) => c.limits.maxFrameBytes, 131_072],
+    ['backpressure in MiB', { RELAY_MAX_BACKPRESSURE: '16MiB' }, (c) => c.limits.maxBackpressureBytes, 16 * 1024 * 1024],
+    ['messages per second', { RELAY_MAX_MESSAGES_PER_SECOND: '20' }, (c) => c.limits.maxMessagesPerSecond, 20],
+    ['subscriptions', { RELAY_MAX_SUBSCRIPTIONS: '3' }, (c) => c.limits.maxSubscriptions, 3],
+    ['connections', { RELAY_MAX_CONNECTIONS: '1' }, (c) => c.limits.maxConnections, 1],
+    ['filter depth', { RELAY_MAX_FILTER_DEPTH: '4' }, (c) => c.limits.maxFilterDepth, 4],
+    ['filter nodes', { RELAY_MAX_FILTER_NODES: '1000' }, (c) => c.limits.maxFilterNodes, 1000],
+    [
+      'origins, as browsers send them',
+      { RELAY_ALLOWED_ORIGINS: 'https://App.Example, http://localhost:3000/,https://app.example:443' },
+      (c) => c.limits.allowedOrigins,
+      ['https://app.example', 'http://localhost:3000'],
+    ],
+    ['JWKS cooldown', { JWT_JWKS_URL: 'https://id.example/jwks', JWT_JWKS_COOLDOWN: '5m' }, (c) => c.auth.kind === 'jwks' && c.auth.refetchCooldownMs, 300_000],
   ];
   for (const [name, env, pick, expected] of cases) t.same(pick(load(env)), expected, name);
 });
@@ -123,6 +146,23 @@ t.test('each bad value stops start-up with one line naming the variable', async 
     [{ LOG_LEVEL: 'INFO' }, 'LOG_LEVEL', /got "INFO"/],
     [{ RELAY_EXAMPLE: 'yes' }, 'RELAY_EXAMPLE', /must be true or false, got "yes"/],
     [{ RELAY_EXAMPLE: 'TRUE' }, 'RELAY_EXAMPLE', /got "TRUE"/],
+    [{ JWT_JWKS_URL: 'https://id.example/jwks', JWT_JWKS_COOLDOWN: '30' }, 'JWT_JWKS_COOLDOWN', /must be a duration like 90s/],
+    [{ RELAY_MAX_BACKPRESSURE: '4GiB' }, 'RELAY_MAX_BACKPRESSURE', /must be a size from 64KiB to 1024MiB \(bytes, or with KiB or MiB\), got "4GiB"/],
+    [{ RELAY_MAX_BACKPRESSURE: '1KiB' }, 'RELAY_MAX_BACKPRESSURE', /from 64KiB/],
+    [{ RELAY_MAX_FRAME_SIZE: '10' }, 'RELAY_MAX_FRAME_SIZE', /must be a size from 1KiB to 4MiB/],
+    [{ RELAY_MAX_FRAME_SIZE: '8MiB' }, 'RELAY_MAX_FRAME_SIZE', /to 4MiB .*got "8MiB"/],
+    [{ RELAY_MAX_FRAME_SIZE: '64kb' }, 'RELAY_MAX_FRAME_SIZE', /got "64kb"/],
+    [{ RELAY_MAX_MESSAGES_PER_SECOND: '0' }, 'RELAY_MAX_MESSAGES_PER_SECOND', /must be an integer from 1 to 1000000, got "0"/],
+    [{ RELAY_MAX_MESSAGES_PER_SECOND: '1.5' }, 'RELAY_MAX_MESSAGES_PER_SECOND', /got "1.5"/],
+    [{ RELAY_MAX_SUBSCRIPTIONS: '-1' }, 'RELAY_MAX_SUBSCRIPTIONS', /from 1 to 100000/],
+    [{ RELAY_MAX_CONNECTIONS: 'lots' }, 'RELAY_MAX_CONNECTIONS', /got "lots"/],
+    [{ RELAY_MAX_FILTER_DEPTH: '65' }, 'RELAY_MAX_FILTER_DEPTH', /from 1 to 64, got "65"/],
+    [{ RELAY_MAX_FILTER_NODES: '0' }, 'RELAY_MAX_FILTER_NODES', /from 1 to 100000/],
+    [{ RELAY_ALLOWED_ORIGINS: 'app.example' }, 'RELAY_ALLOWED_ORIGINS', /must be a comma list of origins like https:\/\/app.example, got "app.example"/],
+    [{ RELAY_ALLOWED_ORIGINS: 'https://app.example/path' }, 'RELAY_ALLOWED_ORIGINS', /got "https:\/\/app.example\/path"/],
+    [{ RELAY_ALLOWED_ORIGINS: 'https://a.example,,https://b.example' }, 'RELAY_ALLOWED_ORIGINS', /got ""/],
+    [{ RELAY_ALLOWED_ORIGINS: 'ftp://files.example' }, 'RELAY_ALLOWED_ORIGINS', /got "ftp:/],
+    [{ RELAY_ALLOWED_ORIGINS: '*' }, 'RELAY_ALLOWED_ORIGINS', /got "\*"/],
   ];
   for (const [env, variable, pattern] of cases) {
     const label = `${JSON.stringify(env).slice(0, 80)} -> ${variable}`;
@@ -246,6 +286,7 @@ t.test('JWT_JWKS_URL: every asymmetric algorithm unless narrowed', async (t) => 
   t.same(auth, {
     kind: 'jwks',
     url: 'https://id.example/.well-known/jwks.json',
+    refetchCooldownMs: 30_000,
     algorithms: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'],
   });
   t.same(algorithmsOf(load({ JWT_JWKS_URL: 'http://localhost:9000/jwks', JWT_ALGORITHMS: 'ES256' }).auth), ['ES256']);

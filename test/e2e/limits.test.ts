@@ -1,0 +1,116 @@
+// The limits of the settings table, end to end: each one refuses what is over it, says so, and
+// leaves everything under it (and every other client) alone.
+import t from 'tap';
+import WebSocket from 'ws';
+import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
+import { guarded } from '../helpers/guard.ts';
+import { startTestRelay } from '../helpers/relay.ts';
+import { connectClient, upgradeRefusal, type Frame } from '../helpers/ws-client.ts';
+
+const ADMIN = { role: 'admin', sub: 'admin-1' };
+
+t.test('RELAY_MAX_MESSAGES_PER_SECOND: a burst over it gets rate_limited, a flood is closed with 1008', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_MAX_MESSAGES_PER_SECOND: '5' });
+  const witness = await relay.connect(ADMIN);
+  await subscribe(witness, 'orders');
+  const client = await relay.connect(ADMIN);
+  for (let i = 0; i < 40; i++) client.send({ type: 'ping', ref: i });
+  const closed = await guarded(client.closed(), 10_000, 'the flooding client being closed');
+  const frames: Frame[] = [...client.buffered()];
+  t.strictSame(
+    frames.slice(0, 5),
+    [0, 1, 2, 3, 4].map((ref) => ({ type: 'pong', ref })),
+    'the first five (the burst) are answered',
+  );
+  const limited = frames.filter((frame) => frame.type === 'error');
+  t.ok(limited.length >= 5, `then rate_limited errors (${limited.length})`);
+  t.ok(limited.every((frame) => frame.code === 'rate_limited'), 'every refusal says rate_limited');
+  t.ok(frames.length < 40, 'not every message was handled');
+  t.equal(closed.code, 1008, 'going on past the limit closes with 1008 (policy violation)');
+  t.strictSame(await framesBeforePong(witness), [], 'another client is untouched');
+});
+
+t.test('RELAY_MAX_SUBSCRIPTIONS: one more gives too_many_subscriptions; unsubscribing makes room', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_MAX_SUBSCRIPTIONS: '2' });
+  const client = await relay.connect(ADMIN);
+  t.match(await subscribe(client, 'orders'), { type: 'subscribed' });
+  t.match(await subscribe(client, 'inventory'), { type: 'subscribed' });
+  t.match(
+    await subscribe(client, 'driver_locations', { ref: 'third' }),
+    { type: 'error', code: 'too_many_subscriptions', topic: 'driver_locations', ref: 'third', message: /2 subscriptions/ },
+  );
+  t.match(await subscribe(client, 'orders'), { code: 'already_subscribed' }, 'already_subscribed still comes first');
+  client.send({ type: 'unsubscribe', topic: 'orders' });
+  t.match(await nextFrame(client, 'unsubscribed'), { type: 'unsubscribed' });
+  t.match(await subscribe(client, 'driver_locations'), { type: 'subscribed' }, 'room again after an unsubscribe');
+});
+
+t.test('RELAY_MAX_CONNECTIONS: the upgrade past it gets HTTP 503; a closed connection makes room', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_MAX_CONNECTIONS: '2' });
+  const first = await relay.connect(ADMIN);
+  await relay.connect(ADMIN);
+  const refusal = await upgradeRefusal(`${relay.wsUrl}?access_token=${await relay.token(ADMIN)}`);
+  t.strictSame(refusal, { status: 503, body: { error: 'unavailable', reason: 'too many connections' } });
+  await first.close();
+  await relay.connect(ADMIN).then(
+    (client) => t.match(client.welcome, { type: 'welcome' }, 'a connection once one closed'),
+    (error: unknown) => t.fail(`refused after a close: ${String(error)}`),
+  );
+});
+
+t.test('RELAY_ALLOWED_ORIGINS: a browser from another origin is refused with 403; listed and origin-less clients are welcome', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_ALLOWED_ORIGINS: 'https://app.example,http://localhost:3000' });
+  const url = `${relay.wsUrl}?access_token=${await relay.token(ADMIN)}`;
+  for (const origin of ['https://evil.example', 'https://app.example.evil.example', 'http://app.example', 'null']) {
+    t.strictSame(
+      await upgradeRefusal(url, { origin }),
+      { status: 403, body: { error: 'forbidden', reason: 'origin not allowed' } },
+      `Origin: ${origin}`,
+    );
+  }
+  for (const origin of ['https://app.example', 'https://APP.example:443', 'http://localhost:3000']) {
+    const welcomed = await new Promise<boolean>((resolve) => {
+      const socket = new WebSocket(url, { origin });
+      socket.once('open', () => {
+        socket.close();
+        resolve(true);
+      });
+      socket.once('unexpected-response', () => resolve(false));
+      socket.once('error', () => resolve(false));
+    });
+    t.ok(welcomed, `Origin: ${origin} is welcome`);
+  }
+  const noOrigin = await connectClient(url);
+  t.match(noOrigin.welcome, { type: 'welcome' }, 'a client without Origin (not a browser) is welcome');
+  await noOrigin.close();
+  const refusedToken = await upgradeRefusal(`${relay.wsUrl}?access_token=bad`, { origin: 'https://evil.example' });
+  t.equal(refusedToken.status, 403, 'the origin is checked before the token');
+});
+
+t.test('RELAY_MAX_FILTER_DEPTH and RELAY_MAX_FILTER_NODES: bad_request saying where', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_MAX_FILTER_DEPTH: '3', RELAY_MAX_FILTER_NODES: '4' });
+  const client = await relay.connect(ADMIN);
+  t.match(await subscribe(client, 'orders', { filter: { not: { not: { not: { status: 'x' } } } } }), {
+    type: 'error',
+    code: 'bad_request',
+    message: 'filter.not.not.not: nested deeper than 3 levels',
+  });
+  t.match(await subscribe(client, 'orders', { filter: { or: [{ a: 1 }, { b: 2 }, { c: 3 }, { d: 4 }] } }), {
+    code: 'bad_request',
+    message: /more than 4 nodes/,
+  });
+  t.match(await subscribe(client, 'orders', { filter: { not: { not: { status: 'x' } } } }), { type: 'subscribed' }, 'at the limits: accepted');
+});
+
+t.test('RELAY_MAX_FRAME_SIZE: a frame over it closes with 1009', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_MAX_FRAME_SIZE: '2KiB' });
+  const client = await relay.connect(ADMIN);
+  const padded = (bytes: number): string => {
+    const head = '{"type":"ping","ref":"big","pad":"';
+    return `${head}${'x'.repeat(bytes - head.length - 2)}"}`;
+  };
+  client.sendRaw(padded(2048));
+  t.strictSame(await nextFrame(client, 'pong'), { type: 'pong', ref: 'big' }, '2 KiB exactly is fine');
+  client.sendRaw(padded(2049));
+  t.equal((await client.closed()).code, 1009);
+});

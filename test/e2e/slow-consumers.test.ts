@@ -1,0 +1,70 @@
+// Contract section 3: "A connection that stops reading is closed with 4008 once its unsent data
+// passes the limit, and the process's memory stays bounded". Clients that pause reading while
+// events flood are closed by the relay itself (4008, not a bare 1006 drop), while a client that
+// reads keeps receiving every event, batch after batch, without waiting for the slow ones.
+import t from 'tap';
+import { collectFrames } from '../helpers/event-collector.ts';
+import { subscribe } from '../helpers/frames.ts';
+import { startTestRelay } from '../helpers/relay.ts';
+import type { Frame } from '../helpers/ws-client.ts';
+
+const ADMIN = { role: 'admin', sub: 'admin-1' };
+const LIMIT_BYTES = 256 * 1024;
+const PAUSED_CLIENTS = 4;
+const BATCH_ROWS = 200;
+const ROW_PAD_BYTES = 4000;
+/** A guard only: the kernel buffers of a paused loopback client hold a few MB before the relay's own fill. */
+const MAX_BATCHES = 200;
+
+const isEvent = (frame: Frame): boolean => frame.type === 'event';
+
+t.test('clients that stop reading are closed with 4008; a reading client gets every event meanwhile', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_MAX_BACKPRESSURE: `${LIMIT_BYTES}`, LOG_LEVEL: 'info' });
+  const honest = await relay.connect(ADMIN);
+  await subscribe(honest, 'orders');
+  const honestFrames = collectFrames(honest);
+
+  const paused = [];
+  for (let i = 0; i < PAUSED_CLIENTS; i++) {
+    const client = await relay.connect(ADMIN);
+    await subscribe(client, 'orders');
+    // The ws client stops reading its TCP socket: the kernel buffers fill, then the relay's.
+    (client.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    paused.push(client);
+  }
+  const slowClosed = (): number => relay.logLines.filter((line) => line.msg === 'a client fell too far behind; closing it').length;
+  const rssBefore = process.memoryUsage().rss;
+
+  let batches = 0;
+  let inserted = 0;
+  while (slowClosed() < PAUSED_CLIENTS && batches < MAX_BATCHES) {
+    const first = inserted;
+    await relay.db.pool.query(
+      `insert into orders (id, status, rider)
+       select 'o' || n, 'placed', jsonb_build_object('pad', repeat('x', $2::int)) from generate_series($1::int, $1::int + $3::int - 1) n`,
+      [first, ROW_PAD_BYTES, BATCH_ROWS],
+    );
+    inserted += BATCH_ROWS;
+    batches++;
+    // The reading client is served at the pace of the writes, not of the slowest subscriber.
+    const lastId = `o${inserted - 1}`;
+    await honestFrames.waitFor((frame) => isEvent(frame) && (frame.data as { id: string }).id === lastId, `the honest client receiving ${lastId}`);
+  }
+  t.equal(slowClosed(), PAUSED_CLIENTS, `every paused client was closed by the relay (after ${batches} batches of ${BATCH_ROWS} events)`);
+  const closeLines = relay.logLines.filter((line) => line.msg === 'a client fell too far behind; closing it');
+  for (const line of closeLines) {
+    t.ok(Number(line.unsentBytes) > LIMIT_BYTES && Number(line.unsentBytes) < 2 * LIMIT_BYTES, `closed at ${String(line.unsentBytes)} unsent bytes, past the limit and below uWS's backstop`);
+  }
+  const rssGrowthMb = (process.memoryUsage().rss - rssBefore) / 1e6;
+  t.ok(rssGrowthMb < 200, `memory stayed bounded: RSS grew ${rssGrowthMb.toFixed(0)} MB while ${(inserted * ROW_PAD_BYTES) / 1e6} MB of events went out`);
+
+  const ids = honestFrames.events('orders').map((frame) => (frame.data as { id: string }).id);
+  t.strictSame(ids, Array.from({ length: inserted }, (_, i) => `o${i}`), 'the honest client received every event once, in order');
+
+  for (const client of paused) {
+    (client.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+  }
+  const codes = await Promise.all(paused.map((client) => client.closed().then((info) => info.code)));
+  t.strictSame(codes, Array.from({ length: PAUSED_CLIENTS }, () => 4008), 'once they read again, each paused client sees 4008 after what was sent');
+  t.equal(honest.socket.readyState, honest.socket.OPEN, 'the honest client is still connected');
+});

@@ -1,0 +1,74 @@
+// Contract section 3: "At exp, unless refreshed, the server sends token_expired and closes with
+// code 4001"; `auth` replaces the claims and the expiry. Expiries are checked once a second, so
+// a connection ends within about a second after its token's exp.
+import t from 'tap';
+import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
+import { guarded } from '../helpers/guard.ts';
+import { TEST_SECRET, startTestRelay } from '../helpers/relay.ts';
+import { nowSeconds, signHmacToken } from '../helpers/tokens.ts';
+import { connectClient } from '../helpers/ws-client.ts';
+
+const ADMIN = { role: 'admin', sub: 'admin-1' };
+const CLOSE_GUARD_MS = 8_000;
+
+t.test('at exp the client gets token_expired, then close 4001; not before exp', async (t) => {
+  const relay = await startTestRelay(t);
+  const exp = nowSeconds() + 2;
+  const client = await relay.connect({ ...ADMIN, exp });
+  await subscribe(client, 'orders');
+  const expired = await nextFrame(client, 'token_expired', undefined, CLOSE_GUARD_MS);
+  t.ok(Date.now() / 1000 >= exp, 'not before the token expired');
+  t.match(expired, { type: 'error', code: 'token_expired', message: String }, 'an error frame says why');
+  const closed = await guarded(client.closed(), CLOSE_GUARD_MS, 'the close after token_expired');
+  t.equal(closed.code, 4001, 'closed with 4001: reconnect with a fresh token');
+  t.ok(Date.now() / 1000 < exp + 3, 'within about a second of exp');
+  const stats = await (await fetch(`${relay.httpUrl}/health`)).json();
+  t.match(stats, { sessions: 0, subscriptions: 0 }, 'its session and subscription are gone');
+});
+
+t.test('auth with a later exp keeps the connection past the old exp; a shorter one ends it sooner', async (t) => {
+  const relay = await startTestRelay(t);
+  const exp = nowSeconds() + 3;
+  // Same exp, same tick: when the witness is closed, the refreshed connection's old exp has passed too.
+  const witness = await relay.connect({ ...ADMIN, exp });
+  const refreshed = await relay.connect({ ...ADMIN, exp });
+  await subscribe(refreshed, 'orders');
+  const later = nowSeconds() + 3600;
+  refreshed.send({ type: 'auth', token: await relay.token({ ...ADMIN, exp: later }), ref: 'r' });
+  t.strictSame(await nextFrame(refreshed, 'authed'), { type: 'authed', exp: later, ref: 'r' });
+
+  t.equal((await guarded(witness.closed(), CLOSE_GUARD_MS, 'the witness closing at exp')).code, 4001, 'the witness expired');
+  t.strictSame(await framesBeforePong(refreshed), [], 'the refreshed connection got no token_expired and still answers');
+  await relay.db.pool.query(`insert into orders (id, status) values ('after-refresh', 'placed')`);
+  t.match(await nextFrame(refreshed, 'an event after the old exp'), { type: 'event', data: { id: 'after-refresh' } }, 'and still receives events');
+
+  const sooner = nowSeconds() + 1;
+  refreshed.send({ type: 'auth', token: await relay.token({ ...ADMIN, exp: sooner }) });
+  t.match(await nextFrame(refreshed, 'authed'), { type: 'authed', exp: sooner });
+  t.match(await nextFrame(refreshed, 'token_expired', undefined, CLOSE_GUARD_MS), { code: 'token_expired' }, 'the new, shorter exp applies');
+  t.equal((await guarded(refreshed.closed(), CLOSE_GUARD_MS, 'the close')).code, 4001);
+});
+
+t.test('a token without exp never expires; auth can add an exp to it', async (t) => {
+  const relay = await startTestRelay(t);
+  // relay.token() adds an hour unless told otherwise: sign one with no exp by hand.
+  const forever = await signHmacToken(TEST_SECRET, ADMIN);
+  const client = await connectClient(`${relay.wsUrl}?access_token=${forever}`);
+  t.teardown(() => client.close());
+  t.equal(client.welcome.exp, null, 'welcome says exp null');
+  const exp = nowSeconds() + 1;
+  client.send({ type: 'auth', token: await relay.token({ ...ADMIN, exp }) });
+  t.match(await nextFrame(client, 'authed'), { type: 'authed', exp });
+  t.match(await nextFrame(client, 'token_expired', undefined, CLOSE_GUARD_MS), { code: 'token_expired' });
+  t.equal((await guarded(client.closed(), CLOSE_GUARD_MS, 'the close')).code, 4001);
+});
+
+t.test('a refused auth keeps the old exp: the connection still ends at it', async (t) => {
+  const relay = await startTestRelay(t);
+  const exp = nowSeconds() + 2;
+  const client = await relay.connect({ ...ADMIN, exp });
+  client.send({ type: 'auth', token: await relay.token({ ...ADMIN, exp: nowSeconds() - 10 }), ref: 'old' });
+  t.match(await nextFrame(client, 'the refusal'), { type: 'error', code: 'bad_request', ref: 'old', message: /expired/ });
+  t.match(await nextFrame(client, 'token_expired', undefined, CLOSE_GUARD_MS), { code: 'token_expired' });
+  t.equal((await guarded(client.closed(), CLOSE_GUARD_MS, 'the close')).code, 4001);
+});
