@@ -17,6 +17,9 @@ import { identityOf } from './identity.ts';
 import { createMessageRateLimiter, type MessageRateLimiter } from './rate-limit.ts';
 import type { loadNativeUws } from './uws.ts';
 
+
+/** How often the members of channels published to are checked for a backlog past the limit. */
+const CHANNEL_BACKLOG_CHECK_MS = 50;
 export interface WsServerOptions {
   readonly uws: ReturnType<typeof loadNativeUws>;
   readonly host: string;
@@ -278,39 +281,44 @@ export function createWsServer(options: WsServerOptions): WsServer {
   /**
    * Closes, with 4008, every connection whose unsent data passed maxBackpressureBytes. After a send,
    * the socket (or the channel published to) is marked, and all marks are checked once the current
-   * batch of work is done: closing inside a send would end a session while the hub is still walking
-   * it, and one check per channel per batch, rather than per event, keeps the cost at one
-   * getBufferedAmount() per subscriber per batch.
+   * batch of work is done (closing inside a send would end a session while the hub is still walking
+   * it); channels' members at most every CHANNEL_BACKLOG_CHECK_MS, so the cost is one
+   * getBufferedAmount() per subscriber per interval, not per event.
    */
   function createBacklogCheck() {
     const sockets = new Set<Socket>();
     const channels = new Set<string>();
-    let scheduled = false;
+    let socketsScheduled = false;
+    let channelsScheduled = false;
     const check = (ws: Socket): void => {
       if (ws.getUserData().closed || ws.getBufferedAmount() <= limits.maxBackpressureBytes) return;
       logger.info({ connection: ws.getUserData().id, unsentBytes: ws.getBufferedAmount() }, 'a client fell too far behind; closing it');
       ws.end(CLOSE_CODES.slowConsumer.code, 'too far behind: reconnect and resume with since');
     };
-    const run = (): void => {
-      scheduled = false;
-      for (const channel of channels) for (const ws of channelMembers.get(channel) ?? []) check(ws);
+    const checkSockets = (): void => {
+      socketsScheduled = false;
       for (const ws of sockets) check(ws);
-      channels.clear();
       sockets.clear();
     };
-    const schedule = (): void => {
-      if (scheduled) return;
-      scheduled = true;
-      queueMicrotask(run);
+    const checkChannels = (): void => {
+      channelsScheduled = false;
+      for (const channel of channels) for (const ws of channelMembers.get(channel) ?? []) check(ws);
+      channels.clear();
     };
     return {
       afterSend(ws: Socket): void {
         sockets.add(ws);
-        schedule();
+        if (socketsScheduled) return;
+        socketsScheduled = true;
+        queueMicrotask(checkSockets);
       },
+      // A channel's members are walked at most every CHANNEL_BACKLOG_CHECK_MS: at a thousand
+      // events a second to a channel of thousands, a walk per event would cost more than the sends.
       afterPublish(channel: string): void {
         channels.add(channel);
-        schedule();
+        if (channelsScheduled) return;
+        channelsScheduled = true;
+        setTimeout(checkChannels, CHANNEL_BACKLOG_CHECK_MS);
       },
     };
   }
