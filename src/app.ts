@@ -137,13 +137,23 @@ export function createRelay(config: Config, logger: Logger): Relay {
     return { port, url: wsUrl, devToken };
   }
 
+  /**
+   * The shutdown order: no new connection (the listen socket closes first), connected clients told
+   * to go elsewhere (1012), then no new event (the listener), then the database. Each step is
+   * logged, so an operator sees which one a shutdown that times out is stuck in.
+   */
   async function stop(): Promise<void> {
-    server?.stop();
+    if (server) {
+      const closed = server.stop();
+      logger.info({ connections: closed }, 'stopped accepting connections; closed the open ones with 1012');
+    }
     await listener?.stop();
     stream?.stop();
     await retention?.stop();
+    logger.info('stopped listening to PostgreSQL; closing the pool');
     await pool?.end();
     await embedded?.stop();
+    logger.info('stopped');
   }
 
   return {

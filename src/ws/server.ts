@@ -31,8 +31,8 @@ export interface WsServerOptions {
 export interface WsServer {
   /** Starts listening; resolves to the bound port (useful with port 0). */
   start(): Promise<number>;
-  /** Stops accepting and closes every connection. */
-  stop(): void;
+  /** Stops accepting, then closes every connection with 1012; returns how many it closed. */
+  stop(): number;
   /** Publishes a frame to every socket that joined `channel`. */
   publish(channel: string, frame: string): void;
 }
@@ -231,12 +231,15 @@ export function createWsServer(options: WsServerOptions): WsServer {
       });
     },
     stop() {
+      // The listen socket first: from here on a new connection is refused, never half-served.
       if (listenSocket) uws.us_listen_socket_close(listenSocket);
       listenSocket = undefined;
+      const open = [...openSockets];
       // 1012 (service restart): the client reconnects, to another relay, and resumes from its cursor.
-      for (const ws of [...openSockets]) ws.end(CLOSE_CODES.serviceRestart.code, 'relay shutting down');
+      for (const ws of open) ws.end(CLOSE_CODES.serviceRestart.code, 'relay shutting down');
       // Missing from the type definitions; closes every socket so the process can exit at once.
       (app as TemplatedApp & { close?: () => void }).close?.();
+      return open.length;
     },
     publish(channel, frame) {
       app.publish(channel, frame, false);
