@@ -50,8 +50,13 @@ function decodedName(name: string): string {
 const urlSerializer = (value: unknown): unknown => (typeof value === 'string' ? redactUrl(value) : value);
 const querySerializer = (value: unknown): unknown => (typeof value === 'string' ? redactUrl(`?${value}`).slice(1) : value);
 
-/** The process's logger; `destination` lets tests read the parsed lines. */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+/**
+ * The process's logger, on stdout by default; `destination` lets tests read the parsed lines.
+ * Writes are synchronous: the entry point calls process.exit right after its last lines (a
+ * shutdown, a timeout, a fatal start), and pino's asynchronous stdout could lose or reorder those.
+ * The relay logs per connection and per incident, never per event, so this costs nothing that matters.
+ */
+export function createLogger(level: string, destination: DestinationStream = pino.destination({ dest: 1, sync: true })): Logger {
   return pino(
     {
       level,
