@@ -14,9 +14,9 @@ import { createEventLog } from './db/event-log.ts';
 import { createListener, type Listener } from './db/listener.ts';
 import { runMigrations } from './db/migrate.ts';
 import { createEventStream, type EventStream } from './event-stream.ts';
+import { createMetrics } from './metrics.ts';
 import { createRetention } from './retention.ts';
 import { projectPath } from './project-root.ts';
-import { errorFrame } from './protocol/server-frames.ts';
 import { createSubscriptionHub } from './subscription-hub.ts';
 import { createWsServer, type WsServer } from './ws/server.ts';
 import { loadNativeUws } from './ws/uws.ts';
@@ -78,8 +78,13 @@ export function createRelay(config: Config, logger: Logger): Relay {
       maxSubscriptionsPerSession: config.limits.maxSubscriptions,
       filterLimits: { maxDepth: config.limits.maxFilterDepth, maxNodes: config.limits.maxFilterNodes },
       logger,
-      publish: (channel, frame) => server?.publish(channel, frame),
-      notifyRevoked: (session, topic, message) => session.socket.send(errorFrame({ code: 'forbidden', message, topic })),
+      publish: (channel, frame) => server?.publish(channel, frame) ?? 0,
+      notifyRevoked: (session, topic, message) => session.socket.sendError({ code: 'forbidden', message, topic }),
+    });
+    const metrics = createMetrics({
+      connections: () => hub.stats().sessions,
+      subscriptions: () => hub.stats().subscriptions,
+      listening: () => listener?.isListening() ?? false,
     });
     hub.setCatalog(await catalogReader.load());
     const reloadCatalog = coalesce(async () => hub.setCatalog(await catalogReader.load()), (error) =>
@@ -89,7 +94,14 @@ export function createRelay(config: Config, logger: Logger): Relay {
       identity,
       eventLog,
       logger,
-      deliver: (event, position) => hub.deliver(event, position),
+      deliver(event, position, committedAt) {
+        metrics.eventsReceived.inc();
+        const sent = hub.deliver(event, position);
+        if (sent === 0) return;
+        // Once per event, not per recipient: one publish reaches them all at the same moment.
+        metrics.eventsDelivered.inc(sent);
+        metrics.deliveryLag.observe(Math.max(0, Date.now() / 1000 - committedAt));
+      },
     });
     stream = events;
 
@@ -103,6 +115,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
           // Whatever committed before LISTEN took effect was not notified: read it from the log.
           events.catchUp();
           if (reconnected) {
+            metrics.listenerReconnects.inc();
             logger.warn('listener: listening again; catching up from the event log');
             reloadCatalog();
           }
@@ -131,7 +144,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
       hub,
       isListening: () => listener?.isListening() ?? false,
       limits: config.limits,
-      replay: { eventLog, epoch: identity.epoch, hub, logger },
+      metrics,
+      replay: { eventLog, epoch: identity.epoch, hub, metrics },
     });
     const port = await server.start();
     const wsUrl = `ws://${config.host}:${port}/ws`;
@@ -141,13 +155,23 @@ export function createRelay(config: Config, logger: Logger): Relay {
     return { port, url: wsUrl, devToken };
   }
 
+  /**
+   * The shutdown order: no new connection (the listen socket closes first), connected clients told
+   * to go elsewhere (1012), then no new event (the listener), then the database. Each step is
+   * logged, so an operator sees which one a shutdown that times out is stuck in.
+   */
   async function stop(): Promise<void> {
-    server?.stop();
+    if (server) {
+      const closed = server.stop();
+      logger.info({ connections: closed }, 'stopped accepting connections; closed the open ones with 1012');
+    }
     await listener?.stop();
     stream?.stop();
     await retention?.stop();
+    logger.info('stopped listening to PostgreSQL; closing the pool');
     await pool?.end();
     await embedded?.stop();
+    logger.info('stopped');
   }
 
   return {

@@ -76,6 +76,8 @@ export interface Config {
   readonly token: TokenClaimsConfig;
   /** How long events stay replayable with `since`. */
   readonly retentionMs: number;
+  /** How long a graceful shutdown may take before the process exits 1 anyway (RELAY_SHUTDOWN_TIMEOUT). */
+  readonly shutdownTimeoutMs: number;
   readonly logLevel: LogLevel;
   /** Whether the example application's migrations are applied (RELAY_EXAMPLE). */
   readonly includeExample: boolean;
@@ -91,6 +93,7 @@ type Env = Readonly<Record<string, string | undefined>>;
 const KEY_SOURCES = ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_JWKS_URL'] as const;
 const DEFAULT_RETENTION = '24h';
 const DEFAULT_JWKS_COOLDOWN = '30s';
+const DEFAULT_SHUTDOWN_TIMEOUT = '10s';
 const MS_PER_UNIT = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /**
@@ -112,6 +115,12 @@ export function loadConfig(env: Env, readFile: ReadTextFile = (path) => readFile
     auth,
     token: { ...(issuer !== undefined && { issuer }), ...(audience !== undefined && { audience }), roleClaim },
     retentionMs: parseDuration('RELAY_RETENTION', setting(env, 'RELAY_RETENTION') ?? DEFAULT_RETENTION),
+    shutdownTimeoutMs: parseDuration(
+      'RELAY_SHUTDOWN_TIMEOUT',
+      setting(env, 'RELAY_SHUTDOWN_TIMEOUT') ?? DEFAULT_SHUTDOWN_TIMEOUT,
+      // It is awaited with setTimeout, which fires at once for anything longer.
+      MAX_TIMER_MS,
+    ),
     logLevel: parseLogLevel(setting(env, 'LOG_LEVEL') ?? 'info'),
     includeExample: parseBoolean('RELAY_EXAMPLE', setting(env, 'RELAY_EXAMPLE') ?? 'true'),
     limits: parseLimits(env),
@@ -267,12 +276,15 @@ function parseClaimPath(raw: string): string {
   throw new ConfigError('JWT_ROLE_CLAIM', `must be a dotted claim path like "role" or "app.role", got ${shown(raw)}`);
 }
 
-function parseDuration(name: string, raw: string): number {
+/** The longest delay setTimeout can wait (longer ones fire at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function parseDuration(name: string, raw: string, maxMs = Number.MAX_SAFE_INTEGER): number {
   const match = /^(\d+)([smhd])$/.exec(raw);
   if (!match) throw new ConfigError(name, `must be a duration like 90s, 30m, 24h or 7d, got ${shown(raw)}`);
   const ms = Number(match[1]) * MS_PER_UNIT[match[2] as keyof typeof MS_PER_UNIT];
   if (ms <= 0) throw new ConfigError(name, `must be longer than 0, got ${shown(raw)}`);
-  if (!Number.isSafeInteger(ms)) throw new ConfigError(name, `is too long, got ${shown(raw)}`);
+  if (!Number.isSafeInteger(ms) || ms > maxMs) throw new ConfigError(name, `is too long, got ${shown(raw)}`);
   return ms;
 }
 

@@ -8,8 +8,11 @@ export interface EventStreamOptions {
   readonly identity: LogIdentity;
   readonly eventLog: EventLog;
   readonly logger: Logger;
-  /** Called once per event, strictly in commit order, never twice for one event. */
-  readonly deliver: (event: RelayEvent, position: LogPosition) => void;
+  /**
+   * Called once per event, strictly in commit order, never twice for one event; `committedAt` is
+   * its commit time in seconds since the epoch (PostgreSQL's clock), for the delivery lag.
+   */
+  readonly deliver: (event: RelayEvent, position: LogPosition, committedAt: number) => void;
   /** How many large events one query fetches at most. */
   readonly fetchBatchSize?: number;
   /** How many events one catch-up query reads. */
@@ -74,7 +77,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     if (comparePositions(notified, last) <= 0) return;
     last = { pos: notified.pos, id: notified.id };
     try {
-      deliver(relayEventOf(identity.epoch, notified, body), last);
+      deliver(relayEventOf(identity.epoch, notified, body), last, notified.ts);
     } catch (error) {
       // One event that breaks delivery must not stop the stream for every other subscriber.
       logger.error({ err: error, topic: notified.topic, pos: notified.pos, id: notified.id }, 'delivery failed');

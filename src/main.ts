@@ -22,7 +22,13 @@ async function main(): Promise<void> {
       logger.warn({ signal }, 'second signal: exiting now');
       process.exit(1);
     }
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+    // A stuck step (a query waiting on a lock, a server that never answers) must not keep a
+    // process that was told to stop alive: past the bound, exit 1 so the supervisor sees it.
+    setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
     relay.stop().then(
       () => process.exit(0),
       (error: unknown) => {

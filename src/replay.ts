@@ -1,18 +1,17 @@
 // `subscribe` with `since`: every event of the topic after the cursor, from the log, in pages that
 // wait for the client to read, then the live events held meanwhile, then live delivery.
 
-import type { Logger } from 'pino';
 import type { Cursor, LogPosition } from './cursor.ts';
 import type { EventLog, LogPage } from './db/event-log.ts';
 import { relayEventOf } from './event-stream.ts';
-import { errorFrame } from './protocol/server-frames.ts';
+import type { RelayMetrics } from './metrics.ts';
 import type { Session, SubscriptionHub } from './subscription-hub.ts';
 
 export interface ReplayContext {
   readonly eventLog: EventLog;
   readonly epoch: string;
   readonly hub: SubscriptionHub;
-  readonly logger: Logger;
+  readonly metrics: Pick<RelayMetrics, 'replaysStarted' | 'eventsReplayed' | 'eventsDelivered'>;
   readonly pageSize?: number;
 }
 
@@ -32,7 +31,7 @@ export async function startReplay(
   since: Cursor,
   beforeFirstPage: () => void,
 ): Promise<ReplayStart> {
-  const { eventLog, hub } = context;
+  const { eventLog, hub, metrics } = context;
   const pageSize = context.pageSize ?? 500;
   const token = hub.catchUpToken(session, topic);
   if (!token) throw new Error(`startReplay: the subscription to ${topic} is not catching up`);
@@ -49,6 +48,7 @@ export async function startReplay(
     return { ok: false, code: 'cursor_expired', message: expiredMessage() };
   }
   beforeFirstPage();
+  metrics.replaysStarted.inc();
 
   const rest = (async () => {
     let after: LogPosition = since;
@@ -56,10 +56,16 @@ export async function startReplay(
     for (;;) {
       // Retention overtook a slow replay: what follows would have a hole.
       if (after.pos <= page.prunedThrough) return endSubscription();
+      let sent = 0;
       for (const event of page.events) {
         const frame = hub.render(session, topic, relayEventOf(context.epoch, event, event.body));
-        if (frame !== null) session.socket.send(frame);
+        if (frame === null) continue;
+        session.socket.send(frame);
+        sent++;
       }
+      // Counted per page: a replay sends thousands of frames a second.
+      metrics.eventsReplayed.inc(sent);
+      metrics.eventsDelivered.inc(sent);
       const last = page.events.at(-1);
       if (!last || page.events.length < pageSize) break;
       await session.socket.whenWritable();
@@ -67,10 +73,10 @@ export async function startReplay(
       after = last;
       page = await eventLog.readPage(after, upTo, topic, pageSize);
     }
-    hub.finishCatchUp(session, topic, token);
+    metrics.eventsDelivered.inc(hub.finishCatchUp(session, topic, token));
   })().catch((error: unknown) => {
     // The client resumes from the last cursor it received, on a new connection.
-    context.logger.warn({ err: error, topic }, 'replay failed; closing the connection');
+    session.socket.logger().warn({ err: error, topic }, 'replay failed; closing the connection');
     if (current()) session.socket.end(1011, 'replay failed');
   });
   return { ok: true, rest };
@@ -78,7 +84,7 @@ export async function startReplay(
   function endSubscription(): void {
     if (!current()) return;
     hub.unsubscribe(session, topic);
-    session.socket.send(errorFrame({ code: 'cursor_expired', message: expiredMessage(), topic }));
+    session.socket.sendError({ code: 'cursor_expired', message: expiredMessage(), topic });
   }
 }
 

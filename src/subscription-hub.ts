@@ -11,6 +11,7 @@ import type { Claims, RelayEvent } from './events.ts';
 import type { Filter } from './filters/filter-ast.ts';
 import { parseFilter, type FilterLimits } from './filters/parse-filter.ts';
 import type { ErrorCode } from './protocol/error-codes.ts';
+import type { ErrorFrameFields } from './protocol/server-frames.ts';
 import { compileAccess, renderEvent, type Access } from './routing/access.ts';
 import { createRouter } from './routing/router.ts';
 
@@ -18,6 +19,8 @@ import { createRouter } from './routing/router.ts';
 export interface SubscriberSocket {
   /** Sends one text frame to this client alone. */
   send(frame: string): void;
+  /** Sends an error frame (counted by code in the metrics). */
+  sendError(fields: ErrorFrameFields): void;
   /** Starts receiving what is published on a channel. */
   joinChannel(channel: string): void;
   leaveChannel(channel: string): void;
@@ -25,6 +28,8 @@ export interface SubscriberSocket {
   end(code: number, reason: string): void;
   /** Resolves once the client has read most of what was sent (or the connection is gone). */
   whenWritable(): Promise<void>;
+  /** The connection's logger: every line about it carries its connection id. */
+  logger(): Logger;
 }
 
 /** Who the client is, from its verified token. */
@@ -79,14 +84,20 @@ export interface SubscriptionHub {
    * subscription's token differs, so a stale replay stops instead of sending into it.
    */
   catchUpToken(session: Session, topic: string): object | null;
-  /** The replay holding `token` is over: held events follow, then the subscription goes live. */
-  finishCatchUp(session: Session, topic: string, token: object): void;
+  /**
+   * The replay holding `token` is over: held events follow, then the subscription goes live.
+   * Returns how many held event frames were sent.
+   */
+  finishCatchUp(session: Session, topic: string, token: object): number;
   /** New grants and topics: subscriptions they no longer allow end with `forbidden`. */
   setCatalog(catalog: Catalog): void;
   /** New claims for a session (a refreshed token): the same check, for that session alone. */
   setIdentity(session: Session, identity: Identity): void;
-  /** Sends one event, at `position` in the log, to every subscriber it reaches. */
-  deliver(event: RelayEvent, position: LogPosition): void;
+  /**
+   * Sends one event, at `position` in the log, to every subscriber it reaches. Returns how many
+   * event frames were sent (one per client reached), for the metrics.
+   */
+  deliver(event: RelayEvent, position: LogPosition): number;
   /** The position of the last event delivered: a replay's upper bound. */
   position(): LogPosition;
   stats(): { sessions: number; subscriptions: number; classes: number };
@@ -94,8 +105,11 @@ export interface SubscriptionHub {
 
 export interface SubscriptionHubOptions {
   readonly logger: Logger;
-  /** Sends a frame to every socket that joined `channel` (uWebSockets.js `app.publish`). */
-  readonly publish: (channel: string, frame: string) => void;
+  /**
+   * Sends a frame to every socket that joined `channel` (uWebSockets.js `app.publish`); returns
+   * how many sockets that is.
+   */
+  readonly publish: (channel: string, frame: string) => number;
   /** Tells a client that a subscription ended because it is no longer allowed. */
   readonly notifyRevoked: (session: Session, topic: string, message: string) => void;
   /** The position of the last event delivered live (the event stream's). */
@@ -144,30 +158,32 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
     if (waiting.size === 0) catchingUp.delete(subscription.topic);
   }
 
-  /** Sends what was held, then hands the subscription over to its channel. */
-  function goLive(session: Session, subscription: Subscription): void {
+  /** Sends what was held, then hands the subscription over to its channel; returns how many frames it sent. */
+  function goLive(session: Session, subscription: Subscription): number {
     const held = subscription.catchUp?.held ?? [];
     stopCatchingUp(session, subscription);
     for (const frame of held) session.socket.send(frame);
     session.socket.joinChannel(subscription.channel);
+    return held.length;
   }
 
-  function holdOrSend(session: Session, subscription: Subscription, catchUp: CatchUp, event: RelayEvent, position: LogPosition): void {
-    if (comparePositions(position, catchUp.after) <= 0) return;
+  /** Holds the event for a catching-up subscription; returns how many frames went out meanwhile. */
+  function holdOrSend(session: Session, subscription: Subscription, catchUp: CatchUp, event: RelayEvent, position: LogPosition): number {
+    if (comparePositions(position, catchUp.after) <= 0) return 0;
     const frame = renderEvent(subscription.access, event, new Map());
     if (catchUp.replayDone) {
       // The client's cursor was ahead of this relay; this is the first event after it.
       if (frame !== null) catchUp.held.push(frame);
-      goLive(session, subscription);
-      return;
+      return goLive(session, subscription);
     }
-    if (frame === null) return;
+    if (frame === null) return 0;
     catchUp.held.push(frame);
     catchUp.heldBytes += frame.length;
     if (catchUp.heldBytes > maxHeldBytes) {
-      options.logger.info({ topic: subscription.topic }, 'a catching-up subscriber fell too far behind; closing it');
+      session.socket.logger().info({ topic: subscription.topic }, 'a catching-up subscriber fell too far behind; closing it');
       session.socket.end(options.slowConsumerCloseCode ?? 4008, 'too far behind');
     }
+    return 0;
   }
 
   /** Re-decides each subscription of a session; those no longer allowed end with `forbidden`. */
@@ -251,10 +267,10 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
     finishCatchUp(session, topic, token) {
       const subscription = session.subscriptions.get(topic);
       const catchUp = subscription?.catchUp;
-      if (!subscription || !catchUp || catchUp !== token) return;
+      if (!subscription || !catchUp || catchUp !== token) return 0;
       catchUp.replayDone = true;
       // A cursor ahead of this relay (from a relay further along) waits for the events after it.
-      if (comparePositions(options.livePosition(), catchUp.after) >= 0) goLive(session, subscription);
+      return comparePositions(options.livePosition(), catchUp.after) >= 0 ? goLive(session, subscription) : 0;
     },
 
     setCatalog(next) {
@@ -269,12 +285,14 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
     },
 
     deliver(event, position) {
-      for (const [channel, frame] of router.route(event)) options.publish(channel, frame);
+      let sent = 0;
+      for (const [channel, frame] of router.route(event)) sent += options.publish(channel, frame);
       const waiting = catchingUp.get(event.topic);
-      if (!waiting) return;
+      if (!waiting) return sent;
       for (const { session, subscription } of [...waiting]) {
-        if (subscription.catchUp) holdOrSend(session, subscription, subscription.catchUp, event, position);
+        if (subscription.catchUp) sent += holdOrSend(session, subscription, subscription.catchUp, event, position);
       }
+      return sent;
     },
 
     position: () => options.livePosition(),

@@ -1,13 +1,11 @@
 // One client frame in, replies out. Pure protocol logic over the hub and a token verifier; the
 // socket is reached only through the session.
 
-import type { Logger } from 'pino';
 import { refusalReason } from '../auth/token-error.ts';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import { parseClientMessage, type MessageRef } from '../protocol/client-messages.ts';
 import {
   authedFrame,
-  errorFrame,
   pongFrame,
   subscribedFrame,
   unsubscribedFrame,
@@ -20,8 +18,6 @@ import { identityOf } from './identity.ts';
 export interface MessageContext {
   readonly hub: SubscriptionHub;
   readonly verifier: TokenVerifier;
-  readonly logger: Logger;
-  readonly connectionId: number;
   readonly replay: ReplayContext;
   /** A refreshed token was accepted: its expiry replaces the connection's. */
   readonly onAuthed?: (exp: number | null) => void;
@@ -31,7 +27,9 @@ export interface MessageContext {
 export async function handleClientMessage(context: MessageContext, session: Session, text: string): Promise<void> {
   const parsed = parseClientMessage(text);
   if (!parsed.ok) {
-    session.socket.send(errorFrame(parsed.error));
+    // The reason only, never the frame: it may hold a token.
+    session.socket.logger().debug({ reason: parsed.error.message }, 'bad request');
+    session.socket.sendError(parsed.error);
     return;
   }
   const message = parsed.message;
@@ -46,19 +44,19 @@ export async function handleClientMessage(context: MessageContext, session: Sess
       if (message.since !== undefined) {
         const cursor = decodeCursor(message.since);
         if (!cursor) {
-          session.socket.send(errorFrame({ code: 'bad_request', message: 'since: not a cursor of pg-relay', topic, ref }));
+          session.socket.sendError({ code: 'bad_request', message: 'since: not a cursor of pg-relay', topic, ref });
           return;
         }
         if (cursor.epoch !== context.replay.epoch) {
           const reason = 'since: the cursor is from another event log (was the database recreated?)';
-          session.socket.send(errorFrame({ code: 'cursor_expired', message: reason, topic, ref }));
+          session.socket.sendError({ code: 'cursor_expired', message: reason, topic, ref });
           return;
         }
         since = cursor;
       }
       const outcome = hub.subscribe(session, topic, message.filter, since);
       if (!outcome.ok) {
-        session.socket.send(errorFrame({ code: outcome.code, message: outcome.message, topic, ref }));
+        session.socket.sendError({ code: outcome.code, message: outcome.message, topic, ref });
         return;
       }
       if (!since) {
@@ -70,11 +68,8 @@ export async function handleClientMessage(context: MessageContext, session: Sess
     }
     case 'unsubscribe': {
       const outcome = hub.unsubscribe(session, message.topic);
-      session.socket.send(
-        outcome.ok
-          ? unsubscribedFrame(message.topic, message.ref)
-          : errorFrame({ code: outcome.code, message: outcome.message, topic: message.topic, ref: message.ref }),
-      );
+      if (outcome.ok) session.socket.send(unsubscribedFrame(message.topic, message.ref));
+      else session.socket.sendError({ code: outcome.code, message: outcome.message, topic: message.topic, ref: message.ref });
       return;
     }
     case 'auth': {
@@ -86,8 +81,8 @@ export async function handleClientMessage(context: MessageContext, session: Sess
         context.onAuthed?.(verified.exp);
       } catch (error) {
         const reason = refusalReason(error);
-        context.logger.info({ connection: context.connectionId, reason }, 'auth: refreshed token refused');
-        session.socket.send(errorFrame({ code: 'bad_request', message: `token refused: ${reason}`, ref: message.ref }));
+        session.socket.logger().info({ reason }, 'auth: refreshed token refused');
+        session.socket.sendError({ code: 'bad_request', message: `token refused: ${reason}`, ref: message.ref });
       }
       return;
     }
@@ -100,10 +95,10 @@ async function resume(context: MessageContext, session: Session, topic: string, 
     const started = await startReplay(context.replay, session, topic, since, () =>
       session.socket.send(subscribedFrame(topic, ref)),
     );
-    if (!started.ok) session.socket.send(errorFrame({ code: started.code, message: started.message, topic, ref }));
+    if (!started.ok) session.socket.sendError({ code: started.code, message: started.message, topic, ref });
   } catch (error) {
     // The log cannot be read: the client reconnects and resumes from the same cursor.
-    context.logger.warn({ err: error, connection: context.connectionId, topic }, 'cannot start a replay');
+    session.socket.logger().warn({ err: error, topic }, 'cannot start a replay');
     context.hub.unsubscribe(session, topic);
     session.socket.end(1011, 'event log unavailable');
   }

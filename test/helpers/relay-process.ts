@@ -17,6 +17,15 @@ export interface RelayProcess {
   readonly wsUrl: string;
   /** Resolves with how the process ended. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Every parsed JSON log line written so far. */
+  readonly logLines: readonly Record<string, unknown>[];
+  /** Everything written on stdout and stderr so far (for failure messages). */
+  output(): string;
+  /**
+   * The first log line satisfying `accept`, now or when it is written; rejects naming `what` if
+   * the process exits first or none comes within `timeoutMs`.
+   */
+  logLine(accept: (line: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Ends the process at once, as a crash or the OOM killer would (SIGKILL). */
   kill(): Promise<void>;
 }
@@ -45,33 +54,54 @@ export async function startRelayProcess(t: Teardown, databaseUrl: string, env: R
       await exited;
     }
   });
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
   let output = '';
   let partial = '';
-  const serving = new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      partial += chunk.toString();
-      const lines = partial.split('\n');
-      partial = lines.pop() ?? '';
-      for (const text of lines) {
-        if (!text.startsWith('{')) continue;
-        const line = JSON.parse(text) as Record<string, unknown>;
-        if (line.msg === 'pg-relay is serving') resolve();
+  const logLines: Record<string, unknown>[] = [];
+  const lineWaiters = new Set<{ accept: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }>();
+  child.stdout!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    partial += chunk.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const text of lines) {
+      if (!text.startsWith('{')) continue;
+      const line = JSON.parse(text) as Record<string, unknown>;
+      logLines.push(line);
+      for (const waiter of [...lineWaiters]) {
+        if (!waiter.accept(line)) continue;
+        lineWaiters.delete(waiter);
+        waiter.resolve(line);
       }
-    });
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    void exited.then(({ code, signal }) => reject(new Error(`the relay process exited (${code ?? signal}) before serving:\n${output}`)));
+    }
   });
-  let timer: NodeJS.Timeout | undefined;
-  const guard = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the relay process did not log 'pg-relay is serving' within ${START_GUARD_MS} ms:\n${output}`)), START_GUARD_MS);
-  });
-  await Promise.race([serving, guard]).finally(() => clearTimeout(timer));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const logLine = (accept: (line: Record<string, unknown>) => boolean, what: string, timeoutMs = START_GUARD_MS) => {
+    const found = logLines.find(accept);
+    if (found) return Promise.resolve(found);
+    let timer: NodeJS.Timeout | undefined;
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      const waiter = { accept, resolve };
+      lineWaiters.add(waiter);
+      timer = setTimeout(() => reject(new Error(`${what}: not logged within ${timeoutMs} ms:\n${output.slice(-4000)}`)), timeoutMs);
+      // 'close', not 'exit': stdout may still hold the last lines when the process has exited.
+      void closed.then(({ code, signal }) => {
+        lineWaiters.delete(waiter);
+        reject(new Error(`${what}: the relay process exited (${code ?? signal}) first:\n${output.slice(-4000)}`));
+      });
+    }).finally(() => clearTimeout(timer));
+  };
+  await logLine((line) => line.msg === 'pg-relay is serving', "the relay process logging 'pg-relay is serving'");
   return {
     child,
     port,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     exited,
+    logLines,
+    output: () => output,
+    logLine,
     async kill() {
       child.kill('SIGKILL');
       await exited;

@@ -1,0 +1,122 @@
+// The relay's Prometheus instruments (contract section 4, plus the listener and replays), on a
+// registry of its own: two relays in one process (the tests) or a host application's own metrics
+// never mix, and nothing is registered at import time.
+//
+// Hot-path cost: counters move once per event or per batch (a replay page, the frames held for a
+// resuming client), never once per recipient; gauges are read only when /metrics is scraped.
+
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ERROR_CODES, type ErrorCode } from './protocol/error-codes.ts';
+
+/** Read when /metrics is scraped, so that keeping them costs nothing meanwhile. */
+export interface MetricSources {
+  connections(): number;
+  subscriptions(): number;
+  /** Whether the listener is listening to PostgreSQL right now. */
+  listening(): boolean;
+}
+
+/** The named instruments; the composition root hands each part the ones it moves. */
+export interface RelayMetrics {
+  readonly registry: Registry;
+  /** Events taken from PostgreSQL (notifications and catch-ups after a lost link), once each. */
+  readonly eventsReceived: Counter;
+  /** Event frames sent to clients: one per client reached (live, held during a replay, or replayed). */
+  readonly eventsDelivered: Counter;
+  /** Upgrades refused with 401. */
+  readonly connectionsRejected: Counter;
+  /** Error frames sent to clients, by their `code`. */
+  readonly errors: Counter<'code'>;
+  /** Commit to send of live events (not replays, whose age is the client's choice). */
+  readonly deliveryLag: Histogram;
+  /** Times the listener was listening again after losing its link. */
+  readonly listenerReconnects: Counter;
+  readonly replaysStarted: Counter;
+  /** Events a replay read from the log and sent. */
+  readonly eventsReplayed: Counter;
+}
+
+/** Commit-to-send delays worth telling apart, in seconds: a millisecond up to a lost link's minute. */
+const LAG_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** A registry with the relay's instruments and Node's default process metrics. */
+export function createMetrics(sources: MetricSources): RelayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  new Gauge({
+    name: 'relay_connections',
+    help: 'Open WebSocket connections.',
+    registers,
+    collect() {
+      this.set(sources.connections());
+    },
+  });
+  new Gauge({
+    name: 'relay_subscriptions',
+    help: 'Subscriptions of all connections (live or resuming).',
+    registers,
+    collect() {
+      this.set(sources.subscriptions());
+    },
+  });
+  new Gauge({
+    name: 'relay_listening',
+    help: '1 while the relay is listening to PostgreSQL, else 0 (GET /health answers 503).',
+    registers,
+    collect() {
+      this.set(sources.listening() ? 1 : 0);
+    },
+  });
+
+  const errors = new Counter({
+    name: 'relay_errors_total',
+    help: 'Error frames sent to clients, by code.',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  // Every code is exported from the start, so a rate() over one that never happened is 0, not absent.
+  for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) errors.inc({ code }, 0);
+
+  return {
+    registry,
+    eventsReceived: new Counter({
+      name: 'relay_events_received_total',
+      help: 'Events received from PostgreSQL (notified, or read from the log after a lost link).',
+      registers,
+    }),
+    eventsDelivered: new Counter({
+      name: 'relay_events_delivered_total',
+      help: 'Event frames sent to clients, one per client reached (live, held during a replay, or replayed).',
+      registers,
+    }),
+    connectionsRejected: new Counter({
+      name: 'relay_connections_rejected_total',
+      help: 'WebSocket upgrades refused with 401 (missing or invalid token).',
+      registers,
+    }),
+    errors,
+    deliveryLag: new Histogram({
+      name: 'relay_delivery_lag_seconds',
+      help: "Time from an event's commit to its send to subscribers (live events; commit time from PostgreSQL's clock).",
+      buckets: LAG_BUCKETS_SECONDS,
+      registers,
+    }),
+    listenerReconnects: new Counter({
+      name: 'relay_listener_reconnects_total',
+      help: 'Times the listener was listening to PostgreSQL again after losing its link.',
+      registers,
+    }),
+    replaysStarted: new Counter({
+      name: 'relay_replays_started_total',
+      help: 'Subscriptions with `since` whose replay from the event log started.',
+      registers,
+    }),
+    eventsReplayed: new Counter({
+      name: 'relay_replay_events_total',
+      help: 'Events sent by replays, read from the event log.',
+      registers,
+    }),
+  };
+}
