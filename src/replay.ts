@@ -57,7 +57,7 @@ export async function startReplay(
       // Retention overtook a slow replay: what follows would have a hole.
       if (after.pos <= page.prunedThrough) return endSubscription();
       for (const event of page.events) {
-        const frame = hub.render(session, topic, relayEventOf(context.epoch, event, event.body));
+        const frame = hub.render(session, topic, relayEventOf(context.epoch, event));
         if (frame !== null) session.socket.send(frame);
       }
       const last = page.events.at(-1);
