@@ -27,7 +27,7 @@ function lastPayloadBytes(): number {
 }
 
 /** The notification was a short header; the event, read from the log, is the one expected. */
-function assertLargeStub(t: Test, n: EventNotification, topic: string, event: string): void {
+function assertHeaderOnly(t: Test, n: EventNotification, topic: string, event: string): void {
   t.ok(lastPayloadBytes() < 100, `${event}: the notification is a header of ${lastPayloadBytes()} bytes`);
   t.match(n, { topic, event });
 }
@@ -44,7 +44,7 @@ t.test('a 1 MB row: the notification is a small header and relay.events holds th
     JSON.stringify({ notes: ONE_MB }),
   ]);
   const n = await listener.next();
-  assertLargeStub(t, n, 'orders', 'insert');
+  assertHeaderOnly(t, n, 'orders', 'insert');
   t.ok(lastPayloadBytes() < NOTIFY_LIMIT_BYTES, 'under the NOTIFY limit');
 
   const { rows } = await db.pool.query<{ same_text: boolean; notes: string }>(
@@ -61,7 +61,7 @@ t.test('a 1 MB row: the notification is a small header and relay.events holds th
 t.test('updates and deletes of a large row are headers too, with old kept in the log', async (t) => {
   await db.pool.query(`update orders set status = 'picked_up' where id = 'big'`);
   const statusOnly = await listener.next();
-  assertLargeStub(t, statusOnly, 'orders', 'update');
+  assertHeaderOnly(t, statusOnly, 'orders', 'update');
   const afterStatus = await loggedEvent(statusOnly.id);
   t.equal(afterStatus.old?.['status'], 'placed');
   t.ok((afterStatus.changed ?? []).includes('status'));
@@ -69,16 +69,16 @@ t.test('updates and deletes of a large row are headers too, with old kept in the
 
   await db.pool.query(`update orders set rider = '{"notes": "short"}' where id = 'big'`);
   const shrunk = await listener.next();
-  assertLargeStub(t, shrunk, 'orders', 'update');
+  assertHeaderOnly(t, shrunk, 'orders', 'update');
   const afterShrink = await loggedEvent(shrunk.id);
   t.ok((afterShrink.old?.['rider'] as { notes: string }).notes === ONE_MB, 'old holds the 1 MB value');
   t.same(afterShrink.data['rider'], { notes: 'short' });
 
   await db.pool.query(`update orders set rider = $1 where id = 'big'`, [JSON.stringify({ notes: ONE_MB })]);
-  assertLargeStub(t, await listener.next(), 'orders', 'update');
+  assertHeaderOnly(t, await listener.next(), 'orders', 'update');
   await db.pool.query(`delete from orders where id = 'big'`);
   const deleted = await listener.next();
-  assertLargeStub(t, deleted, 'orders', 'delete');
+  assertHeaderOnly(t, deleted, 'orders', 'delete');
   t.ok(((await loggedEvent(deleted.id)).data['rider'] as { notes: string }).notes === ONE_MB);
   t.ok(listener.payloadBytes.every((bytes) => bytes < NOTIFY_LIMIT_BYTES), 'every payload under the limit');
 });
@@ -86,7 +86,7 @@ t.test('updates and deletes of a large row are headers too, with old kept in the
 t.test('relay.publish with 1 MB of data', async (t) => {
   await db.pool.query(`select relay.publish('big', 'report', $1)`, [JSON.stringify({ text: ONE_MB })]);
   const n = await listener.next();
-  assertLargeStub(t, n, 'big', 'report');
+  assertHeaderOnly(t, n, 'big', 'report');
   t.ok((await loggedEvent(n.id)).data['text'] === ONE_MB);
 });
 
