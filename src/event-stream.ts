@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { comparePositions, encodeCursor, type LogPosition } from './cursor.ts';
-import type { EventLog, LogIdentity } from './db/event-log.ts';
-import { parseNotification, type EventBody, type NotifiedEvent } from './db/notification.ts';
+import type { EventLog, LoggedEvent, LogIdentity } from './db/event-log.ts';
+import { parseNotification } from './db/notification.ts';
 import type { RelayEvent } from './events.ts';
 
 export interface EventStreamOptions {
@@ -13,10 +13,8 @@ export interface EventStreamOptions {
    * its commit time in seconds since the epoch (PostgreSQL's clock), for the delivery lag.
    */
   readonly deliver: (event: RelayEvent, position: LogPosition, committedAt: number) => void;
-  /** How many large events one query fetches at most. */
-  readonly fetchBatchSize?: number;
-  /** How many events one catch-up query reads. */
-  readonly catchUpPageSize?: number;
+  /** How many events one query reads from the log. */
+  readonly pageSize?: number;
 }
 
 export interface EventStream {
@@ -41,30 +39,35 @@ export interface EventStream {
 
 const RETRY_MS = 500;
 
-/** The event as subscribers see it, from a notification or a row of the log. */
-export function relayEventOf(epoch: string, notified: NotifiedEvent, body: EventBody): RelayEvent {
+/** The event as subscribers see it, from a row of the log. */
+export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent {
   return {
-    topic: notified.topic,
-    event: notified.event,
-    cursor: encodeCursor(epoch, notified),
-    ts: new Date(Math.round(notified.ts * 1000)).toISOString(),
-    ...body,
+    topic: logged.topic,
+    event: logged.event,
+    cursor: encodeCursor(epoch, logged),
+    ts: new Date(Math.round(logged.ts * 1000)).toISOString(),
+    ...logged.body,
   };
 }
 
 /**
- * Turns notifications into events in commit order, with no gap and no duplicate:
- * - a notification too large for NOTIFY carries no body: the stream holds it, and everything
- *   after it, until one query has fetched the bodies of all such events waiting;
- * - after the listener lost its link, notifications sent meanwhile are gone: catchUp() reads them
- *   from the log first, and newer notifications that the log already gave are skipped.
+ * Turns notifications into events in commit order, with no gap and no duplicate. A notification
+ * only says that every position up to its own is committed: the stream reads them from the log,
+ * one query for as many commits as are waiting (under load, many per query).
+ * - Positions are drawn in commit order and each is visible before the next is drawn (see
+ *   README, "How commit order is kept"), so when position N is notified, reading the log up to N
+ *   leaves nothing out.
+ * - After the listener lost its link, notifications sent meanwhile are gone: catchUp() reads the
+ *   log up to its head, and notifications of positions already read are skipped.
  */
 export function createEventStream(options: EventStreamOptions): EventStream {
   const { logger, eventLog, deliver, identity } = options;
-  const fetchBatchSize = options.fetchBatchSize ?? 500;
-  const catchUpPageSize = options.catchUpPageSize ?? 1000;
-  const queue: NotifiedEvent[] = [];
+  const pageSize = options.pageSize ?? 1000;
   let last: LogPosition = { pos: 0, id: 0 };
+  /** The log has been read through this position. */
+  let readThrough = 0;
+  /** The highest position notified: the log is to be read up to it. */
+  let notifiedThrough = 0;
   let started = false;
   /** False from a lost link until LISTEN is back: a catch-up must not start before it is. */
   let listening = true;
@@ -73,32 +76,21 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   let stopped = false;
   let retryTimer: NodeJS.Timeout | undefined;
 
-  function deliverOnce(notified: NotifiedEvent, body: EventBody): void {
-    if (comparePositions(notified, last) <= 0) return;
-    last = { pos: notified.pos, id: notified.id };
+  function deliverOnce(logged: LoggedEvent): void {
+    if (comparePositions(logged, last) <= 0) return;
+    last = { pos: logged.pos, id: logged.id };
     try {
-      deliver(relayEventOf(identity.epoch, notified, body), last, notified.ts);
+      deliver(relayEventOf(identity.epoch, logged), last, logged.ts);
     } catch (error) {
       // One event that breaks delivery must not stop the stream for every other subscriber.
-      logger.error({ err: error, topic: notified.topic, pos: notified.pos, id: notified.id }, 'delivery failed');
+      logger.error({ err: error, topic: logged.topic, pos: logged.pos, id: logged.id }, 'delivery failed');
     }
   }
 
   function drain(): void {
-    while (started && listening && !busy && !stopped) {
-      if (catchUpWanted) {
-        runExclusively(readMissedEvents);
-        return;
-      }
-      const head = queue[0];
-      if (!head) return;
-      if (head.body) {
-        queue.shift();
-        deliverOnce(head, head.body);
-      } else {
-        runExclusively(fetchWaitingBodies);
-      }
-    }
+    if (!started || !listening || busy || stopped) return;
+    if (catchUpWanted) runExclusively(readMissedEvents);
+    else if (readThrough < notifiedThrough) runExclusively(readNotifiedEvents);
   }
 
   /** Runs one step that must finish before anything else is delivered; retries it on failure. */
@@ -119,30 +111,27 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     );
   }
 
-  async function fetchWaitingBodies(): Promise<void> {
-    const waiting = queue.filter((event) => !event.body).slice(0, fetchBatchSize);
-    const bodies = await eventLog.fetchBodies(waiting.map((event) => event.id));
-    for (const event of waiting) {
-      const index = queue.indexOf(event);
-      const body = bodies.get(event.id);
-      if (body) {
-        queue[index] = { ...event, body };
-      } else {
-        logger.warn({ id: event.id, topic: event.topic }, 'a large event is no longer in the log; skipped');
-        queue.splice(index, 1);
-      }
+  /** Delivers every event after the last one delivered, up to `upTo` included. */
+  async function readUpTo(upTo: LogPosition): Promise<number> {
+    let delivered = 0;
+    for (;;) {
+      const { events } = await eventLog.readPage(last, upTo, null, pageSize);
+      for (const event of events) deliverOnce(event);
+      delivered += events.length;
+      if (events.length < pageSize || stopped) return delivered;
     }
+  }
+
+  async function readNotifiedEvents(): Promise<void> {
+    const through = notifiedThrough;
+    await readUpTo({ pos: through, id: Number.MAX_SAFE_INTEGER });
+    readThrough = Math.max(readThrough, through);
   }
 
   async function readMissedEvents(): Promise<void> {
     const head = await eventLog.head();
-    let delivered = 0;
-    for (;;) {
-      const { events } = await eventLog.readPage(last, head, null, catchUpPageSize);
-      for (const event of events) deliverOnce(event, event.body);
-      delivered += events.length;
-      if (events.length < catchUpPageSize || stopped) break;
-    }
+    const delivered = await readUpTo(head);
+    readThrough = Math.max(readThrough, head.pos);
     catchUpWanted = false;
     logger.info({ events: delivered, through: last }, 'caught up from the event log');
   }
@@ -150,6 +139,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   return {
     async start() {
       last = await eventLog.head();
+      readThrough = last.pos;
       started = true;
       drain();
     },
@@ -160,7 +150,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
         logger.warn({ reason: parsed.error, bytes: payload?.length ?? 0 }, 'ignored a malformed notification');
         return;
       }
-      queue.push(parsed.event);
+      notifiedThrough = Math.max(notifiedThrough, parsed.pos);
       drain();
     },
     suspend() {
@@ -176,7 +166,6 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     stop() {
       stopped = true;
       clearTimeout(retryTimer);
-      queue.length = 0;
     },
   };
 }

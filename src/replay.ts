@@ -58,7 +58,7 @@ export async function startReplay(
       if (after.pos <= page.prunedThrough) return endSubscription();
       let sent = 0;
       for (const event of page.events) {
-        const frame = hub.render(session, topic, relayEventOf(context.epoch, event, event.body));
+        const frame = hub.render(session, topic, relayEventOf(context.epoch, event));
         if (frame === null) continue;
         session.socket.send(frame);
         sent++;

@@ -9,7 +9,7 @@ create schema if not exists relay;
 -- Cursors must follow commit order (see docs/cursors.md). Row triggers append events while the
 -- transaction runs, when its commit position is not known yet; a deferred trigger, fired as the
 -- transaction commits, takes the next position under a transaction-scoped advisory lock that is
--- held until the commit is visible, records it in relay.commits, and sends the notifications.
+-- held until the commit is visible, records it in relay.commits, and notifies that position.
 -- The next committing writer waits for that lock, so positions are handed out in commit order.
 -- ---------------------------------------------------------------------------------------------
 
@@ -48,28 +48,35 @@ end $$;
 revoke execute on function relay.claim_log_identity() from public;
 insert into relay.log_identity default values;
 
+-- Every watched write inserts here, so this table carries only what readers need: one index,
+-- (xid, id), as every reader goes from a commit to its transaction's events; and no CHECK
+-- constraints (PostgreSQL prepares each one anew for every INSERT statement, which cost more than
+-- the row): only the relay's own functions write here, and they check topic, event and data
+-- first (relay.watch, relay.publish), as the relay checks every row it reads.
 create table relay.events (
-  id bigint generated always as identity primary key,
+  id bigint generated always as identity,
   xid xid8 not null default pg_current_xact_id(),
-  topic text not null check (length(topic) between 1 and 256),
-  event text not null check (length(event) between 1 and 256),
-  data jsonb not null check (jsonb_typeof(data) = 'object'),
+  topic text not null,
+  event text not null,
+  data jsonb not null,
   old jsonb,
   changed text[],
   -- true on the first event of each transaction (and of each batch after an early constraint
   -- check): only those rows queue the deferred commit trigger.
-  opens_commit boolean not null default false
+  opens_commit boolean not null default false,
+  primary key (xid, id)
 );
-create index events_by_transaction on relay.events (xid, id);
 
 create sequence relay.commit_position as bigint;
 
+-- Indexed by position only: readers walk positions, and retention deletes the oldest positions
+-- (committed_at follows pos: both are taken under the commit-order lock). Written by every
+-- committing writer while it holds that lock, so every index here would lengthen the queue.
 create table relay.commits (
   pos bigint primary key,
-  xid xid8 not null unique,
+  xid xid8 not null,
   committed_at timestamptz not null
 );
-create index commits_by_time on relay.commits (committed_at);
 
 -- ---------------------------------------------------------------------------------------------
 -- Catalog: watched tables and grants. Running relays reload it on a notification.
@@ -241,60 +248,43 @@ create trigger announce_watches after insert or update or delete or truncate on 
 -- Appending events and stamping commits.
 -- ---------------------------------------------------------------------------------------------
 
--- Events are notified on this channel at commit, as `<signature><json>`. A payload that would pass
--- NOTIFY's 8000-byte limit is sent without data/old/changed and flagged "large": the relay reads
--- the body from the log.
-create function relay.notification_payload(commit_pos bigint, commit_ts timestamptz, ev relay.events,
-                                           signing_key text)
-returns text
-language plpgsql stable as $$
-declare
-  payload text := json_build_object(
-    'pos', commit_pos, 'id', ev.id, 'ts', extract(epoch from commit_ts),
-    'topic', ev.topic, 'event', ev.event, 'data', ev.data, 'old', ev.old, 'changed', ev.changed
-  )::text;
-begin
-  if octet_length(payload) >= 7800 then
-    payload := json_build_object(
-      'pos', commit_pos, 'id', ev.id, 'ts', extract(epoch from commit_ts),
-      'topic', ev.topic, 'event', ev.event, 'large', true
-    )::text;
-  end if;
-  return relay.sign(signing_key, payload) || payload;
-end $$;
-
 -- 32 hex digits: sha256(key || sha256(key || text)), truncated to 128 bits. The outer hash keeps
--- the construction safe from length extension (core PostgreSQL has sha256 but no HMAC).
+-- the construction safe from length extension (core PostgreSQL has sha256 but no HMAC). Stable,
+-- like convert_to, so that PostgreSQL inlines it instead of calling an SQL function each time.
 create function relay.sign(signing_key text, payload text) returns text
-language sql immutable as $$
+language sql stable as $$
   select left(encode(sha256(convert_to(
     signing_key || encode(sha256(convert_to(signing_key || payload, 'UTF8')), 'hex'), 'UTF8')), 'hex'), 32)
 $$;
 
+-- Notifies `<signature>{"pos":N}` on relay_events once the transaction holding position N has
+-- committed: a signed header, never an event. The relay reads the events of every position up to
+-- N from the log, many commits per query, so a commit costs one short notification whatever its
+-- events weigh (NOTIFY's 8000-byte limit never applies to them).
 create function relay.stamp_commit() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   commit_pos bigint;
-  commit_ts timestamptz;
-  ev relay.events;
-  signing_key text := (select l.signing_key from relay.log_identity l);
+  header text;
+  -- A variable, not a subquery, as relay.sign's argument: PostgreSQL inlines the call only then.
+  signing_key text;
 begin
-  -- Held until this transaction's commit is visible: the next committer waits here, so positions
-  -- follow commit order. NOTIFY already serializes committers on a database-wide lock, so this
-  -- adds little contention (bench/ measures it).
-  perform pg_advisory_xact_lock(1919250028, 1885430625);
-  select c.pos, c.committed_at into commit_pos, commit_ts from relay.commits c where c.xid = NEW.xid;
-  if not found then
-    commit_pos := nextval('relay.commit_position');
-    commit_ts := clock_timestamp();
-    insert into relay.commits (pos, xid, committed_at) values (commit_pos, NEW.xid, commit_ts);
-  end if;
   -- SET CONSTRAINTS ... IMMEDIATE can fire this before the transaction ends; events appended after
-  -- that open a new batch with the same position.
+  -- that queue it again, and find the transaction stamped already. Both settings are
+  -- transaction-local and roll back with a savepoint, together with the stamp they describe.
   perform set_config('relay.open_xid', '', true);
-  for ev in select * from relay.events e where e.xid = NEW.xid and e.id >= NEW.id order by e.id loop
-    perform pg_notify('relay_events', relay.notification_payload(commit_pos, commit_ts, ev, signing_key));
-  end loop;
+  if current_setting('relay.stamped_xid', true) = NEW.xid::text then
+    return null;
+  end if;
+  -- Held until this transaction's commit is visible: the next committer waits here, so positions
+  -- follow commit order. Everything from here to the commit is serialized: keep it short.
+  perform pg_advisory_xact_lock(1919250028, 1885430625);
+  commit_pos := nextval('relay.commit_position');
+  insert into relay.commits (pos, xid, committed_at) values (commit_pos, NEW.xid, clock_timestamp());
+  perform set_config('relay.stamped_xid', NEW.xid::text, true);
+  header := '{"pos":' || commit_pos || '}';
+  signing_key := (select l.signing_key from relay.log_identity l);
+  perform pg_notify('relay_events', relay.sign(signing_key, header) || header);
   return null;
 end $$;
 
@@ -303,6 +293,7 @@ create constraint trigger stamp_commit after insert on relay.events
   for each row when (NEW.opens_commit)
   execute function relay.stamp_commit();
 
+-- relay.capture_row_change does the same inline (a function call per watched row costs).
 create function relay.append_event(topic text, event text, data jsonb, old jsonb, changed text[])
 returns void
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
@@ -332,11 +323,12 @@ begin
   if not pg_try_advisory_xact_lock(1919250028, 1885430626) then
     return 0;
   end if;
+  -- The oldest batch_size positions, of which those old enough: relay.commits has no index on
+  -- committed_at, which follows pos (a clock set back only keeps a few commits a little longer).
   with doomed as (
-    select c.pos, c.xid from relay.commits c
+    select c.pos, c.xid
+      from (select c.pos, c.xid, c.committed_at from relay.commits c order by c.pos limit batch_size) c
      where c.committed_at < clock_timestamp() - retention
-     order by c.pos
-     limit batch_size
   ), gone_events as (
     delete from relay.events e using doomed d where e.xid = d.xid
   ), gone as (
@@ -377,6 +369,8 @@ language sql immutable as $$
 $$;
 
 -- The row trigger of every watched table. Arguments: topic, and the watched columns ('' = all).
+-- Every watched write runs it: it appends the event itself (as relay.append_event does) and
+-- compares old and new in one pass.
 create function relay.capture_row_change() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
@@ -386,6 +380,8 @@ declare
   old_row jsonb;
   old_values jsonb;
   changed_columns text[];
+  current_xid text := pg_current_xact_id()::text;
+  opens boolean;
 begin
   if TG_OP = 'UPDATE' then
     new_row := to_jsonb(NEW);
@@ -397,21 +393,26 @@ begin
       new_row := relay.pick(new_row, watched);
       old_row := relay.pick(old_row, watched);
     end if;
-    select array_agg(n.key order by n.key), jsonb_object_agg(n.key, o.value)
+    -- Both rows have the same keys.
+    select array_agg(o.key order by o.key), jsonb_object_agg(o.key, o.value)
       into changed_columns, old_values
-      from jsonb_each(new_row) n join jsonb_each(old_row) o on o.key = n.key
-     where n.value is distinct from o.value;
+      from jsonb_each(old_row) o
+     where new_row -> o.key is distinct from o.value;
     if changed_columns is null then
       return null;
     end if;
-    perform relay.append_event(topic, 'update', new_row, old_values, changed_columns);
   else
     new_row := case when TG_OP = 'DELETE' then to_jsonb(OLD) else to_jsonb(NEW) end;
     if watched is not null then
       new_row := relay.pick(new_row, watched);
     end if;
-    perform relay.append_event(topic, lower(TG_OP), new_row, null, null);
   end if;
+  opens := current_setting('relay.open_xid', true) is distinct from current_xid;
+  if opens then
+    perform set_config('relay.open_xid', current_xid, true);
+  end if;
+  insert into relay.events (topic, event, data, old, changed, opens_commit)
+  values (topic, lower(TG_OP), new_row, old_values, changed_columns, opens);
   return null;
 end $$;
 
@@ -482,7 +483,6 @@ end $$;
 -- forge events of any topic, or re-send a committed transaction's events.
 revoke execute on function relay.capture_row_change() from public;
 revoke execute on function relay.stamp_commit() from public;
-revoke execute on function relay.notification_payload(bigint, timestamptz, relay.events, text) from public;
 revoke execute on function relay.sign(text, text) from public;
 revoke execute on function relay.publish(text, text, jsonb) from public;
 revoke execute on function relay.append_event(text, text, jsonb, jsonb, text[]) from public;

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { LogPosition } from '../cursor.ts';
-import { parseEventBody, type EventBody, type NotifiedEvent } from './notification.ts';
+import { parseEventBody, type EventBody } from './event-body.ts';
 import { loadSql } from './sql.ts';
 
 export interface LogIdentity {
@@ -8,8 +8,16 @@ export interface LogIdentity {
   readonly signingKey: string;
 }
 
-/** An event read from the log: always with its body. */
-export type LoggedEvent = NotifiedEvent & { readonly body: EventBody };
+/** An event read from the log. */
+export interface LoggedEvent {
+  readonly pos: number;
+  readonly id: number;
+  /** Commit time, seconds since the epoch. */
+  readonly ts: number;
+  readonly topic: string;
+  readonly event: string;
+  readonly body: EventBody;
+}
 
 /** A page of the log, and how far retention had pruned it when the page was read. */
 export interface LogPage {
@@ -17,13 +25,10 @@ export interface LogPage {
   readonly prunedThrough: number;
 }
 
-
 /** Read access to relay's event log. */
 export interface EventLog {
   /** The log's epoch (the first part of every cursor) and the key that signs its notifications. */
   identity(): Promise<LogIdentity>;
-  /** Bodies of the given events, in one query; missing or malformed rows are absent from the map. */
-  fetchBodies(ids: readonly number[]): Promise<Map<number, EventBody>>;
   /** Events after `after` and at most `upTo`, of one topic or all (null), in commit order. */
   readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<LogPage>;
   /** The newest event's position ({0, 0} for an empty log), once every transaction that took a position before is visible. */
@@ -49,7 +54,6 @@ interface PageRow {
 /** The event log over a pool. */
 export function createEventLog(pool: pg.Pool): EventLog {
   const queries = {
-    bodies: loadSql('fetch-event-bodies'),
     identity: loadSql('log-identity'),
     page: loadSql('read-log-page'),
     head: loadSql('log-head'),
@@ -80,19 +84,6 @@ export function createEventLog(pool: pg.Pool): EventLog {
       const row = rows[0];
       if (!row) throw new Error('relay.log_identity is empty: were the migrations applied?');
       return { epoch: row.epoch, signingKey: row.signing_key };
-    },
-
-    async fetchBodies(ids) {
-      const { rows } = await pool.query<{ id: string; data: unknown; old: unknown; changed: unknown }>(
-        queries.bodies,
-        [ids],
-      );
-      const bodies = new Map<number, EventBody>();
-      for (const row of rows) {
-        const body = parseEventBody(row.data, row.old, row.changed);
-        if (body) bodies.set(Number(row.id), body);
-      }
-      return bodies;
     },
 
     async readPage(after, upTo, topic, limit) {

@@ -190,9 +190,15 @@ t.test('a notification arriving with the reply to LISTEN does not make the relay
   const mark = logs.mark();
   proxy.heal();
   await within(caught, 10_000, 'the relay re-issuing LISTEN relay_catalog after the link healed');
-  // Committed now, it is notified on the new connection, right with the reply to that LISTEN.
+  // Committed now, it is notified on the new connection, right with the reply to that LISTEN (a
+  // notification names the commit position).
   await insertOrder(db.pool, 'race-after');
-  await within(proxy.heldRepliesContain('race-after'), 5_000, 'the notification of race-after reaching the relay');
+  const raceAfter = (await loggedOrderEvents(db.pool, start)).find((event) => event.orderId === 'race-after');
+  await within(
+    proxy.heldRepliesContain(`{"pos":${String(raceAfter?.pos)}}`),
+    5_000,
+    'the notification of race-after reaching the relay',
+  );
   proxy.releaseReplies();
   const caughtUp = await logs.waitFor((line) => line.msg === 'caught up from the event log', {
     after: mark,

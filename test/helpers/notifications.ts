@@ -1,12 +1,13 @@
 // What the database notifies, collected on a dedicated connection so that tests await it instead
 // of sleeping. Notifications reach a listener in commit order, which is what makes the sentinel
 // technique work: to prove a statement notified nothing, commit a marker after it and check that
-// the marker is the very next thing heard.
+// the marker is the very next thing heard. A `relay_events` notification names a commit position;
+// listenForEvents reads that commit's events from the log, as the relay does.
 
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
-/** One `relay_events` payload, as relay.stamp_commit writes it. */
+/** One event of a notified commit, as the log holds it. */
 export interface EventNotification {
   readonly pos: number;
   readonly id: number;
@@ -14,11 +15,9 @@ export interface EventNotification {
   readonly ts: number;
   readonly topic: string;
   readonly event: string;
-  /** Absent when `large` is set: the event is then read from relay.events. */
-  readonly data?: Record<string, unknown>;
-  readonly old?: Record<string, unknown> | null;
-  readonly changed?: string[] | null;
-  readonly large?: true;
+  readonly data: Record<string, unknown>;
+  readonly old: Record<string, unknown> | null;
+  readonly changed: string[] | null;
 }
 
 export interface Listener<T> {
@@ -117,9 +116,48 @@ export async function listenOn<T>(url: string, channel: string, parse: (payload:
 /** Hex digits of the signature before each `relay_events` JSON (see relay.sign). */
 export const SIGNATURE_LENGTH = 32;
 
-/** Collects `relay_events` (their JSON, without the signature; the relay's tests check signatures). */
-export function listenForEvents(url: string): Promise<Listener<EventNotification>> {
-  return listenOn(url, 'relay_events', (payload) => JSON.parse(payload.slice(SIGNATURE_LENGTH)) as EventNotification);
+/**
+ * Collects the events of each notified commit, in notification order: the header's position
+ * (the relay's tests check signatures), then that commit's events read from the log.
+ */
+export async function listenForEvents(url: string): Promise<Listener<EventNotification>> {
+  const headers = await listenOn(url, 'relay_events', (payload) => {
+    const header = JSON.parse(payload.slice(SIGNATURE_LENGTH)) as { pos?: unknown };
+    if (typeof header.pos !== 'number' || Object.keys(header).length !== 1) throw new Error('not a {"pos":N} header');
+    return header.pos;
+  });
+  const log = new pg.Client({ connectionString: url });
+  await log.connect();
+  const ready: EventNotification[] = [];
+  const next = async (timeoutMs?: number): Promise<EventNotification> => {
+    while (ready.length === 0) {
+      const pos = await headers.next(timeoutMs);
+      const { rows } = await log.query<EventNotification>(
+        `select c.pos::float8 as pos, e.id::float8 as id, extract(epoch from c.committed_at)::float8 as ts,
+                e.topic, e.event, e.data, e.old, e.changed
+           from relay.commits c join relay.events e on e.xid = c.xid
+          where c.pos = $1
+          order by e.id`,
+        [pos],
+      );
+      if (rows.length === 0) throw new Error(`position ${pos} was notified, but the log holds no event of it`);
+      ready.push(...rows);
+    }
+    return ready.shift()!;
+  };
+  return {
+    next,
+    async take(n, timeoutMs) {
+      const values: EventNotification[] = [];
+      for (let i = 0; i < n; i++) values.push(await next(timeoutMs));
+      return values;
+    },
+    payloadBytes: headers.payloadBytes,
+    async close() {
+      await headers.close();
+      await log.end().catch(() => undefined);
+    },
+  };
 }
 
 /**

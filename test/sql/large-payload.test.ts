@@ -1,5 +1,5 @@
-// Contract: payload size is not limited by NOTIFY's 8000 bytes. An event too big for a notification
-// is announced by a `large` stub and kept whole in relay.events, where the relay reads it.
+// Contract: payload size is not limited by NOTIFY's 8000 bytes. A notification only names a commit
+// position; every event, however big, is kept whole in relay.events, where the relay reads it.
 
 import t, { type Test } from 'tap';
 import { createTestDatabase } from '../helpers/database.ts';
@@ -26,10 +26,10 @@ function lastPayloadBytes(): number {
   return listener.payloadBytes[listener.payloadBytes.length - 1] ?? Infinity;
 }
 
-/** The stub carries where and what, never the data. */
-function assertLargeStub(t: Test, n: EventNotification, topic: string, event: string): void {
-  t.same(Object.keys(n).sort(), ['event', 'id', 'large', 'pos', 'topic', 'ts'], `${event}: a stub`);
-  t.match(n, { topic, event, large: true });
+/** The notification was a short header; the event, read from the log, is the one expected. */
+function assertHeaderOnly(t: Test, n: EventNotification, topic: string, event: string): void {
+  t.ok(lastPayloadBytes() < 100, `${event}: the notification is a header of ${lastPayloadBytes()} bytes`);
+  t.match(n, { topic, event });
 }
 
 async function loggedEvent(id: number): Promise<{ data: Record<string, unknown>; old: Record<string, unknown> | null; changed: string[] | null }> {
@@ -38,13 +38,13 @@ async function loggedEvent(id: number): Promise<{ data: Record<string, unknown>;
   return rows[0];
 }
 
-t.test('a 1 MB row: the notification is a small stub and relay.events holds the whole row', async (t) => {
+t.test('a 1 MB row: the notification is a small header and relay.events holds the whole row', async (t) => {
   t.equal(Buffer.byteLength(ONE_MB), 1024 * 1024, 'the text is 1 MB of UTF-8');
   await db.pool.query(`insert into orders (id, hospital_id, rider) values ('big', 'h1', $1)`, [
     JSON.stringify({ notes: ONE_MB }),
   ]);
   const n = await listener.next();
-  assertLargeStub(t, n, 'orders', 'insert');
+  assertHeaderOnly(t, n, 'orders', 'insert');
   t.ok(lastPayloadBytes() < NOTIFY_LIMIT_BYTES, 'under the NOTIFY limit');
 
   const { rows } = await db.pool.query<{ same_text: boolean; notes: string }>(
@@ -58,10 +58,10 @@ t.test('a 1 MB row: the notification is a small stub and relay.events holds the 
   t.equal(commits.rows.length, 1, 'its commit is recorded, so the relay can place it');
 });
 
-t.test('updates and deletes of a large row are stubs too, with old kept in the log', async (t) => {
+t.test('updates and deletes of a large row are headers too, with old kept in the log', async (t) => {
   await db.pool.query(`update orders set status = 'picked_up' where id = 'big'`);
   const statusOnly = await listener.next();
-  assertLargeStub(t, statusOnly, 'orders', 'update');
+  assertHeaderOnly(t, statusOnly, 'orders', 'update');
   const afterStatus = await loggedEvent(statusOnly.id);
   t.equal(afterStatus.old?.['status'], 'placed');
   t.ok((afterStatus.changed ?? []).includes('status'));
@@ -69,16 +69,16 @@ t.test('updates and deletes of a large row are stubs too, with old kept in the l
 
   await db.pool.query(`update orders set rider = '{"notes": "short"}' where id = 'big'`);
   const shrunk = await listener.next();
-  assertLargeStub(t, shrunk, 'orders', 'update');
+  assertHeaderOnly(t, shrunk, 'orders', 'update');
   const afterShrink = await loggedEvent(shrunk.id);
   t.ok((afterShrink.old?.['rider'] as { notes: string }).notes === ONE_MB, 'old holds the 1 MB value');
   t.same(afterShrink.data['rider'], { notes: 'short' });
 
   await db.pool.query(`update orders set rider = $1 where id = 'big'`, [JSON.stringify({ notes: ONE_MB })]);
-  assertLargeStub(t, await listener.next(), 'orders', 'update');
+  assertHeaderOnly(t, await listener.next(), 'orders', 'update');
   await db.pool.query(`delete from orders where id = 'big'`);
   const deleted = await listener.next();
-  assertLargeStub(t, deleted, 'orders', 'delete');
+  assertHeaderOnly(t, deleted, 'orders', 'delete');
   t.ok(((await loggedEvent(deleted.id)).data['rider'] as { notes: string }).notes === ONE_MB);
   t.ok(listener.payloadBytes.every((bytes) => bytes < NOTIFY_LIMIT_BYTES), 'every payload under the limit');
 });
@@ -86,27 +86,23 @@ t.test('updates and deletes of a large row are stubs too, with old kept in the l
 t.test('relay.publish with 1 MB of data', async (t) => {
   await db.pool.query(`select relay.publish('big', 'report', $1)`, [JSON.stringify({ text: ONE_MB })]);
   const n = await listener.next();
-  assertLargeStub(t, n, 'big', 'report');
+  assertHeaderOnly(t, n, 'big', 'report');
   t.ok((await loggedEvent(n.id)).data['text'] === ONE_MB);
 });
 
-t.test('around the limit every event arrives, whole or as a stub', async (t) => {
+t.test('around the old inline limit every event arrives whole', async (t) => {
   // Multibyte characters: the limit is in bytes, not characters. JSON escapes add about 14%, so
-  // these texts make payloads from about 7400 to 8600 bytes.
+  // these events hold from about 7400 to 8600 bytes of JSON, once too large for a notification.
   const sizes = Array.from({ length: 41 }, (_, i) => 6500 + i * 25);
   for (const size of sizes) {
     await db.pool.query(`select relay.publish('edge', 'sized', $1)`, [JSON.stringify({ size, text: awkwardText(size) })]);
   }
   const events = await eventsBeforeSentinel(listener, db.pool);
-  t.equal(events.length, sizes.length, 'one notification per event');
+  t.equal(events.length, sizes.length, 'every event once');
   const bytes = listener.payloadBytes.slice(-sizes.length - 1, -1);
   t.ok(bytes.every((b) => b < NOTIFY_LIMIT_BYTES), `all under ${NOTIFY_LIMIT_BYTES} bytes: ${Math.max(...bytes)}`);
-  const kinds = new Set<string>();
   for (const [i, n] of events.entries()) {
     const size = sizes[i] ?? 0;
-    kinds.add(n.large ? 'large' : 'inline');
-    const data = n.large ? (await loggedEvent(n.id)).data : n.data;
-    if (data?.['size'] !== size || data['text'] !== awkwardText(size)) t.fail(`the ${size}-byte event came back changed`);
+    if (n.data['size'] !== size || n.data['text'] !== awkwardText(size)) t.fail(`the ${size}-byte event came back changed`);
   }
-  t.same([...kinds].sort(), ['inline', 'large'], 'both kinds occur in this range');
 });
