@@ -66,6 +66,8 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   let last: LogPosition = { pos: 0, id: 0 };
   /** The log has been read through this position. */
   let readThrough = 0;
+  /** Whether `last` is the last event of its commit (the log's head is). */
+  let lastEndsItsCommit = true;
   /** The highest position notified: the log is to be read up to it. */
   let notifiedThrough = 0;
   let started = false;
@@ -111,14 +113,22 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     );
   }
 
-  /** Delivers every event after the last one delivered, up to `upTo` included. */
+  /**
+   * Delivers every event after the last one delivered, up to `upTo` included, which is always the
+   * last event of its commit. While the last delivered event ended its commit (nearly always),
+   * whole commits are read with the cheaper query; after a page that the limit cut, possibly
+   * inside a commit, the general page read finishes that commit.
+   */
   async function readUpTo(upTo: LogPosition): Promise<number> {
     let delivered = 0;
     for (;;) {
-      const { events } = await eventLog.readPage(last, upTo, null, pageSize);
+      const events = lastEndsItsCommit
+        ? await eventLog.readCommits(last.pos, upTo.pos, pageSize)
+        : (await eventLog.readPage(last, upTo, null, pageSize)).events;
       for (const event of events) deliverOnce(event);
       delivered += events.length;
-      if (events.length < pageSize || stopped) return delivered;
+      lastEndsItsCommit = events.length < pageSize;
+      if (lastEndsItsCommit || stopped) return delivered;
     }
   }
 

@@ -31,6 +31,11 @@ export interface EventLog {
   identity(): Promise<LogIdentity>;
   /** Events after `after` and at most `upTo`, of one topic or all (null), in commit order. */
   readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<LogPage>;
+  /**
+   * Events of the commits after position `afterPos` through `throughPos`, in commit order, at most
+   * `limit`: live delivery's read, which always starts where a whole commit ended.
+   */
+  readCommits(afterPos: number, throughPos: number, limit: number): Promise<LoggedEvent[]>;
   /** The newest event's position ({0, 0} for an empty log), once every transaction that took a position before is visible. */
   head(): Promise<LogPosition>;
   /** Whether the event at `position` is in the log. */
@@ -51,11 +56,25 @@ interface PageRow {
   changed: unknown;
 }
 
+/** The events of rows of the log; a row that does not parse is skipped, never delivered half. */
+function loggedEvents(rows: readonly Omit<PageRow, 'pruned_through'>[]): LoggedEvent[] {
+  const events: LoggedEvent[] = [];
+  for (const row of rows) {
+    if (row.pos === null) continue;
+    const body = parseEventBody(row.data, row.old, row.changed);
+    // Rows the triggers wrote always parse.
+    if (!body) continue;
+    events.push({ pos: Number(row.pos), id: Number(row.id), ts: row.ts, topic: row.topic, event: row.event, body });
+  }
+  return events;
+}
+
 /** The event log over a pool. */
 export function createEventLog(pool: pg.Pool): EventLog {
   const queries = {
     identity: loadSql('log-identity'),
     page: loadSql('read-log-page'),
+    commits: loadSql('read-log-commits'),
     head: loadSql('log-head'),
     waitForCommitters: loadSql('wait-for-committers'),
     prune: loadSql('prune-log'),
@@ -88,15 +107,12 @@ export function createEventLog(pool: pg.Pool): EventLog {
 
     async readPage(after, upTo, topic, limit) {
       const { rows } = await pool.query<PageRow>(queries.page, [after.pos, after.id, upTo.pos, upTo.id, topic, limit]);
-      const events: LoggedEvent[] = [];
-      for (const row of rows) {
-        if (row.pos === null) continue;
-        const body = parseEventBody(row.data, row.old, row.changed);
-        // Rows the triggers wrote always parse; one that does not is skipped, never delivered half.
-        if (!body) continue;
-        events.push({ pos: Number(row.pos), id: Number(row.id), ts: row.ts, topic: row.topic, event: row.event, body });
-      }
-      return { events, prunedThrough: Number(rows[0]?.pruned_through ?? 0) };
+      return { events: loggedEvents(rows), prunedThrough: Number(rows[0]?.pruned_through ?? 0) };
+    },
+
+    async readCommits(afterPos, throughPos, limit) {
+      const { rows } = await pool.query<PageRow>(queries.commits, [afterPos, throughPos, limit]);
+      return loggedEvents(rows);
     },
 
     async head() {
