@@ -71,24 +71,20 @@ export function startSubscribers(specs: readonly SubscriberSpec[], processes: nu
     },
     async progress() {
       const reports = await all({ type: 'progress' }, 'progress');
-      const histogram = createHistogram();
-      for (const report of reports) mergeHistogram(histogram, report.histogram);
       return {
         events: reports.reduce((sum, report) => sum + report.events, 0),
         withoutEvents: reports.reduce((sum, report) => sum + report.withoutEvents, 0),
         closed: reports.reduce((sum, report) => sum + report.closed, 0),
-        histogram,
+        histogram: mergedHistogram(reports),
       };
     },
     async settle(low, high, rowsByTenant) {
       const reports = await all({ type: 'settle', low, high, rowsByTenant }, 'settled');
-      const histogram = createHistogram();
-      for (const report of reports) mergeHistogram(histogram, report.histogram);
       return {
         missing: reports.reduce((sum, report) => sum + report.missing, 0),
         duplicates: reports.reduce((sum, report) => sum + report.duplicates, 0),
         events: reports.reduce((sum, report) => sum + report.events, 0),
-        histogram,
+        histogram: mergedHistogram(reports),
       };
     },
     async close() {
@@ -103,4 +99,11 @@ export function startSubscribers(specs: readonly SubscriberSpec[], processes: nu
       );
     },
   };
+}
+
+/** The load processes' latencies together. */
+function mergedHistogram(reports: ReadonlyArray<{ histogram: Histogram }>): Histogram {
+  const histogram = createHistogram();
+  for (const report of reports) mergeHistogram(histogram, report.histogram);
+  return histogram;
 }

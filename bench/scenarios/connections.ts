@@ -3,9 +3,8 @@
 // out of ports, so they are spread over 127.0.0.1-4.
 import { execFileSync } from 'node:child_process';
 import { rssBytes } from '../lib/process-stats.ts';
-import { startSession } from '../lib/session.ts';
 import { subscriberSpecs, tenantNames } from '../lib/tokens.ts';
-import type { ScenarioContext } from './context.ts';
+import { startScenarioSession, type ScenarioContext } from './context.ts';
 
 export interface ConnectionsOptions {
   readonly connections: number;
@@ -46,17 +45,10 @@ export async function runConnections(
   const results: Record<string, ConnectionsSystemResult> = {};
   for (const spec of context.systems) {
     context.log(`connections: ${spec.name}, ${specs.length} connections (this machine allows ${openFilesLimit()} open files per process)`);
-    const session = await startSession({
-      postgres: context.postgres,
-      spec,
-      jwtSecret: context.jwtSecret,
-      subscribers: specs,
+    const session = await startScenarioSession(context, spec, specs, {
       loadProcesses: 4,
       connectConcurrency: 100,
-      writerConnections: 4,
-      noteBytes: 100,
       localAddresses: ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'],
-      log: context.log,
     });
     try {
       let everyConnectionReceived = true;

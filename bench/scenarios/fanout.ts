@@ -2,9 +2,9 @@
 // hospital's 10 and every admin: 110 deliveries), the write rate stepped up until
 // the system (or PostgreSQL) saturates, then one step as fast as the writers go. Every system of
 // the run on the same workload, one after the other.
-import { startSession, type StepResult } from '../lib/session.ts';
+import type { StepResult } from '../lib/session.ts';
 import { subscriberSpecs, tenantNames } from '../lib/tokens.ts';
-import type { ScenarioContext } from './context.ts';
+import { startScenarioSession, type ScenarioContext } from './context.ts';
 
 export interface FanoutOptions {
   readonly hospitals: number;
@@ -50,16 +50,7 @@ export async function runFanout(context: ScenarioContext, options: FanoutOptions
   const results: Record<string, FanoutSystemResult> = {};
   for (const spec of context.systems) {
     context.log(`fanout: ${spec.name}, ${specs.length} subscribers`);
-    const session = await startSession({
-      postgres: context.postgres,
-      spec,
-      jwtSecret: context.jwtSecret,
-      subscribers: specs,
-      loadProcesses: 2,
-      writerConnections: 4,
-      noteBytes: 100,
-      log: context.log,
-    });
+    const session = await startScenarioSession(context, spec, specs);
     try {
       await session.warmUp(tenants);
       const steps: StepResult[] = [];

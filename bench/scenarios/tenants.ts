@@ -1,9 +1,9 @@
 // tenants: does the cost of a delivery grow with the number of tenants? 10,000 subscribers in 1,000
 // tenants against 10 subscribers in one, at the same deliveries per second; the system's CPU per
 // delivery compared.
-import { startSession, type StepResult } from '../lib/session.ts';
+import type { StepResult } from '../lib/session.ts';
 import { subscriberSpecs, tenantNames } from '../lib/tokens.ts';
-import type { ScenarioContext } from './context.ts';
+import { startScenarioSession, type ScenarioContext } from './context.ts';
 
 export interface TenantsOptions {
   readonly manyTenants: number;
@@ -30,16 +30,7 @@ export async function runTenants(context: ScenarioContext, options: TenantsOptio
       const tenants = tenantNames(count);
       const specs = await subscriberSpecs(context.jwtSecret, tenants, options.perTenant, 0);
       context.log(`tenants: ${spec.name}, ${specs.length} subscribers in ${count} tenants`);
-      const session = await startSession({
-        postgres: context.postgres,
-        spec,
-        jwtSecret: context.jwtSecret,
-        subscribers: specs,
-        loadProcesses: 2,
-        writerConnections: 4,
-        noteBytes: 100,
-        log: context.log,
-      });
+      const session = await startScenarioSession(context, spec, specs);
       try {
         await session.warmUp(tenants);
         const step = await session.step(options.rate, options.stepMs, tenants, `tenants ${spec.name} ${layout}`);
