@@ -104,7 +104,7 @@ export function fanoutChart(series: readonly ChartSeries[]): string {
     panel(0, 'Commit-to-client latency (p99 solid, p50 dashed)', 'milliseconds', x, latency, latencyLines),
     panel(PANEL.width, 'Deliveries per second', 'deliveries/s', x, delivered, deliveredLines),
     legend,
-    `<text x="${PANEL.left}" y="${PANEL.height + 40}">fan-out: each row reaches its hospital's subscribers and every admin; the last point of each line is "as fast as the writers go"</text>`,
+    `<text x="${PANEL.left}" y="${PANEL.height + 40}">fan-out: each row reaches its hospital's subscribers and every admin; where a system kept up, its last point is "as fast as the writers go"</text>`,
     '</svg>',
   ].join('\n');
 }
