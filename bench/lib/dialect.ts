@@ -8,8 +8,6 @@ export type FrameMeaning =
   | { readonly kind: 'event'; readonly rowId: number; readonly sentAtUs: number }
   /** The server asks for an answer (a protocol-level ping): send `text` back. */
   | { readonly kind: 'reply'; readonly text: string }
-  /** The subscription is in place (where the protocol says so). */
-  | { readonly kind: 'subscribed' }
   /** Handshake, acknowledgements and anything else the bench does not count. */
   | { readonly kind: 'ignore' }
   /** The server refused something: the run is broken and says why. */

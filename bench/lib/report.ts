@@ -72,7 +72,7 @@ function targets(run: BenchRun): string {
       met(at1000 ? at1000.latencyMs.p99 <= 5 : undefined),
     ]);
     const max = relay.max;
-    const fraction = max ? max.deliveredPerSecond / (max.committedPerSecond * deliveriesPerRow(relay)) : 0;
+    const fraction = max ? max.deliveredPerSecond / (max.committedPerSecond * relay.deliveriesPerRow) : 0;
     rows.push([
       'At PostgreSQL\'s highest commit rate through the triggers, the relay delivers at least 90% of it',
       max ? `${(fraction * 100).toFixed(0)}% (${max.committedPerSecond} rows/s committed, ${max.missing} missing)` : 'the relay fell behind at a set rate',
@@ -108,12 +108,6 @@ function targets(run: BenchRun): string {
 
 function sum(result: FanoutSystemResult, key: 'missing' | 'duplicates'): number {
   return allSteps(result).reduce((total, step) => total + step[key], 0);
-}
-
-/** Deliveries per row of the fan-out workload, from the run's own counts. */
-function deliveriesPerRow(result: FanoutSystemResult): number {
-  const step = result.steps[0];
-  return step?.rows ? Math.round(step.deliveries / step.rows) : 1;
 }
 
 function fanoutSection(fanout: Record<string, FanoutSystemResult>): string {

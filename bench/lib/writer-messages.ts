@@ -27,8 +27,6 @@ export type WriterReport =
       readonly rows: number;
       readonly rowsByTenant: Record<string, number>;
       readonly elapsedMs: number;
-      /** Rows that could not be written at their scheduled time (the writer fell behind). */
-      readonly late: number;
       /** How long each INSERT took to commit, as its writer saw it; absent where nothing commits. */
       readonly commitHistogram?: Histogram;
     }

@@ -24,6 +24,8 @@ export const FANOUT_DEFAULTS: FanoutOptions = {
 
 export interface FanoutSystemResult {
   readonly subscribers: number;
+  /** Subscribers each row must reach: its hospital's and every admin. */
+  readonly deliveriesPerRow: number;
   readonly connectionsPerSecond: number;
   readonly steps: StepResult[];
   /**
@@ -65,6 +67,7 @@ export async function runFanout(context: ScenarioContext, options: FanoutOptions
       const max = behind ? undefined : await session.step(0, options.stepMs, tenants, `fanout ${spec.name} max`);
       results[spec.name] = {
         subscribers: session.connected.opened,
+        deliveriesPerRow,
         connectionsPerSecond: Math.round(session.connected.opened / session.connectSeconds),
         steps,
         ...(max ? { max } : {}),

@@ -40,6 +40,21 @@ t.test('received ids see duplicates and count a range', async (t) => {
   t.equal(ids.countBetween(100_001, 200_000), 0, 'beyond what it holds');
 });
 
+t.test('counting a range a word at a time agrees with counting id by id', async (t) => {
+  const ids = createReceivedIds();
+  const marked = new Set<number>();
+  for (let i = 0; i < 3000; i++) {
+    const id = (i * 7919) % 5000; // every residue mod 32, dense and sparse words alike
+    ids.add(id);
+    marked.add(id);
+  }
+  for (const [low, high] of [[0, 4999], [1, 31], [5, 70], [31, 32], [33, 4000], [4990, 9000], [64, 64]] as const) {
+    let expected = 0;
+    for (let id = low; id <= high; id++) if (marked.has(id)) expected++;
+    t.equal(ids.countBetween(low, high), expected, `[${low}, ${high}]`);
+  }
+});
+
 t.test('numbers are read after their key, with or without a space', async (t) => {
   t.equal(numberAfterKey('{"id": 42, "sent_at":7}', 'id'), 42);
   t.equal(numberAfterKey('{"hospital_id":"H1","id":9}', 'id'), 9, 'hospital_id is not id');
@@ -52,7 +67,7 @@ t.test("pg-relay's dialect reads its event frames", async (t) => {
   const frame =
     '{"type":"event","topic":"orders","event":"insert","cursor":"a-1-2","ts":"x","data":{"id":17,"hospital_id":"H1","sent_at":99,"note":"n"}}';
   t.same(pgRelayDialect.read(frame), { kind: 'event', rowId: 17, sentAtUs: 99 });
-  t.same(pgRelayDialect.read('{"type":"subscribed","topic":"orders"}'), { kind: 'subscribed' });
+  t.same(pgRelayDialect.read('{"type":"subscribed","topic":"orders"}'), { kind: 'ignore' }, 'readiness is a first row, not an acknowledgement');
   t.equal(pgRelayDialect.read('{"type":"error","code":"forbidden"}').kind, 'error');
   t.match(pgRelayDialect.upgradePath('a.b+c'), /^\/ws\?access_token=a\.b%2Bc$/);
 });

@@ -9,7 +9,6 @@ export const pgRelayDialect: Dialect = {
     if (text.startsWith('{"type":"event"')) {
       return { kind: 'event', rowId: numberAfterKey(text, 'id'), sentAtUs: numberAfterKey(text, 'sent_at') };
     }
-    if (text.startsWith('{"type":"subscribed"')) return { kind: 'subscribed' };
     if (text.startsWith('{"type":"error"')) return { kind: 'error', message: text };
     return { kind: 'ignore' };
   },

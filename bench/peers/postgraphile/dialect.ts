@@ -3,7 +3,7 @@
 // connection_ack, as the protocol asks: graphql-ws closes a socket with 4401 "Unauthorized" when a
 // subscribe is read before the server has acknowledged the init, and a subscribe sent right behind
 // the init (same TCP read) is read before that. There is no acknowledgement of a subscription in
-// graphql-ws: the first event says it is in place.
+// graphql-ws: the first event says it is in place (the harness waits for one for every system).
 //
 // The upgrade MUST offer the subprotocol (`Sec-WebSocket-Protocol: graphql-transport-ws`): without
 // it graphql-ws closes the socket at once with 4406 "Subprotocol not acceptable".

@@ -11,10 +11,9 @@ import { numberAfterKey, type Dialect, type FrameMeaning } from '../../lib/diale
 
 const PING = '2'; // Engine.IO ping; v4 servers send it every pingInterval and want a pong within pingTimeout
 const PONG = { kind: 'reply', text: '3' } as const satisfies FrameMeaning;
-const SUBSCRIBED = { kind: 'subscribed' } as const satisfies FrameMeaning;
 const IGNORE = { kind: 'ignore' } as const satisfies FrameMeaning;
 const ORDER_EVENT = '42["order",'; // Engine.IO message (4) + socket.io EVENT (2), event name first
-const CONNECTED = '40'; // CONNECT acknowledged: `40{"sid":...}`, sent after the socket joined its room
+const CONNECT = '40'; // socket.io CONNECT to the default namespace, with the auth payload
 const CONNECT_ERROR = '44'; // the middleware refused: `44{"message":...}`
 
 /** Reads the message of a connect_error packet, or the raw text when it is not the expected JSON. */
@@ -31,7 +30,7 @@ function connectErrorMessage(text: string): string {
 
 export const socketIoDialect: Dialect = {
   upgradePath: () => '/socket.io/?EIO=4&transport=websocket',
-  greeting: (token) => [`${CONNECTED}${JSON.stringify({ token })}`],
+  greeting: (token) => [`${CONNECT}${JSON.stringify({ token })}`],
   read(text) {
     // Events first: they are nearly every frame of a run.
     if (text.startsWith(ORDER_EVENT)) {
@@ -41,8 +40,7 @@ export const socketIoDialect: Dialect = {
       return { kind: 'event', rowId: numberAfterKey(text, 'id'), sentAtUs: numberAfterKey(text, 'sent_at') };
     }
     if (text === PING) return PONG;
-    if (text.startsWith(CONNECTED)) return SUBSCRIBED;
     if (text.startsWith(CONNECT_ERROR)) return { kind: 'error', message: connectErrorMessage(text) };
-    return IGNORE; // the open packet `0{...}`, noop `6`, and anything else the bench does not count
+    return IGNORE; // the open packet `0{...}`, the CONNECT ack `40{...}`, noop `6`, anything else
   },
 };

@@ -6,7 +6,6 @@ export const uwsRawDialect: Dialect = {
   greeting: () => [],
   read(text) {
     if (text.startsWith('{"id"')) return { kind: 'event', rowId: numberAfterKey(text, 'id'), sentAtUs: numberAfterKey(text, 'sent_at') };
-    if (text === '{"type":"subscribed"}') return { kind: 'subscribed' };
     return { kind: 'ignore' };
   },
 };

@@ -88,7 +88,6 @@ async function write(request: WriteRequest): Promise<void> {
     rows: nextId - low,
     rowsByTenant,
     elapsedMs: performance.now() - started,
-    late: 0,
   };
   process.stdout.write(`${JSON.stringify(written)}\n`);
 }
