@@ -1,4 +1,4 @@
-// The bench: `npm run bench -- <scenario|all> [--systems a,b] [--quick]`. Starts its own PostgreSQL
+// The bench: `npm run bench -- <scenario|all> [--systems a,b] [--quick] [--rates 1000,max]`. Starts its own PostgreSQL
 // (or uses DATABASE_URL's), runs the scenario against pg-relay and its peers, prints a markdown
 // report and writes the raw results to bench/results/. `all` runs every scenario in one invocation
 // and also writes bench/RESULTS.md and its chart.
@@ -19,36 +19,52 @@ import { FANOUT_DEFAULTS, runFanout } from './scenarios/fanout.ts';
 import { TENANTS_DEFAULTS, runTenants } from './scenarios/tenants.ts';
 import { WRITEPATH_DEFAULTS, runWritepath } from './scenarios/writepath.ts';
 
+interface RunFlags {
+  readonly quick: boolean;
+  /** fanout's write rates instead of its steps; 0 (written `max`) is as fast as the writers go. */
+  readonly rates?: readonly number[];
+}
+
+/** `--rates 1000,2000,max`. */
+function parseRates(text: string): number[] {
+  return text.split(',').map((part) => {
+    const rate = part === 'max' ? 0 : Number(part);
+    if (!Number.isInteger(rate) || rate < 0) throw new Error(`--rates: ${part} is not a rate (rows per second, or max)`);
+    return rate;
+  });
+}
+
 /** Each scenario, the systems it compares unless --systems says otherwise, and how to run it. */
 const SCENARIOS = {
   fanout: {
     systems: ['pg-relay', 'socket.io', 'postgraphile', 'uws-raw'],
-    run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
-      run.fanout = await runFanout(context, quick ? { ...FANOUT_DEFAULTS, hospitals: 10, admins: 10, rates: [250, 1000], stepMs: 2000 } : FANOUT_DEFAULTS);
+    run: async (context: ScenarioContext, flags: RunFlags, run: BenchRun) => {
+      const options = flags.quick ? { ...FANOUT_DEFAULTS, hospitals: 10, admins: 10, rates: [250, 1000], stepMs: 2000 } : FANOUT_DEFAULTS;
+      run.fanout = await runFanout(context, flags.rates ? { ...options, rates: flags.rates, thenMax: false } : options);
     },
   },
   tenants: {
     systems: ['pg-relay', 'socket.io'],
-    run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
-      run.tenants = await runTenants(context, quick ? { ...TENANTS_DEFAULTS, manyTenants: 50, rate: 250, stepMs: 2000 } : TENANTS_DEFAULTS);
+    run: async (context: ScenarioContext, flags: RunFlags, run: BenchRun) => {
+      run.tenants = await runTenants(context, flags.quick ? { ...TENANTS_DEFAULTS, manyTenants: 50, rate: 250, stepMs: 2000 } : TENANTS_DEFAULTS);
     },
   },
   connections: {
     systems: ['pg-relay', 'socket.io'],
-    run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
-      run.connections = await runConnections(context, quick ? { ...CONNECTIONS_DEFAULTS, connections: 500 } : CONNECTIONS_DEFAULTS);
+    run: async (context: ScenarioContext, flags: RunFlags, run: BenchRun) => {
+      run.connections = await runConnections(context, flags.quick ? { ...CONNECTIONS_DEFAULTS, connections: 500 } : CONNECTIONS_DEFAULTS);
     },
   },
   catchup: {
     systems: ['pg-relay'],
-    run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
-      run.catchup = await runCatchup(context, quick ? { ...CATCHUP_DEFAULTS, rows: 5000 } : CATCHUP_DEFAULTS);
+    run: async (context: ScenarioContext, flags: RunFlags, run: BenchRun) => {
+      run.catchup = await runCatchup(context, flags.quick ? { ...CATCHUP_DEFAULTS, rows: 5000 } : CATCHUP_DEFAULTS);
     },
   },
   writepath: {
     systems: [],
-    run: async (context: ScenarioContext, quick: boolean, run: BenchRun) => {
-      run.writepath = await runWritepath(context, quick ? { ...WRITEPATH_DEFAULTS, seconds: 2 } : WRITEPATH_DEFAULTS);
+    run: async (context: ScenarioContext, flags: RunFlags, run: BenchRun) => {
+      run.writepath = await runWritepath(context, flags.quick ? { ...WRITEPATH_DEFAULTS, seconds: 2 } : WRITEPATH_DEFAULTS);
     },
   },
 } as const;
@@ -76,7 +92,7 @@ function systemsFor(names: readonly string[], only: readonly string[] | undefine
 async function main(): Promise<void> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { systems: { type: 'string' }, quick: { type: 'boolean', default: false } },
+    options: { systems: { type: 'string' }, quick: { type: 'boolean', default: false }, rates: { type: 'string' } },
   });
   const requested = positionals[0] ?? 'all';
   const names = requested === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [requested as ScenarioName];
@@ -84,6 +100,7 @@ async function main(): Promise<void> {
     if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${name}; one of ${Object.keys(SCENARIOS).join(', ')}, all`);
   }
   const only = values.systems?.split(',');
+  const flags: RunFlags = { quick: values.quick, ...(values.rates ? { rates: parseRates(values.rates) } : {}) };
   for (const name of only ?? []) if (!SYSTEMS[name]) throw new Error(`unknown system ${name}; one of ${Object.keys(SYSTEMS).join(', ')}`);
 
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
@@ -105,7 +122,7 @@ async function main(): Promise<void> {
   try {
     for (const name of names) {
       log(`scenario ${name}`);
-      await SCENARIOS[name].run({ postgres, systems: systemsFor(SCENARIOS[name].systems, only), jwtSecret, log }, values.quick, run);
+      await SCENARIOS[name].run({ postgres, systems: systemsFor(SCENARIOS[name].systems, only), jwtSecret, log }, flags, run);
     }
   } finally {
     await postgres.stop();
@@ -117,7 +134,7 @@ async function main(): Promise<void> {
   await writeFile(jsonFile, `${JSON.stringify(finished, null, 2)}\n`);
   // `all` is the run bench/RESULTS.md shows: its chart and raw results are kept beside it (committed);
   // a single scenario's go to bench/results/ only.
-  const official = requested === 'all' && !values.quick;
+  const official = requested === 'all' && !values.quick && !values.rates;
   let chartFile: string | undefined;
   if (finished.fanout) {
     chartFile = official ? 'RESULTS-fanout.svg' : `results/fanout-${stamp}.svg`;

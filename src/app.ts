@@ -110,10 +110,11 @@ export function createRelay(config: Config, logger: Logger): Relay {
       channels: [EVENTS_CHANNEL, CATALOG_CHANNEL],
       logger,
       handlers: {
-        onNotification: (channel, payload) => (channel === EVENTS_CHANNEL ? events.push(payload) : reloadCatalog()),
+        // A relay_events payload says nothing (anyone may send one): it only makes the stream read.
+        onNotification: (channel) => (channel === EVENTS_CHANNEL ? events.wake() : reloadCatalog()),
         onListening: (reconnected) => {
           // Whatever committed before LISTEN took effect was not notified: read it from the log.
-          events.catchUp();
+          events.resync();
           if (reconnected) {
             metrics.listenerReconnects.inc();
             logger.warn('listener: listening again; catching up from the event log');
@@ -121,7 +122,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
           }
         },
         onLost: () => {
-          events.suspend();
+          // Until LISTEN is back, the stream's idle reads keep delivering.
           logger.warn('listener: not listening to PostgreSQL');
         },
       },

@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import { comparePositions, encodeCursor, type LogPosition } from './cursor.ts';
 import type { EventLog, LoggedEvent, LogIdentity } from './db/event-log.ts';
-import { parseNotification } from './db/notification.ts';
 import type { RelayEvent } from './events.ts';
 
 export interface EventStreamOptions {
@@ -20,24 +19,26 @@ export interface EventStreamOptions {
 export interface EventStream {
   /** Sets the starting point: the end of the log now. Call once LISTEN is in place. */
   start(): Promise<void>;
-  /** Takes the payload of a `relay_events` notification, in the order they arrived. */
-  push(payload: string | undefined): void;
-  /**
-   * The link to PostgreSQL is lost: notifications sent meanwhile are gone, so nothing more is
-   * delivered (newer notifications wait) until catchUp() has read the gap from the log.
-   */
-  suspend(): void;
-  /**
-   * Reads from the log everything committed after the last delivered event, before any newer
-   * notification: call it once LISTEN is in place (again).
-   */
-  catchUp(): void;
+  /** A `relay_events` notification came: something was committed. Reads the log. */
+  wake(): void;
+  /** Notifications may have been missed (LISTEN is back after a lost link): reads the log now. */
+  resync(): void;
   /** The last event delivered (everything up to it has been delivered). */
   position(): LogPosition;
   stop(): void;
 }
 
 const RETRY_MS = 500;
+/**
+ * An idle stream reads the log this often even without a notification: a committer that found the
+ * bell armed disarms it, and if that transaction then rolls back, its notification is gone and
+ * later committers see the bell disarmed (also covers a listener that lost its link).
+ */
+const IDLE_READ_MS = 100;
+/** A position drawn but not visible is waited for by reading again, this long at first, doubling... */
+const FIRST_RECHECK_MS = 1;
+/** ...until it has been missing this long: then the stream waits for its committer to end. */
+const SETTLE_AFTER_MS = 20;
 
 /** The event as subscribers see it, from a row of the log. */
 export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent {
@@ -51,36 +52,42 @@ export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent {
 }
 
 /**
- * Turns notifications into events in commit order, with no gap and no duplicate. A notification
- * only says that every position up to its own is committed: the stream reads them from the log,
- * one query for as many commits as are waiting (under load, many per query).
- * - Positions are drawn in commit order and each is visible before the next is drawn (see
- *   README, "How commit order is kept"), so when position N is notified, reading the log up to N
- *   leaves nothing out.
- * - After the listener lost its link, notifications sent meanwhile are gone: catchUp() reads the
- *   log up to its head, and notifications of positions already read are skipped.
+ * Reads the log and delivers its events in commit order, with no gap and no duplicate.
+ * - Committers draw positions without waiting for each other, so a position can become visible
+ *   before a lower one. The stream delivers a position only after every lower one: it stops at a
+ *   missing position and reads again, and if the position stays missing, waits for every
+ *   committer that had drawn one to end; a position still missing then was rolled back.
+ * - A committer notifies only when a relay asked for it (each read arms the wake-up bell, see
+ *   relay.read_commits), so a busy relay costs writers no NOTIFY. A committer that looked at the
+ *   bell before the read armed it may not notify: its position is at most the read's
+ *   drawnThrough, which is why the stream reads again until it has seen every position up to it.
+ *   An idle stream also reads every IDLE_READ_MS, for a bell disarmed by a rolled-back commit.
  */
 export function createEventStream(options: EventStreamOptions): EventStream {
   const { logger, eventLog, deliver, identity } = options;
   const pageSize = options.pageSize ?? 1000;
   let last: LogPosition = { pos: 0, id: 0 };
-  /** The log has been read through this position. */
-  let readThrough = 0;
-  /** Whether `last` is the last event of its commit (the log's head is). */
+  /** Whether `last` is the last event of its commit (always, except after a page the limit cut). */
   let lastEndsItsCommit = true;
-  /** The highest position notified: the log is to be read up to it. */
-  let notifiedThrough = 0;
+  /** Every position up to here has ended: a missing one at or below it was rolled back. */
+  let settledThrough = 0;
+  /** The highest position drawn, as of the latest read: the stream must get at least this far. */
+  let drawnThrough = 0;
+  /** Since when the stream has waited for a drawn position without delivering anything. */
+  let waitingSince: number | undefined;
+  let recheckMs = FIRST_RECHECK_MS;
   let started = false;
-  /** False from a lost link until LISTEN is back: a catch-up must not start before it is. */
-  let listening = true;
+  /** Events delivered since resync(), until the stream has read everything there was (then logged). */
+  let sinceResync: number | undefined;
+  let readWanted = false;
   let busy = false;
-  let catchUpWanted = false;
   let stopped = false;
-  let retryTimer: NodeJS.Timeout | undefined;
+  let timer: NodeJS.Timeout | undefined;
 
   function deliverOnce(logged: LoggedEvent): void {
     if (comparePositions(logged, last) <= 0) return;
     last = { pos: logged.pos, id: logged.id };
+    if (sinceResync !== undefined) sinceResync++;
     try {
       deliver(relayEventOf(identity.epoch, logged), last, logged.ts);
     } catch (error) {
@@ -89,93 +96,125 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     }
   }
 
-  function drain(): void {
-    if (!started || !listening || busy || stopped) return;
-    if (catchUpWanted) runExclusively(readMissedEvents);
-    else if (readThrough < notifiedThrough) runExclusively(readNotifiedEvents);
+  /** Whether every position below `pos` has been delivered or has ended without a commit. */
+  function follows(pos: number): boolean {
+    return pos === last.pos || pos === last.pos + 1 || pos <= settledThrough + 1;
   }
 
-  /** Runs one step that must finish before anything else is delivered; retries it on failure. */
-  function runExclusively(step: () => Promise<void>): void {
+  function drain(): void {
+    if (!started || busy || stopped || !readWanted) return;
+    readWanted = false;
+    clearTimeout(timer);
+    timer = undefined;
     busy = true;
-    step().then(
-      () => {
+    readStep().then(
+      (next) => {
         busy = false;
+        if (next === undefined && sinceResync !== undefined) {
+          logger.info({ events: sinceResync, through: last }, 'caught up from the event log');
+          sinceResync = undefined;
+        }
+        schedule(next);
         drain();
       },
       (error: unknown) => {
         logger.warn({ err: error }, 'cannot read the event log yet; retrying');
-        retryTimer = setTimeout(() => {
-          busy = false;
-          drain();
-        }, RETRY_MS);
+        busy = false;
+        schedule({ inMs: RETRY_MS });
       },
     );
   }
 
-  /**
-   * Delivers every event after the last one delivered, up to `upTo` included, which is always the
-   * last event of its commit. While the last delivered event ended its commit (nearly always),
-   * whole commits are read with the cheaper query; after a page that the limit cut, possibly
-   * inside a commit, the general page read finishes that commit.
-   */
-  async function readUpTo(upTo: LogPosition): Promise<number> {
-    let delivered = 0;
-    for (;;) {
-      const events = lastEndsItsCommit
-        ? await eventLog.readCommits(last.pos, upTo.pos, pageSize)
-        : (await eventLog.readPage(last, upTo, null, pageSize)).events;
-      for (const event of events) deliverOnce(event);
-      delivered += events.length;
-      lastEndsItsCommit = events.length < pageSize;
-      if (lastEndsItsCommit || stopped) return delivered;
+  /** Reads again now, after a while, or when woken (idle: undefined). */
+  function schedule(next: { inMs: number } | undefined): void {
+    const inMs = next?.inMs ?? IDLE_READ_MS;
+    if (stopped) return;
+    if (inMs === 0) {
+      readWanted = true;
+      return;
     }
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      readWanted = true;
+      drain();
+    }, inMs);
   }
 
-  async function readNotifiedEvents(): Promise<void> {
-    const through = notifiedThrough;
-    await readUpTo({ pos: through, id: Number.MAX_SAFE_INTEGER });
-    readThrough = Math.max(readThrough, through);
-  }
-
-  async function readMissedEvents(): Promise<void> {
-    const head = await eventLog.head();
-    const delivered = await readUpTo(head);
-    readThrough = Math.max(readThrough, head.pos);
-    catchUpWanted = false;
-    logger.info({ events: delivered, through: last }, 'caught up from the event log');
+  /** One read of the log; says when to read next (undefined: when woken). */
+  async function readStep(): Promise<{ inMs: number } | undefined> {
+    if (!lastEndsItsCommit) {
+      // A page the limit cut inside a commit: finish that commit first.
+      const { events } = await eventLog.readPage(last, { pos: last.pos, id: Number.MAX_SAFE_INTEGER }, null, pageSize);
+      for (const event of events) deliverOnce(event);
+      lastEndsItsCommit = events.length < pageSize;
+      return { inMs: 0 };
+    }
+    const read = await eventLog.readCommits(last.pos, pageSize);
+    drawnThrough = Math.max(drawnThrough, read.drawnThrough);
+    const before = last;
+    let stoppedAtGap = false;
+    for (const event of read.events) {
+      if (stopped) return undefined;
+      if (!follows(event.pos)) {
+        stoppedAtGap = true;
+        break;
+      }
+      deliverOnce(event);
+    }
+    if (!stoppedAtGap && read.events.length === pageSize) {
+      lastEndsItsCommit = false;
+      return { inMs: 0 };
+    }
+    if (Math.max(last.pos, settledThrough) >= drawnThrough) {
+      waitingSince = undefined;
+      recheckMs = FIRST_RECHECK_MS;
+      return undefined;
+    }
+    // A drawn position is not visible yet: its commit is on its way (or was rolled back).
+    const now = performance.now();
+    if (comparePositions(last, before) > 0 || waitingSince === undefined) {
+      waitingSince = now;
+      recheckMs = FIRST_RECHECK_MS;
+    }
+    if (now - waitingSince < SETTLE_AFTER_MS) {
+      const inMs = recheckMs;
+      recheckMs *= 2;
+      return { inMs };
+    }
+    const settling = drawnThrough;
+    await eventLog.waitForCommitters();
+    settledThrough = Math.max(settledThrough, settling);
+    waitingSince = undefined;
+    recheckMs = FIRST_RECHECK_MS;
+    return { inMs: 0 };
   }
 
   return {
     async start() {
-      last = await eventLog.head();
-      readThrough = last.pos;
+      const head = await eventLog.head();
+      last = head.position;
+      settledThrough = head.settledThrough;
+      drawnThrough = head.settledThrough;
       started = true;
+      readWanted = true;
       drain();
     },
-    push(payload) {
+    wake() {
       if (stopped) return;
-      const parsed = parseNotification(identity.signingKey, payload);
-      if (!parsed.ok) {
-        logger.warn({ reason: parsed.error, bytes: payload?.length ?? 0 }, 'ignored a malformed notification');
-        return;
-      }
-      notifiedThrough = Math.max(notifiedThrough, parsed.pos);
+      readWanted = true;
       drain();
     },
-    suspend() {
-      listening = false;
-      catchUpWanted = true;
-    },
-    catchUp() {
-      listening = true;
-      catchUpWanted = true;
+    resync() {
+      if (stopped) return;
+      sinceResync ??= 0;
+      readWanted = true;
       drain();
     },
     position: () => last,
     stop() {
       stopped = true;
-      clearTimeout(retryTimer);
+      clearTimeout(timer);
     },
   };
 }

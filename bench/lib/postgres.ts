@@ -6,13 +6,21 @@ import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { runMigrations } from '../../src/db/migrate.ts';
 import { projectPath } from '../../src/project-root.ts';
 
+export interface PostgresProcess {
+  readonly pid: number;
+  readonly role: string;
+}
+
 /** A server the bench may create databases on. */
 export interface BenchPostgres {
   readonly serverUrl: string;
   readonly version: string;
   readonly embedded: boolean;
-  /** The server's processes (backends and background workers) that run now. */
-  processIds(): Promise<number[]>;
+  /**
+   * The server's processes (backends and background workers) that run now, each with its role: the
+   * connection's application_name, else the kind of process (so a step can say who used the CPU).
+   */
+  processes(): Promise<PostgresProcess[]>;
   stop(): Promise<void>;
 }
 
@@ -30,13 +38,16 @@ export async function startBenchPostgres(databaseUrl: string | undefined): Promi
     serverUrl,
     version: rows[0]!.server_version,
     embedded: embedded !== undefined,
-    async processIds() {
+    async processes() {
       const client = new pg.Client({ connectionString: serverUrl });
       await client.connect();
       try {
         // pg_stat_activity lists the background processes too (PostgreSQL 10+), not the postmaster.
-        const { rows } = await client.query<{ pid: number }>('select pid from pg_stat_activity where pid <> pg_backend_pid()');
-        return rows.map((row) => row.pid);
+        const { rows } = await client.query<PostgresProcess>(
+          `select pid, coalesce(nullif(application_name, ''), backend_type) as role
+             from pg_stat_activity where pid <> pg_backend_pid()`,
+        );
+        return rows;
       } finally {
         await client.end();
       }

@@ -4,7 +4,7 @@
 
 import { latencySummaryMs, type Histogram } from './histogram.ts';
 import { cpuSeconds, rssBytes, totalCpuSeconds } from './process-stats.ts';
-import type { BenchPostgres } from './postgres.ts';
+import type { BenchPostgres, PostgresProcess } from './postgres.ts';
 import { freshDatabase, prepareDatabase } from './postgres.ts';
 import { startWriter, systemAsSource, type RowSource, type WrittenStep } from './row-source.ts';
 import type { SubscriberSpec } from './subscriber-messages.ts';
@@ -39,6 +39,8 @@ export interface StepResult {
   readonly systemCpuUsPerDelivery: number;
   readonly systemRssMb: number;
   readonly postgresCpuCores: number;
+  /** PostgreSQL's CPU by who used it: each connection's application_name, or the background process. */
+  readonly postgresCpuByRole: Record<string, number>;
   /** The writer's and subscribers' CPU, as a share of one core. */
   readonly loadCpuCores: number;
   /** Seconds from the first row written until the last delivery (or the stall). */
@@ -145,7 +147,9 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         subscribers.beginWindow();
         // The server's processes of the whole step: those alive at its start (PostgreSQL's own
         // background processes and the connections of the system and the writer).
-        const postgresPids = await options.postgres.processIds();
+        const postgresProcesses = await options.postgres.processes();
+        const postgresPids = postgresProcesses.map((process) => process.pid);
+        const postgresBefore = postgresProcesses.map((process) => cpuSeconds(process.pid));
         const before = { system: cpuSeconds(system.pid), postgres: totalCpuSeconds(postgresPids), load: totalCpuSeconds(loadPids()) };
         const started = performance.now();
         const ticker = setInterval(() => {
@@ -182,6 +186,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
           systemCpuUsPerDelivery: settled.events ? round((systemCpu * 1e6) / settled.events, 2) : Number.NaN,
           systemRssMb: round(rssBytes(system.pid) / 2 ** 20, 1),
           postgresCpuCores: round((totalCpuSeconds(postgresPids) - before.postgres) / seconds, 2),
+          postgresCpuByRole: cpuCoresByRole(postgresProcesses, postgresBefore, seconds),
           loadCpuCores: round((totalCpuSeconds(loadPids()) - before.load) / seconds, 2),
           seconds: round(seconds, 2),
         };
@@ -232,4 +237,18 @@ async function settle(
 function round(value: number, digits = 0): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
+}
+
+/** Each role's share of a core over `seconds`, from the processes' CPU seconds before; roles that used none are left out. */
+function cpuCoresByRole(processes: readonly PostgresProcess[], before: readonly number[], seconds: number): Record<string, number> {
+  const byRole: Record<string, number> = {};
+  processes.forEach((process, index) => {
+    byRole[process.role] = (byRole[process.role] ?? 0) + cpuSeconds(process.pid) - before[index]!;
+  });
+  return Object.fromEntries(
+    Object.entries(byRole)
+      .map(([role, used]) => [role, round(used / seconds, 2)] as const)
+      .filter(([, cores]) => cores > 0)
+      .sort(([, a], [, b]) => b - a),
+  );
 }

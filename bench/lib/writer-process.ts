@@ -20,7 +20,7 @@ function send(report: WriterReport): void {
 }
 
 async function connect(command: Extract<WriterCommand, { type: 'connect' }>): Promise<void> {
-  clients = Array.from({ length: command.connections }, () => new pg.Client({ connectionString: command.databaseUrl }));
+  clients = Array.from({ length: command.connections }, () => new pg.Client({ connectionString: command.databaseUrl, application_name: 'bench writer' }));
   await Promise.all(clients.map((client) => client.connect()));
   // The stamp is taken before the INSERT; without the disk's fsync in the commit, stamp-to-client
   // is commit-to-client (give or take the server's own work), which is what the bench measures.

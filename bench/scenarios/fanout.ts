@@ -12,6 +12,8 @@ export interface FanoutOptions {
   readonly admins: number;
   readonly rates: readonly number[];
   readonly stepMs: number;
+  /** After the rates, one step as fast as the writers go (where the system kept up). */
+  readonly thenMax: boolean;
 }
 
 export const FANOUT_DEFAULTS: FanoutOptions = {
@@ -20,6 +22,7 @@ export const FANOUT_DEFAULTS: FanoutOptions = {
   admins: 100,
   rates: [50, 100, 250, 500, 1000, 2000, 4000, 8000],
   stepMs: 5000,
+  thenMax: true,
 };
 
 export interface FanoutSystemResult {
@@ -58,13 +61,13 @@ export async function runFanout(context: ScenarioContext, options: FanoutOptions
       const steps: StepResult[] = [];
       let behind = false;
       for (const rate of options.rates) {
-        const step = await session.step(rate, options.stepMs, tenants, `fanout ${spec.name} ${rate}/s`);
+        const step = await session.step(rate, options.stepMs, tenants, `fanout ${spec.name} ${rate ? `${rate}/s` : 'max'}`);
         steps.push(step);
         behind = systemSaturated(step, deliveriesPerRow);
         if (behind || writersSaturated(step)) break;
       }
       // As fast as the writers go only where the system kept up: otherwise it measures a queue.
-      const max = behind ? undefined : await session.step(0, options.stepMs, tenants, `fanout ${spec.name} max`);
+      const max = behind || !options.thenMax ? undefined : await session.step(0, options.stepMs, tenants, `fanout ${spec.name} max`);
       results[spec.name] = {
         subscribers: session.connected.opened,
         deliveriesPerRow,

@@ -1,7 +1,8 @@
 // writepath: what watching a table costs its writers. pgbench runs the same single-row UPDATE on a
 // plain table, on a table watched by pg-relay and on a table with a hand-written notify trigger,
-// plus a bare pg_notify per transaction: this server's NOTIFY commit rate, the ceiling of any
-// design built on LISTEN/NOTIFY. One server, one run, a listener draining every channel.
+// plus a bare pg_notify per transaction: this server's NOTIFY commit rate. One server, one run; a
+// pg-relay process reads the log throughout, as in production (its reads ask committers for
+// wake-up notifications), and a listener drains the other channels.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,6 +10,8 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { projectPath } from '../../src/project-root.ts';
 import { freshDatabase } from '../lib/postgres.ts';
+import { startSystemProcess } from '../lib/system-process.ts';
+import { SYSTEMS } from '../lib/systems.ts';
 import { runMigrations } from '../../src/db/migrate.ts';
 import type { ScenarioContext } from './context.ts';
 
@@ -44,10 +47,11 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
   await admin.connect();
   await admin.query(await readFile(projectPath('bench', 'sql', 'writepath-tables.sql'), 'utf8'));
   await admin.end();
+  const relay = await startSystemProcess('pg-relay', SYSTEMS['pg-relay']!.args, { DATABASE_URL: url, JWT_SECRET: context.jwtSecret });
   // Drained as subscribers would, so that no notification queue fills.
   const listener = new pg.Client({ connectionString: url });
   await listener.connect();
-  await listener.query('listen relay_events; listen bench_notified; listen bench_raw');
+  await listener.query('listen bench_notified; listen bench_raw');
   const scratch = await mkdtemp(join(projectPath('.relay'), 'pgbench-'));
   try {
     const tps: Record<string, number> = {};
@@ -71,6 +75,7 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
     return result;
   } finally {
     await listener.end();
+    await relay.stop();
     await rm(scratch, { recursive: true, force: true });
   }
 }

@@ -6,44 +6,42 @@ create schema if not exists relay;
 -- ---------------------------------------------------------------------------------------------
 -- The event log.
 --
--- Cursors must follow commit order (see docs/cursors.md). Row triggers append events while the
--- transaction runs, when its commit position is not known yet; a deferred trigger, fired as the
--- transaction commits, takes the next position under a transaction-scoped advisory lock that is
--- held until the commit is visible, records it in relay.commits, and notifies that position.
--- The next committing writer waits for that lock, so positions are handed out in commit order.
+-- Cursors must follow commit order (see README, "How commit order is kept"). Row triggers append
+-- events while the transaction runs, when its commit position is not known yet; a deferred
+-- trigger, fired as the transaction commits, draws the next position from a sequence and records
+-- it in relay.commits. Nothing is held across commits: writers commit side by side (and share
+-- WAL flushes) as they would without pg-relay. So a position can become visible after a higher
+-- one; the relay delivers a position only once every lower one is visible or known to be gone
+-- (its transaction rolled back), which it learns by waiting for the committers that hold a lock
+-- named after their backend (relay.wait_for_committers).
 -- ---------------------------------------------------------------------------------------------
 
 -- A random name for this log: cursors carry it, so a cursor from another database (or from this
 -- one before it was recreated) is recognised instead of pointing into the wrong history.
--- And the key that signs notifications: any role that can connect may NOTIFY any channel, so the
--- relay accepts only payloads signed with this key, which only the schema's owner (and the
--- relay's role) can read.
 create table relay.log_identity (
   singleton boolean primary key default true check (singleton),
   epoch text not null default substr(md5(gen_random_uuid()::text), 1, 8),
-  signing_key text not null default md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text),
   -- Retention has deleted every commit up to this position: a cursor below it cannot resume.
   pruned_through bigint not null default 0,
   -- The database this identity was made for. A database cloned from a template or restored from
-  -- a dump copies the row; relay.claim_log_identity() then gives the copy a name and key of its own.
+  -- a dump copies the row; relay.claim_log_identity() then gives the copy a name of its own.
   -- (0 until the first relay claims it).
   database_oid oid not null default 0
 );
 revoke all on relay.log_identity from public;
 
--- Called by every relay at start: the log's epoch and signing key, made anew when this row was
--- copied from another database (its cursors and signatures must not be valid here).
-create function relay.claim_log_identity() returns table (epoch text, signing_key text)
+-- Called by every relay at start: the log's epoch, made anew when this row was copied from another
+-- database (its cursors must not be valid here).
+create function relay.claim_log_identity() returns table (epoch text)
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   this_database oid := (select d.oid from pg_database d where d.datname = current_database());
 begin
   update relay.log_identity l
      set epoch = substr(md5(gen_random_uuid()::text), 1, 8),
-         signing_key = md5(gen_random_uuid()::text) || md5(gen_random_uuid()::text),
          database_oid = this_database
    where l.database_oid <> this_database;
-  return query select l.epoch, l.signing_key from relay.log_identity l;
+  return query select l.epoch from relay.log_identity l;
 end $$;
 revoke execute on function relay.claim_log_identity() from public;
 insert into relay.log_identity default values;
@@ -67,11 +65,18 @@ create table relay.events (
   primary key (xid, id)
 );
 
-create sequence relay.commit_position as bigint;
+-- No cache: relay.read_commits reads last_value as the highest position handed out so far.
+create sequence relay.commit_position as bigint cache 1;
+
+-- Whether a relay waits for a notification (1) or is reading anyway (0). A committing writer that
+-- finds it at 1 sets it to 0 and notifies, so an idle relay wakes at once, while one busy reading
+-- costs writers no NOTIFY (each takes a database-wide lock through the commit). A sequence, as
+-- its value is seen by every session at once, outside transactions; unlogged: it needs no WAL.
+create unlogged sequence relay.wakeup_wanted as smallint minvalue 0 maxvalue 1 start 0 cache 1;
 
 -- Indexed by position only: readers walk positions, and retention deletes the oldest positions
--- (committed_at follows pos: both are taken under the commit-order lock). Written by every
--- committing writer while it holds that lock, so every index here would lengthen the queue.
+-- (committed_at follows pos nearly: both are taken at the start of the commit). Written by every
+-- committing writer, so every index here would cost each commit.
 create table relay.commits (
   pos bigint primary key,
   xid xid8 not null,
@@ -248,26 +253,12 @@ create trigger announce_watches after insert or update or delete or truncate on 
 -- Appending events and stamping commits.
 -- ---------------------------------------------------------------------------------------------
 
--- 32 hex digits: sha256(key || sha256(key || text)), truncated to 128 bits. The outer hash keeps
--- the construction safe from length extension (core PostgreSQL has sha256 but no HMAC). Stable,
--- like convert_to, so that PostgreSQL inlines it instead of calling an SQL function each time.
-create function relay.sign(signing_key text, payload text) returns text
-language sql stable as $$
-  select left(encode(sha256(convert_to(
-    signing_key || encode(sha256(convert_to(signing_key || payload, 'UTF8')), 'hex'), 'UTF8')), 'hex'), 32)
-$$;
-
--- Notifies `<signature>{"pos":N}` on relay_events once the transaction holding position N has
--- committed: a signed header, never an event. The relay reads the events of every position up to
--- N from the log, many commits per query, so a commit costs one short notification whatever its
--- events weigh (NOTIFY's 8000-byte limit never applies to them).
+-- Takes the transaction's commit position as it commits, and wakes the relays that wait for one.
+-- The position is visible when the commit is; until then the committer holds the advisory lock
+-- (1919250029, its backend pid), which it takes before drawing the position, so that
+-- relay.wait_for_committers can wait for every position drawn so far (see the top of this file).
 create function relay.stamp_commit() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
-declare
-  commit_pos bigint;
-  header text;
-  -- A variable, not a subquery, as relay.sign's argument: PostgreSQL inlines the call only then.
-  signing_key text;
 begin
   -- SET CONSTRAINTS ... IMMEDIATE can fire this before the transaction ends; events appended after
   -- that queue it again, and find the transaction stamped already. Both settings are
@@ -276,15 +267,18 @@ begin
   if current_setting('relay.stamped_xid', true) = NEW.xid::text then
     return null;
   end if;
-  -- Held until this transaction's commit is visible: the next committer waits here, so positions
-  -- follow commit order. Everything from here to the commit is serialized: keep it short.
-  perform pg_advisory_xact_lock(1919250028, 1885430625);
-  commit_pos := nextval('relay.commit_position');
-  insert into relay.commits (pos, xid, committed_at) values (commit_pos, NEW.xid, clock_timestamp());
+  -- A lock of this backend's own: no two committers ever wait for each other here.
+  perform pg_advisory_xact_lock(1919250029, pg_backend_pid());
+  insert into relay.commits (pos, xid, committed_at)
+  values (nextval('relay.commit_position'), NEW.xid, clock_timestamp());
   perform set_config('relay.stamped_xid', NEW.xid::text, true);
-  header := '{"pos":' || commit_pos || '}';
-  signing_key := (select l.signing_key from relay.log_identity l);
-  perform pg_notify('relay_events', relay.sign(signing_key, header) || header);
+  -- After the position is drawn: a relay that arms the bell later reads a last_value that covers
+  -- this position, and waits for it (relay.read_commits).
+  if (select w.last_value from relay.wakeup_wanted w) = 1 then
+    perform setval('relay.wakeup_wanted', 0);
+    -- The payload says nothing: whatever its sender, a notification only makes a relay read.
+    perform pg_notify('relay_events', '');
+  end if;
   return null;
 end $$;
 
@@ -292,6 +286,52 @@ create constraint trigger stamp_commit after insert on relay.events
   deferrable initially deferred
   for each row when (NEW.opens_commit)
   execute function relay.stamp_commit();
+
+-- The relay's read of live events: arms the wake-up bell (relay.wakeup_wanted), then returns
+-- every event of the commits after position after_pos, at most max_events, in commit order; and
+-- on every row (on a row of nulls when there is none) the highest position drawn so far. A
+-- committer that looked at the bell before it was armed had drawn its position by then, so while
+-- the relay has not seen every position up to that one, it reads again instead of waiting for a
+-- notification (see src/event-stream.ts). A function, so that PostgreSQL keeps its plan.
+create function relay.read_commits(after_pos bigint, max_events int)
+returns table (drawn_through bigint, pos bigint, id bigint, ts float8, topic text, event text,
+               data jsonb, old jsonb, changed text[])
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+#variable_conflict use_column
+begin
+  perform setval('relay.wakeup_wanted', 1);
+  return query
+    select d.drawn, r.*
+      from (select case when s.is_called then s.last_value else 0 end as drawn
+              from relay.commit_position s) d
+      left join lateral (
+        select c.pos, e.id, extract(epoch from c.committed_at)::float8, e.topic, e.event, e.data, e.old, e.changed
+          from relay.commits c
+          join relay.events e on e.xid = c.xid
+         where c.pos > after_pos
+         order by c.pos, e.id
+         limit max_events
+      ) r on true;
+end $$;
+
+-- Returns once every transaction that had drawn a commit position when it was called has ended:
+-- each holds the lock (1919250029, its pid) from before it draws until its commit is visible.
+-- A position drawn by then and still not visible afterwards was rolled back: it never will be.
+create function relay.wait_for_committers() returns void
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+declare
+  holder int;
+begin
+  for holder in
+    select l.objid::bigint::int
+      from pg_locks l
+     where l.locktype = 'advisory' and l.classid = 1919250029 and l.objsubid = 2
+       -- A prepared transaction's locks have no pid: it is waited for too.
+       and l.granted and l.pid is distinct from pg_backend_pid()
+  loop
+    perform pg_advisory_xact_lock_shared(1919250029, holder);
+  end loop;
+end $$;
 
 -- relay.capture_row_change does the same inline (a function call per watched row costs).
 create function relay.append_event(topic text, event text, data jsonb, old jsonb, changed text[])
@@ -483,7 +523,6 @@ end $$;
 -- forge events of any topic, or re-send a committed transaction's events.
 revoke execute on function relay.capture_row_change() from public;
 revoke execute on function relay.stamp_commit() from public;
-revoke execute on function relay.sign(text, text) from public;
 revoke execute on function relay.publish(text, text, jsonb) from public;
 revoke execute on function relay.append_event(text, text, jsonb, jsonb, text[]) from public;
 revoke execute on function relay.watch(regclass, text, text[]) from public;

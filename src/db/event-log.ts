@@ -5,7 +5,6 @@ import { loadSql } from './sql.ts';
 
 export interface LogIdentity {
   readonly epoch: string;
-  readonly signingKey: string;
 }
 
 /** An event read from the log. */
@@ -25,19 +24,40 @@ export interface LogPage {
   readonly prunedThrough: number;
 }
 
+/** Live delivery's read: the events after a position, and how far positions had been drawn then. */
+export interface CommitsRead {
+  readonly events: readonly LoggedEvent[];
+  /**
+   * The highest commit position drawn when the read armed the wake-up bell, committed or not.
+   * Until every position up to it is read (or known to be rolled back), no notification is sure
+   * to come for them: the reader must read again.
+   */
+  readonly drawnThrough: number;
+}
+
+/** Where live delivery starts: the newest event, and every position drawn before it settled. */
+export interface LogHead {
+  readonly position: LogPosition;
+  /** Every position up to here had ended (committed or rolled back) when the head was read. */
+  readonly settledThrough: number;
+}
+
 /** Read access to relay's event log. */
 export interface EventLog {
-  /** The log's epoch (the first part of every cursor) and the key that signs its notifications. */
+  /** The log's epoch: the first part of every cursor. */
   identity(): Promise<LogIdentity>;
   /** Events after `after` and at most `upTo`, of one topic or all (null), in commit order. */
   readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<LogPage>;
   /**
-   * Events of the commits after position `afterPos` through `throughPos`, in commit order, at most
-   * `limit`: live delivery's read, which always starts where a whole commit ended.
+   * Arms the wake-up bell, then reads the events of the commits after position `afterPos`, in
+   * commit order, at most `limit`: live delivery's read, which always starts where a whole commit
+   * ended.
    */
-  readCommits(afterPos: number, throughPos: number, limit: number): Promise<LoggedEvent[]>;
-  /** The newest event's position ({0, 0} for an empty log), once every transaction that took a position before is visible. */
-  head(): Promise<LogPosition>;
+  readCommits(afterPos: number, limit: number): Promise<CommitsRead>;
+  /** Returns once every transaction that had drawn a commit position when called has ended. */
+  waitForCommitters(): Promise<void>;
+  /** The newest event ({0, 0} for an empty log) once every position drawn before the call has ended. */
+  head(): Promise<LogHead>;
   /** Whether the event at `position` is in the log. */
   contains(position: LogPosition): Promise<boolean>;
   /** One batch of retention; returns how many commits it deleted. */
@@ -46,6 +66,7 @@ export interface EventLog {
 
 interface PageRow {
   pruned_through: string;
+  drawn_through: string;
   pos: string | null;
   id: string;
   ts: number;
@@ -57,7 +78,7 @@ interface PageRow {
 }
 
 /** The events of rows of the log; a row that does not parse is skipped, never delivered half. */
-function loggedEvents(rows: readonly Omit<PageRow, 'pruned_through'>[]): LoggedEvent[] {
+function loggedEvents(rows: readonly Omit<PageRow, 'pruned_through' | 'drawn_through'>[]): LoggedEvent[] {
   const events: LoggedEvent[] = [];
   for (const row of rows) {
     if (row.pos === null) continue;
@@ -76,33 +97,22 @@ export function createEventLog(pool: pg.Pool): EventLog {
     page: loadSql('read-log-page'),
     commits: loadSql('read-log-commits'),
     head: loadSql('log-head'),
+    drawn: loadSql('drawn-positions'),
     waitForCommitters: loadSql('wait-for-committers'),
     prune: loadSql('prune-log'),
     exists: loadSql('event-exists'),
   };
 
-  /** Waits until every committer that took a position is visible (see sql/wait-for-committers.sql). */
   async function waitForCommitters(): Promise<void> {
-    const client = await pool.connect();
-    try {
-      await client.query('begin');
-      await client.query(queries.waitForCommitters);
-      await client.query('commit');
-    } catch (error) {
-      // The original error says what went wrong; a failed rollback on a broken link adds nothing.
-      await client.query('rollback').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    await pool.query(queries.waitForCommitters);
   }
 
   return {
     async identity() {
-      const { rows } = await pool.query<{ epoch: string; signing_key: string }>(queries.identity);
+      const { rows } = await pool.query<{ epoch: string }>(queries.identity);
       const row = rows[0];
       if (!row) throw new Error('relay.log_identity is empty: were the migrations applied?');
-      return { epoch: row.epoch, signingKey: row.signing_key };
+      return { epoch: row.epoch };
     },
 
     async readPage(after, upTo, topic, limit) {
@@ -110,16 +120,22 @@ export function createEventLog(pool: pg.Pool): EventLog {
       return { events: loggedEvents(rows), prunedThrough: Number(rows[0]?.pruned_through ?? 0) };
     },
 
-    async readCommits(afterPos, throughPos, limit) {
-      const { rows } = await pool.query<PageRow>(queries.commits, [afterPos, throughPos, limit]);
-      return loggedEvents(rows);
+    async readCommits(afterPos, limit) {
+      const { rows } = await pool.query<PageRow>(queries.commits, [afterPos, limit]);
+      return { events: loggedEvents(rows), drawnThrough: Number(rows[0]?.drawn_through ?? 0) };
     },
 
+    waitForCommitters,
+
     async head() {
+      // Drawn first, waited for second: every position drawn so far then belongs to a
+      // transaction that has ended, so none at or below it can appear later.
+      const drawn = await pool.query<{ drawn: string }>(queries.drawn);
+      const settledThrough = Number(drawn.rows[0]?.drawn ?? 0);
       await waitForCommitters();
-      const { rows } = await pool.query<{ pos: string; id: string }>(queries.head);
+      const { rows } = await pool.query<{ pos: string; id: string }>(queries.head, [settledThrough]);
       const row = rows[0];
-      return { pos: Number(row?.pos ?? 0), id: Number(row?.id ?? 0) };
+      return { position: { pos: Number(row?.pos ?? 0), id: Number(row?.id ?? 0) }, settledThrough };
     },
 
     async contains(position) {

@@ -1,8 +1,8 @@
-// What the database notifies, collected on a dedicated connection so that tests await it instead
-// of sleeping. Notifications reach a listener in commit order, which is what makes the sentinel
-// technique work: to prove a statement notified nothing, commit a marker after it and check that
-// the marker is the very next thing heard. A `relay_events` notification names a commit position;
-// listenForEvents reads that commit's events from the log, as the relay does.
+// What the database publishes, collected on dedicated connections so that tests await it instead
+// of sleeping. listenForEvents reads committed events in commit order, woken by `relay_events`
+// notifications as the relay is, which is what makes the sentinel technique work: to prove a
+// statement published nothing, commit a marker after it and check that the marker is the very
+// next event read.
 
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -113,35 +113,45 @@ export async function listenOn<T>(url: string, channel: string, parse: (payload:
   };
 }
 
-/** Hex digits of the signature before each `relay_events` JSON (see relay.sign). */
-export const SIGNATURE_LENGTH = 32;
-
 /**
- * Collects the events of each notified commit, in notification order: the header's position
- * (the relay's tests check signatures), then that commit's events read from the log.
+ * Collects committed events in commit order, as the relay does: each read of the log arms the
+ * wake-up bell (relay.read_commits), and a `relay_events` notification says that something
+ * committed since. A position drawn but not yet visible is waited for (relay.wait_for_committers);
+ * if it is still missing after that, its transaction rolled back.
  */
 export async function listenForEvents(url: string): Promise<Listener<EventNotification>> {
-  const headers = await listenOn(url, 'relay_events', (payload) => {
-    const header = JSON.parse(payload.slice(SIGNATURE_LENGTH)) as { pos?: unknown };
-    if (typeof header.pos !== 'number' || Object.keys(header).length !== 1) throw new Error('not a {"pos":N} header');
-    return header.pos;
-  });
+  const bell = await listenOn(url, 'relay_events', (payload) => payload);
   const log = new pg.Client({ connectionString: url });
   await log.connect();
+  const read = async (after: number): Promise<{ events: EventNotification[]; drawn: number }> => {
+    const { rows } = await log.query<EventNotification & { drawn_through: string; pos: number | null }>(
+      `select drawn_through, pos::float8 as pos, id::float8 as id, ts, topic, event, data, old, changed
+         from relay.read_commits($1, 1000)`,
+      [after],
+    );
+    return { events: rows.filter((row) => row.pos !== null), drawn: Number(rows[0]?.drawn_through ?? 0) };
+  };
+  // Events from now on: every position drawn before has ended once the committers are waited for.
+  let { drawn: after } = await read(0);
+  await log.query('select relay.wait_for_committers()');
   const ready: EventNotification[] = [];
+  const hasGap = (events: readonly EventNotification[]): boolean =>
+    events.some((event, i) => event.pos > (i === 0 ? after : events[i - 1]!.pos) + 1);
   const next = async (timeoutMs?: number): Promise<EventNotification> => {
     while (ready.length === 0) {
-      const pos = await headers.next(timeoutMs);
-      const { rows } = await log.query<EventNotification>(
-        `select c.pos::float8 as pos, e.id::float8 as id, extract(epoch from c.committed_at)::float8 as ts,
-                e.topic, e.event, e.data, e.old, e.changed
-           from relay.commits c join relay.events e on e.xid = c.xid
-          where c.pos = $1
-          order by e.id`,
-        [pos],
-      );
-      if (rows.length === 0) throw new Error(`position ${pos} was notified, but the log holds no event of it`);
-      ready.push(...rows);
+      let { events, drawn } = await read(after);
+      if (hasGap(events) || (events.length === 0 && drawn > after)) {
+        // Every position drawn so far has ended after this: a missing one was rolled back.
+        await log.query('select relay.wait_for_committers()');
+        ({ events } = await read(after));
+        if (events.length === 0) after = drawn;
+      }
+      if (events.length > 0) {
+        ready.push(...events);
+        after = events.at(-1)!.pos;
+        continue;
+      }
+      await bell.next(timeoutMs);
     }
     return ready.shift()!;
   };
@@ -152,9 +162,9 @@ export async function listenForEvents(url: string): Promise<Listener<EventNotifi
       for (let i = 0; i < n; i++) values.push(await next(timeoutMs));
       return values;
     },
-    payloadBytes: headers.payloadBytes,
+    payloadBytes: bell.payloadBytes,
     async close() {
-      await headers.close();
+      await bell.close();
       await log.end().catch(() => undefined);
     },
   };
