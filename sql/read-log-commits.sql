@@ -1,4 +1,5 @@
--- Live delivery's read: arms the wake-up bell and returns the events of the commits after position
--- $1, at most $2, in commit order, with the highest position drawn so far (relay.read_commits).
+-- Live delivery's read: arms the wake-up bell if $3, and returns the events of the commits after
+-- position $1, at most $2, in commit order, with the highest position drawn so far
+-- (relay.read_commits).
 select drawn_through, pos, id, ts, topic, event, data, old, changed
-  from relay.read_commits($1::bigint, $2::int)
+  from relay.read_commits($1::bigint, $2::int, $3::boolean)

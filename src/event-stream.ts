@@ -76,6 +76,12 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   /** Since when the stream has waited for a drawn position without delivering anything. */
   let waitingSince: number | undefined;
   let recheckMs = FIRST_RECHECK_MS;
+  /**
+   * Whether the next read arms the wake-up bell. Reads that follow a read at once (a cut page, a
+   * drawn position not visible yet) do not: committers then need not notify, as the stream reads
+   * again anyway. The read after which the stream goes idle always has.
+   */
+  let armNext = true;
   let started = false;
   /** Events delivered since resync(), until the stream has read everything there was (then logged). */
   let sinceResync: number | undefined;
@@ -150,7 +156,9 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       lastEndsItsCommit = events.length < pageSize;
       return { inMs: 0 };
     }
-    const read = await eventLog.readCommits(last.pos, pageSize);
+    const armed = armNext;
+    armNext = false;
+    const read = await eventLog.readCommits(last.pos, pageSize, armed);
     drawnThrough = Math.max(drawnThrough, read.drawnThrough);
     const before = last;
     let stoppedAtGap = false;
@@ -169,7 +177,9 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     if (Math.max(last.pos, settledThrough) >= drawnThrough) {
       waitingSince = undefined;
       recheckMs = FIRST_RECHECK_MS;
-      return undefined;
+      armNext = true;
+      // Idle only after a read that armed the bell: the next commit will notify.
+      return armed ? undefined : { inMs: 0 };
     }
     // A drawn position is not visible yet: its commit is on its way (or was rolled back).
     const now = performance.now();

@@ -31,6 +31,8 @@ export interface WritepathResult {
   /** Watched over plain (target: at least 0.5). */
   readonly watchedOverPlain: number;
   readonly notifyTriggerOverPlain: number;
+  /** Wake-up notifications the watched run sent, per transaction (the rest committed without NOTIFY). */
+  readonly wakeupsPerWatchedTransaction: number;
 }
 
 const SCRIPTS = {
@@ -51,17 +53,28 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
   // Drained as subscribers would, so that no notification queue fills.
   const listener = new pg.Client({ connectionString: url });
   await listener.connect();
-  await listener.query('listen bench_notified; listen bench_raw');
+  await listener.query('listen bench_notified; listen bench_raw; listen relay_events');
+  let wakeups = 0;
+  listener.on('notification', (message) => {
+    if (message.channel === 'relay_events') wakeups++;
+  });
   const scratch = await mkdtemp(join(projectPath('.relay'), 'pgbench-'));
   try {
     const tps: Record<string, number> = {};
+    let watchedWakeups = 0;
+    let watchedTransactions = 0;
     for (const [name, statement] of Object.entries(SCRIPTS)) {
       const script = join(scratch, `${name}.sql`);
       await writeFile(script, `\\set id random(1, 10000)\n${statement}\n`);
+      wakeups = 0;
       const { stdout } = await run('pgbench', ['-n', '-f', script, '-c', String(options.clients), '-j', '2', '-T', String(options.seconds), url]);
       const value = /tps = ([\d.]+)/.exec(stdout)?.[1];
       if (!value) throw new Error(`pgbench printed no tps:\n${stdout}`);
       tps[name] = Math.round(Number(value));
+      if (name === 'watched') {
+        watchedWakeups = wakeups;
+        watchedTransactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1] ?? Number.NaN);
+      }
       context.log(`writepath ${name}: ${tps[name]} tps`);
     }
     const result: WritepathResult = {
@@ -70,6 +83,7 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
       tps: { plain: tps.plain!, watched: tps.watched!, notifyTrigger: tps.notifyTrigger!, bareNotify: tps.bareNotify! },
       watchedOverPlain: Math.round((tps.watched! / tps.plain!) * 1000) / 1000,
       notifyTriggerOverPlain: Math.round((tps.notifyTrigger! / tps.plain!) * 1000) / 1000,
+      wakeupsPerWatchedTransaction: Math.round((watchedWakeups / watchedTransactions) * 1000) / 1000,
     };
     context.log(`writepath: ${JSON.stringify(result)}`);
     return result;

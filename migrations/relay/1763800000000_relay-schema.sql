@@ -287,19 +287,21 @@ create constraint trigger stamp_commit after insert on relay.events
   for each row when (NEW.opens_commit)
   execute function relay.stamp_commit();
 
--- The relay's read of live events: arms the wake-up bell (relay.wakeup_wanted), then returns
--- every event of the commits after position after_pos, at most max_events, in commit order; and
--- on every row (on a row of nulls when there is none) the highest position drawn so far. A
--- committer that looked at the bell before it was armed had drawn its position by then, so while
--- the relay has not seen every position up to that one, it reads again instead of waiting for a
--- notification (see src/event-stream.ts). A function, so that PostgreSQL keeps its plan.
-create function relay.read_commits(after_pos bigint, max_events int)
+-- The relay's read of live events: arms the wake-up bell (relay.wakeup_wanted) if asked, then
+-- returns every event of the commits after position after_pos, at most max_events, in commit
+-- order; and on every row (on a row of nulls when there is none) the highest position drawn so
+-- far. A committer that looked at the bell before it was armed had drawn its position by then, so
+-- while the relay has not seen every position up to that one, it reads again instead of waiting
+-- for a notification (see src/event-stream.ts). A function, so that PostgreSQL keeps its plan.
+create function relay.read_commits(after_pos bigint, max_events int, arm boolean default true)
 returns table (drawn_through bigint, pos bigint, id bigint, ts float8, topic text, event text,
                data jsonb, old jsonb, changed text[])
 language plpgsql set search_path = pg_catalog, pg_temp as $$
 #variable_conflict use_column
 begin
-  perform setval('relay.wakeup_wanted', 1);
+  if arm then
+    perform setval('relay.wakeup_wanted', 1);
+  end if;
   return query
     select d.drawn, r.*
       from (select case when s.is_called then s.last_value else 0 end as drawn

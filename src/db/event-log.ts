@@ -49,11 +49,11 @@ export interface EventLog {
   /** Events after `after` and at most `upTo`, of one topic or all (null), in commit order. */
   readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<LogPage>;
   /**
-   * Arms the wake-up bell, then reads the events of the commits after position `afterPos`, in
-   * commit order, at most `limit`: live delivery's read, which always starts where a whole commit
-   * ended.
+   * Arms the wake-up bell if `arm`, then reads the events of the commits after position
+   * `afterPos`, in commit order, at most `limit`: live delivery's read, which always starts where
+   * a whole commit ended.
    */
-  readCommits(afterPos: number, limit: number): Promise<CommitsRead>;
+  readCommits(afterPos: number, limit: number, arm: boolean): Promise<CommitsRead>;
   /** Returns once every transaction that had drawn a commit position when called has ended. */
   waitForCommitters(): Promise<void>;
   /** The newest event ({0, 0} for an empty log) once every position drawn before the call has ended. */
@@ -120,8 +120,8 @@ export function createEventLog(pool: pg.Pool): EventLog {
       return { events: loggedEvents(rows), prunedThrough: Number(rows[0]?.pruned_through ?? 0) };
     },
 
-    async readCommits(afterPos, limit) {
-      const { rows } = await pool.query<PageRow>(queries.commits, [afterPos, limit]);
+    async readCommits(afterPos, limit, arm) {
+      const { rows } = await pool.query<PageRow>(queries.commits, [afterPos, limit, arm]);
       return { events: loggedEvents(rows), drawnThrough: Number(rows[0]?.drawn_through ?? 0) };
     },
 
