@@ -61,7 +61,7 @@ function targets(run: BenchRun): string {
       'Fan-out: at least 10x the socket.io gateway\'s deliveries/s at saturation, 0 lost',
       `${ratio.toFixed(1)}x (${peakStep(relay).deliveredPerSecond} vs ${peakStep(gateway).deliveredPerSecond}/s); ` +
         `CPU per delivery ${cpuRatio.toFixed(1)}x less; missing ${sum(relay, 'missing')}`,
-      met(ratio >= 10 && sum(relay, 'missing') === 0),
+      fanoutVerdict(ratio, cpuRatio, sum(relay, 'missing') === 0, peakStep(relay).systemCpuCores),
     ]);
   }
   if (relay) {
@@ -104,6 +104,20 @@ function targets(run: BenchRun): string {
     ]);
   }
   return table(['Target', 'This run', ''], rows);
+}
+
+/**
+ * Deliveries/s decide, unless the relay had a core to spare at its peak: then PostgreSQL and the
+ * load generator saturated the shared cores first, and the relay's own CPU per delivery is the
+ * measure of it (as issue 4 allows).
+ */
+function fanoutVerdict(ratio: number, cpuRatio: number, nothingLost: boolean, relayCoresAtPeak: number): string {
+  if (!nothingLost) return '**missed** (deliveries lost)';
+  if (ratio >= 10) return 'met';
+  if (cpuRatio >= 10 && relayCoresAtPeak < 0.9) {
+    return `met on CPU per delivery (deliveries/s: the relay used ${relayCoresAtPeak} of a core at its peak; PostgreSQL and the load took the rest)`;
+  }
+  return '**missed**';
 }
 
 function sum(result: FanoutSystemResult, key: 'missing' | 'duplicates'): number {

@@ -71,8 +71,13 @@ create sequence relay.commit_position as bigint cache 1;
 -- Whether a relay waits for a notification (1) or is reading anyway (0). A committing writer that
 -- finds it at 1 sets it to 0 and notifies, so an idle relay wakes at once, while one busy reading
 -- costs writers no NOTIFY (each takes a database-wide lock through the commit). A sequence, as
--- its value is seen by every session at once, outside transactions; unlogged: it needs no WAL.
-create unlogged sequence relay.wakeup_wanted as smallint minvalue 0 maxvalue 1 start 0 cache 1;
+-- its value is seen by every session at once, outside transactions; unlogged where PostgreSQL
+-- has unlogged sequences (15 and newer): it needs no WAL.
+do $$
+begin
+  execute format('create %s sequence relay.wakeup_wanted as smallint minvalue 0 maxvalue 1 start 0 cache 1',
+                 case when current_setting('server_version_num')::int >= 150000 then 'unlogged' else '' end);
+end $$;
 
 -- Indexed by position only: readers walk positions, and retention deletes the oldest positions
 -- (committed_at follows pos nearly: both are taken at the start of the commit). Written by every
