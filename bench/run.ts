@@ -64,7 +64,7 @@ const SCENARIOS = {
   writepath: {
     systems: [],
     run: async (context: ScenarioContext, flags: RunFlags, run: BenchRun) => {
-      run.writepath = await runWritepath(context, flags.quick ? { ...WRITEPATH_DEFAULTS, seconds: 2 } : WRITEPATH_DEFAULTS);
+      run.writepath = await runWritepath(context, flags.quick ? { ...WRITEPATH_DEFAULTS, seconds: 2, rounds: 1 } : WRITEPATH_DEFAULTS);
     },
   },
 } as const;

@@ -71,12 +71,17 @@ function targets(run: BenchRun): string {
       at1000 ? `p99 ${at1000.latencyMs.p99} ms (p50 ${at1000.latencyMs.p50})` : 'the run did not reach 1,000 rows/s',
       met(at1000 ? at1000.latencyMs.p99 <= 5 : undefined),
     ]);
-    const max = relay.max;
-    const fraction = max ? max.deliveredPerSecond / (max.committedPerSecond * relay.deliveriesPerRow) : 0;
+    // The step PostgreSQL committed the most rows in: the max step, or the set rate the writers
+    // could not reach (the run stops there).
+    const top = allSteps(relay).reduce((best, step) => (step.committedPerSecond > best.committedPerSecond ? step : best));
+    const writersSaturated = top.offeredRate === 0 || top.committedPerSecond < 0.9 * top.offeredRate;
+    const fraction = top.deliveredPerSecond / (top.committedPerSecond * relay.deliveriesPerRow);
     rows.push([
       'At PostgreSQL\'s highest commit rate through the triggers, the relay delivers at least 90% of it',
-      max ? `${(fraction * 100).toFixed(0)}% (${max.committedPerSecond} rows/s committed, ${max.missing} missing)` : 'the relay fell behind at a set rate',
-      met(max ? fraction >= 0.9 && max.missing === 0 : false),
+      writersSaturated
+        ? `${(fraction * 100).toFixed(0)}% (${top.committedPerSecond} rows/s committed, ${top.missing} missing)`
+        : 'the relay fell behind before the writers saturated',
+      met(writersSaturated && fraction >= 0.9 && top.missing === 0),
     ]);
   }
   const connections = run.connections?.[RELAY];
@@ -192,10 +197,13 @@ function catchupSection(catchup: CatchupResult): string {
 }
 
 function writepathSection(writepath: WritepathResult): string {
-  return table(
-    ['Clients', 'Plain UPDATE tps', 'Watched by pg-relay', 'Hand-written notify trigger', 'Bare pg_notify per transaction', 'Watched / plain', 'Notify trigger / plain'],
-    [[writepath.clients, writepath.tps.plain, writepath.tps.watched, writepath.tps.notifyTrigger, writepath.tps.bareNotify, writepath.watchedOverPlain, writepath.notifyTriggerOverPlain]],
-  );
+  return [
+    table(
+      ['Clients', 'Plain UPDATE tps', 'Watched by pg-relay', 'Hand-written notify trigger', 'Bare pg_notify per transaction', 'Watched / plain', 'Notify trigger / plain', 'Wake-ups per watched transaction'],
+      [[writepath.clients, writepath.tps.plain, writepath.tps.watched, writepath.tps.notifyTrigger, writepath.tps.bareNotify, writepath.watchedOverPlain, writepath.notifyTriggerOverPlain, writepath.wakeupsPerWatchedTransaction]],
+    ),
+    `Each the median of ${writepath.rounds} pgbench runs of ${writepath.seconds} s, the scripts taking turns; a pg-relay process reads the log throughout.`,
+  ].join('\n\n');
 }
 
 /** The whole report. `chartFile` is the chart's name next to the report, when one was drawn. */
