@@ -75,6 +75,9 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
       for (const [name, statement] of Object.entries(SCRIPTS)) {
         const script = join(scratch, `${name}.sql`);
         await writeFile(script, `\\set id random(1, 10000)\n${statement}\n`);
+        // Each run starts from a checkpoint, so that none pays for writes an earlier run (or
+        // scenario) left dirty, or for a checkpoint that starts in the middle of it.
+        await listener.query('checkpoint').catch((error: Error) => context.log(`writepath: no checkpoint (${error.message})`));
         wakeups = 0;
         const { stdout } = await run('pgbench', ['-n', '-f', script, '-c', String(options.clients), '-j', '2', '-T', String(options.seconds), url]);
         const value = /tps = ([\d.]+)/.exec(stdout)?.[1];
