@@ -60,14 +60,14 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
   const relay = await startSystemProcess('pg-relay', SYSTEMS['pg-relay']!.args, { DATABASE_URL: url, JWT_SECRET: context.jwtSecret });
   // Drained as subscribers would, so that no notification queue fills.
   const listener = new pg.Client({ connectionString: url });
-  await listener.connect();
-  await listener.query('listen bench_notified; listen bench_raw; listen relay_events');
   let wakeups = 0;
   listener.on('notification', (message) => {
     if (message.channel === 'relay_events') wakeups++;
   });
   const scratch = await mkdtemp(join(projectPath('.relay'), 'pgbench-'));
   try {
+    await listener.connect();
+    await listener.query('listen bench_notified; listen bench_raw; listen relay_events');
     const runs: Record<string, number[]> = {};
     let watchedWakeups = 0;
     let watchedTransactions = 0;
@@ -103,7 +103,7 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
     context.log(`writepath: ${JSON.stringify(result)}`);
     return result;
   } finally {
-    await listener.end();
+    await listener.end().catch(() => undefined);
     await relay.stop();
     await rm(scratch, { recursive: true, force: true });
   }

@@ -336,8 +336,15 @@ begin
        -- A prepared transaction's locks have no pid: it is waited for too.
        and l.granted and l.pid is distinct from pg_backend_pid()
   loop
-    perform pg_advisory_xact_lock_shared(1919250029, holder);
+    -- Taken and given back at once: held until the statement ends, it would keep this holder's
+    -- next commit waiting while the loop waits for the others.
+    perform pg_advisory_lock_shared(1919250029, holder);
+    perform pg_advisory_unlock_shared(1919250029, holder);
   end loop;
+exception when others or query_canceled then
+  -- A session lock outlives an error: never leave one on a pooled connection.
+  perform pg_advisory_unlock_all();
+  raise;
 end $$;
 
 -- relay.capture_row_change does the same inline (a function call per watched row costs).

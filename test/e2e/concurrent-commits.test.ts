@@ -3,6 +3,7 @@
 // every event once, in position order, with no wait for a position that will never come.
 import type pg from 'pg';
 import t from 'tap';
+import { createRandom, seedFrom } from '../helpers/random.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
 import type { Frame, TestClient } from '../helpers/ws-client.ts';
 
@@ -25,27 +26,50 @@ async function drawPositionEarly(relay: TestRelay, t: { teardown(fn: () => unkno
 
 const orderIds = (frames: readonly Frame[]): unknown[] => frames.map((frame) => (frame.data as { id: string }).id);
 
+/**
+ * Resolves once the relay waits for the committer on backend `pid` to end (relay.wait_for_committers):
+ * it has read a later position while this one's was still missing. Polls pg_locks, the only place
+ * the wait shows.
+ */
+async function relayWaitsFor(relay: TestRelay, pid: number): Promise<void> {
+  for (;;) {
+    const { rows } = await relay.db.pool.query(
+      `select 1 from pg_locks where locktype = 'advisory' and classid = 1919250029 and objid = $1 and not granted`,
+      [pid],
+    );
+    if (rows.length > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 t.test('a position drawn first and committed last is delivered first, and its writer blocked nobody', async (t) => {
   const relay = await startTestRelay(t);
   const admin = await adminOnOrders(relay);
   const early = await drawPositionEarly(relay, t, 'drawn-first');
+  const { rows } = await early.query<{ pid: number }>('select pg_backend_pid() as pid');
   // Before this design the early stamp held a lock that this commit would wait for.
   await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('committed-first', 'H1', 'new')`);
+  // The relay has seen the later position and holds it back until the earlier one is settled.
+  await relayWaitsFor(relay, rows[0]!.pid);
   await early.query('commit');
   const frames = [await admin.next((f) => f.type === 'event'), await admin.next((f) => f.type === 'event')];
   t.same(orderIds(frames), ['drawn-first', 'committed-first'], 'position order, not visibility order');
 });
 
-t.test('a position rolled back after it was drawn does not hold back the commits after it', async (t) => {
-  const relay = await startTestRelay(t);
-  const admin = await adminOnOrders(relay);
-  // A deferred check that fails after the commit stamp has drawn the position.
+/** A table whose rows make their transaction fail at commit, after the commit stamp has drawn its position. */
+async function createDoomedTable(relay: TestRelay): Promise<void> {
   await relay.db.pool.query(`
     create table doomed (id int);
     create function refuse() returns trigger language plpgsql as $$
     begin raise exception 'refused at commit'; end $$;
     create constraint trigger refuse after insert on doomed deferrable initially deferred
       for each row execute function refuse();`);
+}
+
+t.test('a position rolled back after it was drawn does not hold back the commits after it', async (t) => {
+  const relay = await startTestRelay(t);
+  const admin = await adminOnOrders(relay);
+  await createDoomedTable(relay);
   const client = await relay.db.pool.connect();
   t.teardown(() => client.release());
   await client.query('begin');
@@ -96,4 +120,56 @@ t.test('many writers committing side by side: every event once, in position orde
       where e.topic = 'orders' order by c.pos, e.id`,
   );
   t.same(orderIds(frames), rows.map((row) => row.id), 'exactly the log, in position order');
+});
+
+t.test('writers side by side, some rolled back after drawing a position, some drawing early: exactly the committed events, in position order', async (t) => {
+  const seed = seedFrom(process.env.RELAY_CONCURRENT_SEED);
+  t.comment(`seed ${seed} (RELAY_CONCURRENT_SEED replays it)`);
+  const random = createRandom(seed);
+  const relay = await startTestRelay(t);
+  const admin = await adminOnOrders(relay);
+  await createDoomedTable(relay);
+  const writers = 6;
+  const each = 25;
+  const plans = Array.from({ length: writers }, (_, w) =>
+    Array.from({ length: each }, (_, i) => ({ id: `w${w}-${i}`, fails: random.chance(0.3), early: random.chance(0.2) })),
+  );
+  const rolledBack = new Set<string>();
+  await Promise.all(
+    plans.map(async (plan) => {
+      const client = await relay.db.pool.connect();
+      try {
+        for (const { id, fails, early } of plan) {
+          await client.query('begin');
+          if (early) await client.query('set constraints all immediate');
+          await client.query(`insert into orders (id, hospital_id, status) values ($1, 'H1', 'new')`, [id]);
+          // Let the other writers run while this one holds a drawn position (early) or not.
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (fails) {
+            if (early) await client.query('set constraints all deferred');
+            await client.query('insert into doomed values (1)');
+          }
+          const committed = await client.query('commit').then(
+            () => true,
+            async () => {
+              await client.query('rollback').catch(() => undefined);
+              return false;
+            },
+          );
+          if (!committed) rolledBack.add(id);
+        }
+      } finally {
+        client.release();
+      }
+    }),
+  );
+  t.ok(rolledBack.size > 0, `${rolledBack.size} transactions rolled back at commit`);
+  const { rows } = await relay.db.pool.query<{ id: string }>(
+    `select e.data->>'id' as id from relay.commits c join relay.events e using (xid)
+      where e.topic = 'orders' order by c.pos, e.id`,
+  );
+  t.equal(rows.length, writers * each - rolledBack.size, 'the log holds every committed order');
+  const frames: Frame[] = [];
+  while (frames.length < rows.length) frames.push(await admin.next((f) => f.type === 'event'));
+  t.same(orderIds(frames), rows.map((row) => row.id), 'exactly the log, in position order, nothing rolled back');
 });
