@@ -71,10 +71,12 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
     const runs: Record<string, number[]> = {};
     let watchedWakeups = 0;
     let watchedTransactions = 0;
+    for (const [name, statement] of Object.entries(SCRIPTS)) {
+      await writeFile(join(scratch, `${name}.sql`), `\\set id random(1, 10000)\n${statement}\n`);
+    }
     for (let round = 1; round <= options.rounds; round++) {
-      for (const [name, statement] of Object.entries(SCRIPTS)) {
+      for (const name of Object.keys(SCRIPTS)) {
         const script = join(scratch, `${name}.sql`);
-        await writeFile(script, `\\set id random(1, 10000)\n${statement}\n`);
         // Each run starts from a checkpoint, so that none pays for writes an earlier run (or
         // scenario) left dirty, or for a checkpoint that starts in the middle of it.
         await listener.query('checkpoint').catch((error: Error) => context.log(`writepath: no checkpoint (${error.message})`));

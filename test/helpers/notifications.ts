@@ -39,6 +39,13 @@ interface Queryable {
 // the tests never wait for it to pass.
 const DEFAULT_TIMEOUT_MS = 10_000;
 
+/** The next `n` values of `next`, in order. */
+async function takeFrom<T>(next: (timeoutMs?: number) => Promise<T>, n: number, timeoutMs?: number): Promise<T[]> {
+  const values: T[] = [];
+  for (let i = 0; i < n; i++) values.push(await next(timeoutMs));
+  return values;
+}
+
 /** LISTEN on `channel` with its own connection; each payload goes through `parse`. */
 export async function listenOn<T>(url: string, channel: string, parse: (payload: string) => T): Promise<Listener<T>> {
   const client = new pg.Client({ connectionString: url });
@@ -98,11 +105,7 @@ export async function listenOn<T>(url: string, channel: string, parse: (payload:
   let closed = false;
   return {
     next,
-    async take(n, timeoutMs) {
-      const values: T[] = [];
-      for (let i = 0; i < n; i++) values.push(await next(timeoutMs));
-      return values;
-    },
+    take: (n, timeoutMs) => takeFrom(next, n, timeoutMs),
     payloadBytes,
     async close() {
       if (closed) return;
@@ -157,11 +160,7 @@ export async function listenForEvents(url: string): Promise<Listener<EventNotifi
   };
   return {
     next,
-    async take(n, timeoutMs) {
-      const values: EventNotification[] = [];
-      for (let i = 0; i < n; i++) values.push(await next(timeoutMs));
-      return values;
-    },
+    take: (n, timeoutMs) => takeFrom(next, n, timeoutMs),
     payloadBytes: bell.payloadBytes,
     async close() {
       await bell.close();
