@@ -298,6 +298,7 @@ create constraint trigger stamp_commit after insert on relay.events
 -- far. A committer that looked at the bell before it was armed had drawn its position by then, so
 -- while the relay has not seen every position up to that one, it reads again instead of waiting
 -- for a notification (see src/event-stream.ts). A function, so that PostgreSQL keeps its plan.
+-- (Replaced by 1763900000000_plan-proof-reads.sql, which keeps its reads to about a page.)
 create function relay.read_commits(after_pos bigint, max_events int, arm boolean default true)
 returns table (drawn_through bigint, pos bigint, id bigint, ts float8, topic text, event text,
                data jsonb, old jsonb, changed text[])
