@@ -4,6 +4,7 @@
 
 import { latencySummaryMs, type Histogram } from './histogram.ts';
 import { cpuSeconds, rssBytes, totalCpuSeconds } from './process-stats.ts';
+import { bucketPercentileMs, bucketsBetween, parseBuckets, type BucketCounts } from './prometheus-histogram.ts';
 import type { BenchPostgres, PostgresProcess } from './postgres.ts';
 import { freshDatabase, prepareDatabase } from './postgres.ts';
 import { startWriter, systemAsSource, type RowSource, type WrittenStep } from './row-source.ts';
@@ -34,6 +35,11 @@ export interface StepResult {
   readonly latencyMs: { p50: number; p95: number; p99: number; max: number };
   /** The INSERT's own round trip, commit included, as the writer saw it: part of every latency above. */
   readonly commitMs?: { p50: number; p95: number; p99: number; max: number };
+  /**
+   * From the commit to the system's send, as the system measured it (SystemSpec.lagMetric): the
+   * upper bounds of the histogram buckets holding p50 and p99.
+   */
+  readonly systemLagMs?: { p50: number; p99: number };
   /** CPU the system under test used, as a share of one core, and per delivery. */
   readonly systemCpuCores: number;
   readonly systemCpuUsPerDelivery: number;
@@ -91,6 +97,12 @@ export async function startSession(options: SessionOptions): Promise<Session> {
     NOTE_BYTES: String(options.noteBytes),
   });
   const subscribers = startSubscribers(options.subscribers, options.loadProcesses);
+  /** The system's own commit-to-send histogram now, if it has one. */
+  const scrapeLag = async (): Promise<BucketCounts | undefined> => {
+    if (!spec.lagMetric) return undefined;
+    const response = await fetch(`http://127.0.0.1:${system.port}/metrics`);
+    return parseBuckets(await response.text(), spec.lagMetric);
+  };
   let source: RowSource | undefined;
   try {
     source = databaseUrl
@@ -151,6 +163,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         const postgresPids = postgresProcesses.map((process) => process.pid);
         const postgresBefore = postgresProcesses.map((process) => cpuSeconds(process.pid));
         const before = { system: cpuSeconds(system.pid), postgres: totalCpuSeconds(postgresPids), load: totalCpuSeconds(loadPids()) };
+        const lagBefore = await scrapeLag();
         const started = performance.now();
         const ticker = setInterval(() => {
           void subscribers.progress().then((progress) => {
@@ -172,6 +185,8 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         const settled = await settle(subscribers, written);
         const seconds = (settled.at - started) / 1000;
         const systemCpu = cpuSeconds(system.pid) - before.system;
+        const lagAfter = await scrapeLag();
+        const lag = lagBefore && lagAfter ? bucketsBetween(lagBefore, lagAfter) : undefined;
         const result: StepResult = {
           offeredRate: rate,
           committedPerSecond: round(written.rows / (written.elapsedMs / 1000)),
@@ -182,6 +197,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
           duplicates: settled.duplicates,
           latencyMs: latencySummaryMs(settled.histogram),
           ...(written.commitHistogram ? { commitMs: latencySummaryMs(written.commitHistogram) } : {}),
+          ...(lag ? { systemLagMs: { p50: bucketPercentileMs(lag, 0.5), p99: bucketPercentileMs(lag, 0.99) } } : {}),
           systemCpuCores: round(systemCpu / seconds, 2),
           systemCpuUsPerDelivery: settled.events ? round((systemCpu * 1e6) / settled.events, 2) : Number.NaN,
           systemRssMb: round(rssBytes(system.pid) / 2 ** 20, 1),
@@ -193,7 +209,8 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         log(
           `${label}: ${result.committedPerSecond} rows/s committed, ${result.deliveredPerSecond} deliveries/s, ` +
             `p50/p99/max ${result.latencyMs.p50}/${result.latencyMs.p99}/${result.latencyMs.max} ms ` +
-            `(commit p50/p99 ${result.commitMs?.p50 ?? '-'}/${result.commitMs?.p99 ?? '-'} ms), ` +
+            `(commit p50/p99 ${result.commitMs?.p50 ?? '-'}/${result.commitMs?.p99 ?? '-'} ms` +
+            `${result.systemLagMs ? `, commit to send p50/p99 ≤ ${result.systemLagMs.p50}/${result.systemLagMs.p99} ms` : ''}), ` +
             `missing ${result.missing}, duplicates ${result.duplicates}, system ${result.systemCpuCores} cores ` +
             `(${result.systemCpuUsPerDelivery} µs/delivery), postgres ${result.postgresCpuCores}, load ${result.loadCpuCores}`,
         );

@@ -14,6 +14,8 @@ export interface SystemSpec {
   readonly database: { readonly relaySchema: boolean; readonly setupSql: string } | null;
   /** Node arguments, from the project root. */
   readonly args: readonly string[];
+  /** A histogram of commit-to-send seconds that it serves at /metrics, if any. */
+  readonly lagMetric?: string;
   /** One-time work before the first start (an install); throws with the reason it cannot run. */
   prepare?(): Promise<void>;
 }
@@ -25,6 +27,7 @@ export const SYSTEMS: Readonly<Record<string, SystemSpec>> = {
     dialect: 'pg-relay',
     database: { relaySchema: true, setupSql: 'bench/peers/pg-relay/setup.sql' },
     args: ['dist/bench/peers/pg-relay/relay.js'],
+    lagMetric: 'relay_delivery_lag_seconds',
   },
   'socket.io': {
     name: 'socket.io',

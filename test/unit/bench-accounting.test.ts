@@ -3,6 +3,7 @@
 import t from 'tap';
 import { numberAfterKey } from '../../bench/lib/dialect.ts';
 import { createHistogram, latencySummaryMs, mergeHistogram, percentileUs, recordLatency } from '../../bench/lib/histogram.ts';
+import { bucketPercentileMs, bucketsBetween, parseBuckets } from '../../bench/lib/prometheus-histogram.ts';
 import { createReceivedIds } from '../../bench/lib/received-ids.ts';
 import { pgRelayDialect } from '../../bench/peers/pg-relay/dialect.ts';
 
@@ -70,4 +71,25 @@ t.test("pg-relay's dialect reads its event frames", async (t) => {
   t.same(pgRelayDialect.read('{"type":"subscribed","topic":"orders"}'), { kind: 'ignore' }, 'readiness is a first row, not an acknowledgement');
   t.equal(pgRelayDialect.read('{"type":"error","code":"forbidden"}').kind, 'error');
   t.match(pgRelayDialect.upgradePath('a.b+c'), /^\/ws\?access_token=a\.b%2Bc$/);
+});
+
+t.test("a step's percentiles from two scrapes of a Prometheus histogram are the upper bounds of their buckets", async (t) => {
+  const scrape = (counts: number[]): string =>
+    [
+      '# HELP relay_delivery_lag_seconds lag',
+      '# TYPE relay_delivery_lag_seconds histogram',
+      ...['0.001', '0.002', '0.005', '+Inf'].map((le, i) => `relay_delivery_lag_seconds_bucket{le="${le}"} ${counts[i]}`),
+      `relay_delivery_lag_seconds_sum 1`,
+      `relay_delivery_lag_seconds_count ${counts[3]}`,
+      'relay_other_bucket{le="0.001"} 99',
+    ].join('\n');
+  const before = parseBuckets(scrape([5, 5, 5, 5]), 'relay_delivery_lag_seconds');
+  t.equal(before.size, 4, 'four buckets, the other metric left out');
+  // Between the scrapes: 60 under 1 ms, 30 between 1 and 2 ms, 9 between 2 and 5 ms, 1 above.
+  const step = bucketsBetween(before, parseBuckets(scrape([65, 95, 104, 105]), 'relay_delivery_lag_seconds'));
+  t.equal(bucketPercentileMs(step, 0.5), 1, 'p50 is in the first bucket');
+  t.equal(bucketPercentileMs(step, 0.9), 2, 'p90 is in the second');
+  t.equal(bucketPercentileMs(step, 0.99), 5, 'p99 is in the third');
+  t.equal(bucketPercentileMs(step, 1), Number.POSITIVE_INFINITY, 'the slowest is past the last bound');
+  t.ok(Number.isNaN(bucketPercentileMs(bucketsBetween(before, before), 0.5)), 'nothing observed: no percentile');
 });
