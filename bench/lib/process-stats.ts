@@ -1,6 +1,6 @@
 // CPU time and resident memory of processes, read from /proc (Linux), so that each party of a run
 // (system under test, PostgreSQL, load) is charged its own share of the two cores.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100;
 
@@ -29,4 +29,30 @@ export function rssBytes(pid: number): number {
 /** CPU seconds of `pids` together. */
 export function totalCpuSeconds(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+}
+
+/**
+ * Seconds the threads of `pid` have spent ready to run but waiting for a core (the kernel's
+ * schedstat run delay, summed over threads); 0 once it is gone. Per second of a step, it tells
+ * how saturated the cores were for that party: latency that no code of the system can remove.
+ */
+export function runQueueWaitSeconds(pid: number): number {
+  let waitNs = 0;
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        waitNs += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[1]);
+      } catch {
+        // The thread ended between the listing and the read.
+      }
+    }
+  } catch {
+    return 0; // The process has exited.
+  }
+  return waitNs / 1e9;
+}
+
+/** Run-queue wait seconds of `pids` together. */
+export function totalRunQueueWaitSeconds(pids: readonly number[]): number {
+  return pids.reduce((sum, pid) => sum + runQueueWaitSeconds(pid), 0);
 }

@@ -125,9 +125,13 @@ function fanoutVerdict(ratio: number, cpuRatio: number, nothingLost: boolean, re
   return '**missed**';
 }
 
-/** The part of a step's latency that the relay measured itself, from the commit to its send. */
+/**
+ * The part of a step's latency that the relay measured itself, from the commit to its send, and
+ * how long the relay waited for a core meanwhile.
+ */
 function relayShare(step: StepResult): string {
-  return step.systemLagMs ? `; of it, commit to the relay's send: p99 at most ${step.systemLagMs.p99} ms (p50 ${step.systemLagMs.p50})` : '';
+  const lag = step.systemLagMs ? `; of it, commit to the relay's send: p99 at most ${step.systemLagMs.p99} ms (p50 ${step.systemLagMs.p50})` : '';
+  return `${lag}; the relay waited for a core ${step.waitingForCpu.system} s of each second, PostgreSQL ${step.waitingForCpu.postgres}, the load ${step.waitingForCpu.load}`;
 }
 
 function sum(result: FanoutSystemResult, key: 'missing' | 'duplicates'): number {
@@ -135,7 +139,7 @@ function sum(result: FanoutSystemResult, key: 'missing' | 'duplicates'): number 
 }
 
 function fanoutSection(fanout: Record<string, FanoutSystemResult>): string {
-  const header = ['System', 'Rows/s asked', 'Rows/s committed', 'Deliveries/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'Commit p50/p99 ms', 'Commit to send p50/p99 ms (at most)', 'Missing', 'Dup.', 'System CPU (cores)', 'µs CPU / delivery', 'RSS MB', 'PostgreSQL CPU', 'Load CPU'];
+  const header = ['System', 'Rows/s asked', 'Rows/s committed', 'Deliveries/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'Commit p50/p99 ms', 'Commit to send p50/p99 ms (at most)', 'Missing', 'Dup.', 'System CPU (cores)', 'µs CPU / delivery', 'RSS MB', 'PostgreSQL CPU', 'Load CPU', 'Waiting for a core, s/s: system / PostgreSQL / load'];
   const rows = Object.entries(fanout).flatMap(([name, result]) =>
     allSteps(result).map((step) => [
       name,
@@ -155,6 +159,7 @@ function fanoutSection(fanout: Record<string, FanoutSystemResult>): string {
       step.systemRssMb,
       step.postgresCpuCores,
       step.loadCpuCores,
+      `${step.waitingForCpu.system} / ${step.waitingForCpu.postgres} / ${step.waitingForCpu.load}`,
     ]),
   );
   const connect = Object.entries(fanout).map(([name, result]) => `${name} ${result.connectionsPerSecond}/s`).join(', ');

@@ -3,7 +3,7 @@
 // charge each party its CPU. The scenarios are sequences of these steps.
 
 import { latencySummaryMs, type Histogram } from './histogram.ts';
-import { cpuSeconds, rssBytes, totalCpuSeconds } from './process-stats.ts';
+import { cpuSeconds, rssBytes, runQueueWaitSeconds, totalCpuSeconds, totalRunQueueWaitSeconds } from './process-stats.ts';
 import { bucketPercentileMs, bucketsBetween, parseBuckets, type BucketCounts } from './prometheus-histogram.ts';
 import type { BenchPostgres, PostgresProcess } from './postgres.ts';
 import { freshDatabase, prepareDatabase } from './postgres.ts';
@@ -49,6 +49,11 @@ export interface StepResult {
   readonly postgresCpuByRole: Record<string, number>;
   /** The writer's and subscribers' CPU, as a share of one core. */
   readonly loadCpuCores: number;
+  /**
+   * Seconds per second that each party's threads were ready to run but waited for a core: how
+   * saturated the two cores were, as each party felt it.
+   */
+  readonly waitingForCpu: { system: number; postgres: number; load: number };
   /** Seconds from the first row written until the last delivery (or the stall). */
   readonly seconds: number;
 }
@@ -163,6 +168,11 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         const postgresPids = postgresProcesses.map((process) => process.pid);
         const postgresBefore = postgresProcesses.map((process) => cpuSeconds(process.pid));
         const before = { system: cpuSeconds(system.pid), postgres: totalCpuSeconds(postgresPids), load: totalCpuSeconds(loadPids()) };
+        const waitedBefore = {
+          system: runQueueWaitSeconds(system.pid),
+          postgres: totalRunQueueWaitSeconds(postgresPids),
+          load: totalRunQueueWaitSeconds(loadPids()),
+        };
         const lagBefore = await scrapeLag();
         const started = performance.now();
         const ticker = setInterval(() => {
@@ -204,6 +214,11 @@ export async function startSession(options: SessionOptions): Promise<Session> {
           postgresCpuCores: round((totalCpuSeconds(postgresPids) - before.postgres) / seconds, 2),
           postgresCpuByRole: cpuCoresByRole(postgresProcesses, postgresBefore, seconds),
           loadCpuCores: round((totalCpuSeconds(loadPids()) - before.load) / seconds, 2),
+          waitingForCpu: {
+            system: round((runQueueWaitSeconds(system.pid) - waitedBefore.system) / seconds, 2),
+            postgres: round((totalRunQueueWaitSeconds(postgresPids) - waitedBefore.postgres) / seconds, 2),
+            load: round((totalRunQueueWaitSeconds(loadPids()) - waitedBefore.load) / seconds, 2),
+          },
           seconds: round(seconds, 2),
         };
         log(
@@ -212,7 +227,8 @@ export async function startSession(options: SessionOptions): Promise<Session> {
             `(commit p50/p99 ${result.commitMs?.p50 ?? '-'}/${result.commitMs?.p99 ?? '-'} ms` +
             `${result.systemLagMs ? `, commit to send p50/p99 ≤ ${result.systemLagMs.p50}/${result.systemLagMs.p99} ms` : ''}), ` +
             `missing ${result.missing}, duplicates ${result.duplicates}, system ${result.systemCpuCores} cores ` +
-            `(${result.systemCpuUsPerDelivery} µs/delivery), postgres ${result.postgresCpuCores}, load ${result.loadCpuCores}`,
+            `(${result.systemCpuUsPerDelivery} µs/delivery), postgres ${result.postgresCpuCores}, load ${result.loadCpuCores}; ` +
+            `waiting for a core (s/s): system ${result.waitingForCpu.system}, postgres ${result.waitingForCpu.postgres}, load ${result.waitingForCpu.load}`,
         );
         return result;
       },

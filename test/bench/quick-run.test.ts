@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
+import type { StepResult } from '../../bench/lib/session.ts';
 import { projectPath } from '../../src/project-root.ts';
 
 const run = promisify(execFile);
@@ -20,7 +21,7 @@ t.test('npm run bench -- fanout --quick delivers every row once to every subscri
   const resultsFile = /results: (\S+\.json)/.exec(stderr)?.[1];
   if (!resultsFile) throw new Error(`the bench named no results file:\n${stderr}`);
   const results = JSON.parse(await readFile(resultsFile, 'utf8')) as {
-    fanout: Record<string, { subscribers: number; steps: Array<{ rows: number; deliveries: number; missing: number; duplicates: number }> }>;
+    fanout: Record<string, { subscribers: number; steps: StepResult[] }>;
   };
   for (const system of ['pg-relay', 'uws-raw']) {
     const result = results.fanout[system];
@@ -31,6 +32,8 @@ t.test('npm run bench -- fanout --quick delivers every row once to every subscri
       t.equal(step.missing, 0, `${system}: nothing lost`);
       t.equal(step.duplicates, 0, `${system}: nothing repeated`);
       t.ok(step.deliveries >= step.rows * 20, `${system}: ${step.deliveries} deliveries for ${step.rows} rows`);
+      const waits = Object.values(step.waitingForCpu);
+      t.ok(waits.length === 3 && waits.every((wait) => wait >= 0), `${system}: waits for a core measured (${waits.join(' / ')} s/s)`);
     }
   }
   t.match(stdout, /## Targets/, 'the markdown report is printed');
