@@ -26,10 +26,6 @@ export function rssBytes(pid: number): number {
   }
 }
 
-/** CPU seconds of `pids` together. */
-export function totalCpuSeconds(pids: readonly number[]): number {
-  return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
-}
 
 /**
  * Seconds the threads of `pid` have spent ready to run but waiting for a core (the kernel's
@@ -52,7 +48,28 @@ export function runQueueWaitSeconds(pid: number): number {
   return waitNs / 1e9;
 }
 
-/** Run-queue wait seconds of `pids` together. */
-export function totalRunQueueWaitSeconds(pids: readonly number[]): number {
-  return pids.reduce((sum, pid) => sum + runQueueWaitSeconds(pid), 0);
+/** CPU and run-queue wait seconds of some processes at one moment, each process apart. */
+export interface UsageSnapshot {
+  readonly pids: readonly number[];
+  readonly cpu: readonly number[];
+  readonly waited: readonly number[];
+}
+
+export function usageOf(pids: readonly number[]): UsageSnapshot {
+  return { pids, cpu: pids.map(cpuSeconds), waited: pids.map(runQueueWaitSeconds) };
+}
+
+/**
+ * What the processes of `earlier` used since, summed. A process that has exited meanwhile reads 0
+ * and adds nothing (its last part is lost), rather than taking its earlier use off the others'.
+ */
+export function usageSince(earlier: UsageSnapshot): { cpu: number; waited: number } {
+  const grown = (now: number, before: number): number => Math.max(0, now - before);
+  let cpu = 0;
+  let waited = 0;
+  earlier.pids.forEach((pid, index) => {
+    cpu += grown(cpuSeconds(pid), earlier.cpu[index]!);
+    waited += grown(runQueueWaitSeconds(pid), earlier.waited[index]!);
+  });
+  return { cpu, waited };
 }

@@ -3,7 +3,7 @@
 // charge each party its CPU. The scenarios are sequences of these steps.
 
 import { latencySummaryMs, type Histogram } from './histogram.ts';
-import { cpuSeconds, rssBytes, runQueueWaitSeconds, totalCpuSeconds, totalRunQueueWaitSeconds } from './process-stats.ts';
+import { cpuSeconds, rssBytes, usageOf, usageSince } from './process-stats.ts';
 import { bucketPercentileMs, bucketsBetween, parseBuckets, type BucketCounts } from './prometheus-histogram.ts';
 import type { BenchPostgres, PostgresProcess } from './postgres.ts';
 import { freshDatabase, prepareDatabase } from './postgres.ts';
@@ -166,13 +166,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         // background processes and the connections of the system and the writer).
         const postgresProcesses = await options.postgres.processes();
         const postgresPids = postgresProcesses.map((process) => process.pid);
-        const postgresBefore = postgresProcesses.map((process) => cpuSeconds(process.pid));
-        const before = { system: cpuSeconds(system.pid), postgres: totalCpuSeconds(postgresPids), load: totalCpuSeconds(loadPids()) };
-        const waitedBefore = {
-          system: runQueueWaitSeconds(system.pid),
-          postgres: totalRunQueueWaitSeconds(postgresPids),
-          load: totalRunQueueWaitSeconds(loadPids()),
-        };
+        const before = { system: usageOf([system.pid]), postgres: usageOf(postgresPids), load: usageOf(loadPids()) };
         const lagBefore = await scrapeLag();
         const started = performance.now();
         const ticker = setInterval(() => {
@@ -181,7 +175,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
             log(
               `${label}: ${seconds.toFixed(0)} s, ${progress.events} deliveries, ` +
                 `last second p99 ${latencySummaryMs(progress.histogram).p99} ms, system CPU ${(
-                  (cpuSeconds(system.pid) - before.system) / seconds
+                  usageSince(before.system).cpu / seconds
                 ).toFixed(2)} cores`,
             );
           });
@@ -194,7 +188,8 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         }
         const settled = await settle(subscribers, written);
         const seconds = (settled.at - started) / 1000;
-        const systemCpu = cpuSeconds(system.pid) - before.system;
+        const used = { system: usageSince(before.system), postgres: usageSince(before.postgres), load: usageSince(before.load) };
+        const systemCpu = used.system.cpu;
         const lagAfter = await scrapeLag();
         const lag = lagBefore && lagAfter ? bucketsBetween(lagBefore, lagAfter) : undefined;
         const result: StepResult = {
@@ -211,13 +206,13 @@ export async function startSession(options: SessionOptions): Promise<Session> {
           systemCpuCores: round(systemCpu / seconds, 2),
           systemCpuUsPerDelivery: settled.events ? round((systemCpu * 1e6) / settled.events, 2) : Number.NaN,
           systemRssMb: round(rssBytes(system.pid) / 2 ** 20, 1),
-          postgresCpuCores: round((totalCpuSeconds(postgresPids) - before.postgres) / seconds, 2),
-          postgresCpuByRole: cpuCoresByRole(postgresProcesses, postgresBefore, seconds),
-          loadCpuCores: round((totalCpuSeconds(loadPids()) - before.load) / seconds, 2),
+          postgresCpuCores: round(used.postgres.cpu / seconds, 2),
+          postgresCpuByRole: cpuCoresByRole(postgresProcesses, before.postgres.cpu, seconds),
+          loadCpuCores: round(used.load.cpu / seconds, 2),
           waitingForCpu: {
-            system: round((runQueueWaitSeconds(system.pid) - waitedBefore.system) / seconds, 2),
-            postgres: round((totalRunQueueWaitSeconds(postgresPids) - waitedBefore.postgres) / seconds, 2),
-            load: round((totalRunQueueWaitSeconds(loadPids()) - waitedBefore.load) / seconds, 2),
+            system: round(used.system.waited / seconds, 2),
+            postgres: round(used.postgres.waited / seconds, 2),
+            load: round(used.load.waited / seconds, 2),
           },
           seconds: round(seconds, 2),
         };
@@ -276,7 +271,8 @@ function round(value: number, digits = 0): number {
 function cpuCoresByRole(processes: readonly PostgresProcess[], before: readonly number[], seconds: number): Record<string, number> {
   const byRole: Record<string, number> = {};
   processes.forEach((process, index) => {
-    byRole[process.role] = (byRole[process.role] ?? 0) + cpuSeconds(process.pid) - before[index]!;
+    // A connection closed during the step reads 0: it adds nothing rather than a negative share.
+    byRole[process.role] = (byRole[process.role] ?? 0) + Math.max(0, cpuSeconds(process.pid) - before[index]!);
   });
   return Object.fromEntries(
     Object.entries(byRole)

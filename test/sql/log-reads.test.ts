@@ -39,6 +39,22 @@ const big = commitRows[0]!;
 const end = commitRows.at(-1)!;
 const middleId = (BigInt(big.first_id) + BigInt(BIG_COMMIT / 2)).toString();
 
+/** auto_explain is loaded per session, which PostgreSQL allows superusers only (as npm test runs). */
+async function canLoadAutoExplain(): Promise<boolean> {
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    await client.query(`load 'auto_explain'`);
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code === '42501') return false;
+    throw error;
+  } finally {
+    await client.end();
+  }
+}
+const skip = (await canLoadAutoExplain()) ? false : 'this role may not load auto_explain (a superuser may): the reads are not counted';
+
 interface PlanNode {
   'Node Type': string;
   'Relation Name'?: string;
@@ -98,7 +114,7 @@ function innerPlan(plans: PlanNode[]): PlanNode {
   return inner;
 }
 
-t.test('a replay page from the middle of a commit of 20,000 events reads about a page of events', async (t) => {
+t.test('a replay page from the middle of a commit of 20,000 events reads about a page of events', { skip }, async (t) => {
   const { rows, plans } = await withPlans<{ id: string; topic: string }>(
     `select id, topic from relay.read_page($1, $2, $3, $4, 'ticks', $5)`,
     [big.pos, middleId, end.pos, end.last_id, PAGE],
@@ -116,7 +132,7 @@ t.test('a replay page from the middle of a commit of 20,000 events reads about a
   t.notOk(scansOrHashes(plan), 'no hash join, no sequential scan of the log');
 });
 
-t.test('a replay page across commits reads about a page of events', async (t) => {
+t.test('a replay page across commits reads about a page of events', { skip }, async (t) => {
   const { rows, plans } = await withPlans<{ id: string }>(`select id from relay.read_page($1, $2, $3, $4, null, $5)`, [
     big.pos,
     big.last_id,
@@ -129,7 +145,7 @@ t.test('a replay page across commits reads about a page of events', async (t) =>
   t.ok(read <= allowance(10), `read ${read} event rows for a page of 10`);
 });
 
-t.test('the live read from before a commit of 20,000 events reads about a page of events', async (t) => {
+t.test('the live read from before a commit of 20,000 events reads about a page of events', { skip }, async (t) => {
   const { rows, plans } = await withPlans<{ pos: string; id: string }>(`select pos, id from relay.read_commits($1, $2, false)`, [
     Number(big.pos) - 1,
     PAGE,

@@ -1,8 +1,10 @@
 // The bench's own arithmetic: if percentiles or loss counting were wrong, every number in
 // bench/RESULTS.md would be too.
+import { spawn } from 'node:child_process';
 import t from 'tap';
 import { numberAfterKey } from '../../bench/lib/dialect.ts';
 import { createHistogram, latencySummaryMs, mergeHistogram, percentileUs, recordLatency } from '../../bench/lib/histogram.ts';
+import { usageOf, usageSince } from '../../bench/lib/process-stats.ts';
 import { bucketPercentileMs, bucketsBetween, parseBuckets } from '../../bench/lib/prometheus-histogram.ts';
 import { createReceivedIds } from '../../bench/lib/received-ids.ts';
 import { pgRelayDialect } from '../../bench/peers/pg-relay/dialect.ts';
@@ -92,4 +94,19 @@ t.test("a step's percentiles from two scrapes of a Prometheus histogram are the 
   t.equal(bucketPercentileMs(step, 0.99), 5, 'p99 is in the third');
   t.equal(bucketPercentileMs(step, 1), Number.POSITIVE_INFINITY, 'the slowest is past the last bound');
   t.ok(Number.isNaN(bucketPercentileMs(bucketsBetween(before, before), 0.5)), 'nothing observed: no percentile');
+});
+
+t.test('a process that exits during a step adds nothing to what the step used, never a negative share', async (t) => {
+  // A child that burns some CPU, says so, then waits to be killed.
+  const child = spawn(process.execPath, ['-e', 'const end = Date.now() + 300; while (Date.now() < end); console.log("ready"); setInterval(() => {}, 1000);'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+  const before = usageOf([child.pid!, process.pid]);
+  t.ok(before.cpu[0]! > 0, `the child used ${before.cpu[0]} s of CPU before the snapshot`);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill();
+  await exited;
+  const used = usageSince(before);
+  t.ok(used.cpu >= 0 && used.waited >= 0, `used ${used.cpu} s of CPU, waited ${used.waited} s`);
 });
