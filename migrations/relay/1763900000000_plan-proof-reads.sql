@@ -1,7 +1,7 @@
 -- Up Migration
 
 -- The relay's reads of the log cost a few index lookups per event read, however long the log and
--- however large a commit: each walks relay.commits in position order from the cursor, and each
+-- however large a commit (and retention's deletes per event deleted, at the end of this file): each walks relay.commits in position order from the cursor, and each
 -- commit's events in id order by relay.events (xid, id), stopping at the page's size.
 -- - Each commit's events are read by a lateral subquery with its own order and limit: joined
 --   plainly, PostgreSQL sorted every remaining event of the cursor's commit for each page (a
@@ -116,7 +116,19 @@ begin
       ) p on true;
 end $$;
 
+-- Retention deletes a batch of the oldest commits and their events. Its join of the batch to
+-- relay.events was a hash join over the whole table on a log without statistics: the same
+-- settings keep it to index lookups of the batch's events.
+alter function relay.prune(interval, int)
+  set enable_hashjoin = off
+  set enable_mergejoin = off
+  set enable_seqscan = off
+  set enable_bitmapscan = off
+  set jit = off;
+
 -- Down Migration
+alter function relay.prune(interval, int)
+  reset enable_hashjoin reset enable_mergejoin reset enable_seqscan reset enable_bitmapscan reset jit;
 drop function relay.read_page(bigint, bigint, bigint, bigint, text, int);
 alter function relay.read_commits(bigint, int, boolean)
   reset enable_hashjoin reset enable_mergejoin reset enable_seqscan reset enable_bitmapscan reset jit

@@ -1,8 +1,9 @@
 // The relay's two reads of the log (live: relay.read_commits; replay: relay.read_page) cost about
 // as many event rows as they return, wherever the cursor is: in the middle of a commit of 20,000
 // events, before it, on a log that was never analyzed, with a topic filter. A read that sorted or
-// scanned the rest of the log instead made each page of a replay cost the whole backlog. What a
-// read touched is counted from PostgreSQL's own plan (auto_explain, with actual row counts).
+// scanned the rest of the log instead made each page of a replay cost the whole backlog. The same
+// holds for retention's batches (relay.prune). What a statement touched is counted from
+// PostgreSQL's own plan (auto_explain, with actual row counts).
 
 import pg from 'pg';
 import t from 'tap';
@@ -65,8 +66,12 @@ interface PlanNode {
 }
 
 /** Runs `sql` with auto_explain reporting every nested statement's plan, with actual row counts. */
-async function withPlans<T extends pg.QueryResultRow>(sql: string, values: unknown[]): Promise<{ rows: T[]; plans: PlanNode[] }> {
-  const client = new pg.Client({ connectionString: db.url });
+async function withPlans<T extends pg.QueryResultRow>(
+  sql: string,
+  values: unknown[],
+  url = db.url,
+): Promise<{ rows: T[]; plans: PlanNode[] }> {
+  const client = new pg.Client({ connectionString: url });
   await client.connect();
   const plans: PlanNode[] = [];
   client.on('notice', (notice) => {
@@ -156,5 +161,19 @@ t.test('the live read from before a commit of 20,000 events reads about a page o
   const plan = innerPlan(plans);
   const read = eventRowsRead(plan);
   t.ok(read <= allowance(PAGE), `read ${read} event rows for a page of ${PAGE} (the commit has ${BIG_COMMIT})`);
+  t.notOk(scansOrHashes(plan), 'no hash join, no sequential scan of the log');
+});
+
+t.test('a retention batch goes through about the events it deletes, not the whole log', { skip }, async (t) => {
+  const log = await createTestDatabase(t);
+  // 300 commits of one event each, never analyzed.
+  await log.pool.query(`do $$ begin for i in 1..300 loop perform relay.publish('ticks', 'small', '{}'); commit; end loop; end $$`);
+  const { rows, plans } = await withPlans<{ pruned: number }>(`select relay.prune('0 seconds', 10) as pruned`, [], log.url);
+  t.equal(rows[0]?.pruned, 10, 'one batch of 10 commits');
+  const { rows: left } = await log.pool.query<{ events: string }>('select count(*) as events from relay.events');
+  t.equal(Number(left[0]?.events), 290, 'and their events, no more');
+  const plan = innerPlan(plans);
+  const read = eventRowsRead(plan);
+  t.ok(read <= allowance(10), `went through ${read} event rows to delete 10 (the log has 300)`);
   t.notOk(scansOrHashes(plan), 'no hash join, no sequential scan of the log');
 });
