@@ -1,5 +1,6 @@
-// CPU time and resident memory of processes, read from /proc (Linux), so that each party of a run
-// (system under test, PostgreSQL, load) is charged its own share of the two cores.
+// CPU time, waits for a core and resident memory of processes, read from /proc (Linux), so that
+// each party of a run (system under test, PostgreSQL, load) is charged its own share of the two
+// cores, and a result can tell how saturated they were.
 import { readdirSync, readFileSync } from 'node:fs';
 
 const TICKS_PER_SECOND = 100;
@@ -25,7 +26,6 @@ export function rssBytes(pid: number): number {
     return 0; // The process has exited.
   }
 }
-
 
 /**
  * Seconds the threads of `pid` have spent ready to run but waiting for a core (the kernel's
