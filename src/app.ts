@@ -18,6 +18,7 @@ import { createMetrics } from './metrics.ts';
 import { createRetention } from './retention.ts';
 import { projectPath } from './project-root.ts';
 import { createSubscriptionHub } from './subscription-hub.ts';
+import { createWallClock } from './wall-clock.ts';
 import { createWsServer, type WsServer } from './ws/server.ts';
 import { loadNativeUws } from './ws/uws.ts';
 
@@ -90,6 +91,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
     const reloadCatalog = coalesce(async () => hub.setCatalog(await catalogReader.load()), (error) =>
       logger.error({ err: error }, 'cannot reload grants; keeping the previous ones'),
     );
+    const wallClock = createWallClock();
     const events = createEventStream({
       identity,
       eventLog,
@@ -100,7 +102,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
         if (sent === 0) return;
         // Once per event, not per recipient: one publish reaches them all at the same moment.
         metrics.eventsDelivered.inc(sent);
-        metrics.deliveryLag.observe(Math.max(0, Date.now() / 1000 - committedAt));
+        metrics.deliveryLag.observe(Math.max(0, wallClock.nowMs() / 1000 - committedAt));
       },
     });
     stream = events;
