@@ -7,6 +7,8 @@ import { createHistogram, latencySummaryMs, mergeHistogram, percentileUs, record
 import { usageOf, usageSince } from '../../bench/lib/process-stats.ts';
 import { bucketPercentileMs, bucketsBetween, parseBuckets } from '../../bench/lib/prometheus-histogram.ts';
 import { createReceivedIds } from '../../bench/lib/received-ids.ts';
+import { renderReport, type BenchRun } from '../../bench/lib/report.ts';
+import type { StepResult } from '../../bench/lib/session.ts';
 import { pgRelayDialect } from '../../bench/peers/pg-relay/dialect.ts';
 
 t.test('percentiles are within the 2% bucket width of the exact ones', async (t) => {
@@ -109,4 +111,42 @@ t.test('a process that exits during a step adds nothing to what the step used, n
   await exited;
   const used = usageSince(before);
   t.ok(used.cpu >= 0 && used.waited >= 0, `used ${used.cpu} s of CPU, waited ${used.waited} s`);
+});
+
+t.test("the commit-rate target is judged at the step PostgreSQL committed most, once a step showed the writers could go no faster", async (t) => {
+  const step = (offeredRate: number, committedPerSecond: number, deliveryShare: number): StepResult => ({
+    offeredRate,
+    committedPerSecond,
+    rows: committedPerSecond * 5,
+    deliveries: committedPerSecond * 5 * 110 * deliveryShare,
+    deliveredPerSecond: committedPerSecond * 110 * deliveryShare,
+    missing: 0,
+    duplicates: 0,
+    latencyMs: { p50: 1, p95: 1, p99: 1, max: 1 },
+    systemCpuCores: 0.3,
+    systemCpuUsPerDelivery: 1,
+    systemRssMb: 90,
+    postgresCpuCores: 0.7,
+    postgresCpuByRole: {},
+    loadCpuCores: 0.9,
+    waitingForCpu: { system: 0, postgres: 0, load: 0 },
+    seconds: 5,
+  });
+  const run = (steps: StepResult[], max?: StepResult): BenchRun => ({
+    command: 'npm run bench -- fanout',
+    startedAt: '',
+    finishedAt: '',
+    machine: { cpus: 2, memoryGb: 24, node: 'v20', openFiles: 20000 },
+    postgres: { version: '18', embedded: true },
+    versions: {},
+    fanout: { 'pg-relay': { subscribers: 1100, deliveriesPerRow: 110, connectionsPerSecond: 1000, steps, ...(max ? { max } : {}) } },
+  });
+  const verdict = (report: string): string => report.split('\n').find((line) => line.startsWith("| At PostgreSQL's highest commit rate")) ?? '';
+  // The 4,000 step committed most (3,797); flat out, the writers got 3,663: that is the ceiling.
+  const ceiling = verdict(renderReport(run([step(1000, 1000, 1), step(4000, 3797, 0.94)], step(0, 3663, 0.97))));
+  t.match(ceiling, /94% \(3797 rows\/s committed/, 'judged at the step with the most commits');
+  t.match(ceiling, /\| met \|$/);
+  // Every rate was reached: the ceiling is unknown, and a relay short of 90% fell behind.
+  t.match(verdict(renderReport(run([step(1000, 1000, 1), step(2000, 2000, 0.5)]))), /fell behind before the writers saturated/);
+  t.match(verdict(renderReport(run([step(1000, 1000, 1)], step(0, 3000, 0.5)))), /50% .*\*\*missed\*\*/, 'a relay far behind at the ceiling misses');
 });
