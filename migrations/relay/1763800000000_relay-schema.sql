@@ -262,6 +262,7 @@ create trigger announce_watches after insert or update or delete or truncate on 
 -- The position is visible when the commit is; until then the committer holds the advisory lock
 -- (1919250029, its backend pid), which it takes before drawing the position, so that
 -- relay.wait_for_committers can wait for every position drawn so far (see the top of this file).
+-- (Replaced by 1764000000000_bell-without-a-query.sql, which looks at the bell without a query.)
 create function relay.stamp_commit() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
