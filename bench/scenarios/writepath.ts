@@ -3,6 +3,9 @@
 // plus a bare pg_notify per transaction: this server's NOTIFY commit rate. One server, one run; a
 // pg-relay process reads the log throughout, as in production (its reads ask committers for
 // wake-up notifications), and a listener drains the other channels.
+// Each UPDATE runs twice: with commits as the server makes them (waiting for the WAL to reach the
+// disk, unless the server says otherwise), and with synchronous_commit = off, where the disk no
+// longer sets the pace and the ratio is that of the CPU each transaction costs.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -41,6 +44,14 @@ export interface WritepathResult {
   readonly notifyTriggerOverPlain: number;
   /** Wake-up notifications the watched run sent, per transaction (the rest committed without NOTIFY). */
   readonly wakeupsPerWatchedTransaction: number;
+  /** The server's durability settings, which the runs above commit with. */
+  readonly server: { readonly fsync: string; readonly synchronousCommit: string };
+  /** The same UPDATEs with synchronous_commit = off: commits that do not wait for the disk. */
+  readonly withoutFlushWait: {
+    readonly tps: { plain: number; watched: number; notifyTrigger: number };
+    readonly watchedOverPlain: number;
+    readonly notifyTriggerOverPlain: number;
+  };
 }
 
 const SCRIPTS = {
@@ -49,6 +60,20 @@ const SCRIPTS = {
   notifyTrigger: 'update public.bench_notified set n = n + 1 where id = :id;',
   bareNotify: `select pg_notify('bench_raw', 'row ' || :id || ' ${'x'.repeat(100)}');`,
 } as const;
+
+/** The scripts run again with commits that do not wait for the disk. */
+const WITHOUT_FLUSH_WAIT = ['plain', 'watched', 'notifyTrigger'] as const;
+
+/** One pgbench run of a script, with `synchronous_commit = off` for its sessions or not. */
+interface Run {
+  readonly script: keyof typeof SCRIPTS;
+  readonly flushWait: boolean;
+}
+const runs: readonly Run[] = [
+  ...Object.keys(SCRIPTS).map((script) => ({ script: script as keyof typeof SCRIPTS, flushWait: true })),
+  ...WITHOUT_FLUSH_WAIT.map((script) => ({ script, flushWait: false })),
+];
+const runName = (run: Run): string => (run.flushWait ? run.script : `${run.script} without flush wait`);
 
 export async function runWritepath(context: ScenarioContext, options: WritepathOptions = WRITEPATH_DEFAULTS): Promise<WritepathResult> {
   const url = await freshDatabase(context.postgres.serverUrl, 'bench_writepath');
@@ -68,39 +93,57 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
   try {
     await listener.connect();
     await listener.query('listen bench_notified; listen bench_raw; listen relay_events');
-    const runs: Record<string, number[]> = {};
+    const { rows: settings } = await listener.query<{ fsync: string; synchronous_commit: string }>(
+      `select current_setting('fsync') as fsync, current_setting('synchronous_commit') as synchronous_commit`,
+    );
+    const tpsOf: Record<string, number[]> = {};
     let watchedWakeups = 0;
     let watchedTransactions = 0;
     for (const [name, statement] of Object.entries(SCRIPTS)) {
       await writeFile(join(scratch, `${name}.sql`), `\\set id random(1, 10000)\n${statement}\n`);
     }
     for (let round = 1; round <= options.rounds; round++) {
-      for (const name of Object.keys(SCRIPTS)) {
-        const script = join(scratch, `${name}.sql`);
+      for (const each of runs) {
+        const script = join(scratch, `${each.script}.sql`);
         // Each run starts from a checkpoint, so that none pays for writes an earlier run (or
         // scenario) left dirty, or for a checkpoint that starts in the middle of it.
         await listener.query('checkpoint').catch((error: Error) => context.log(`writepath: no checkpoint (${error.message})`));
         wakeups = 0;
-        const { stdout } = await run('pgbench', ['-n', '-f', script, '-c', String(options.clients), '-j', '2', '-T', String(options.seconds), url]);
+        const env = each.flushWait ? process.env : { ...process.env, PGOPTIONS: '-c synchronous_commit=off' };
+        const { stdout } = await run('pgbench', ['-n', '-f', script, '-c', String(options.clients), '-j', '2', '-T', String(options.seconds), url], { env });
         const value = /tps = ([\d.]+)/.exec(stdout)?.[1];
         if (!value) throw new Error(`pgbench printed no tps:\n${stdout}`);
-        (runs[name] ??= []).push(Math.round(Number(value)));
-        if (name === 'watched') {
+        (tpsOf[runName(each)] ??= []).push(Math.round(Number(value)));
+        if (each.script === 'watched' && each.flushWait) {
           watchedWakeups += wakeups;
           watchedTransactions += Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1] ?? Number.NaN);
         }
-        context.log(`writepath ${name}, round ${round}: ${value} tps`);
+        context.log(`writepath ${runName(each)}, round ${round}: ${value} tps`);
       }
     }
-    const tps = Object.fromEntries(Object.entries(runs).map(([name, values]) => [name, median(values)]));
+    const tps = (each: Run): number => median(tpsOf[runName(each)]!);
+    const ratio = (a: number, b: number): number => Math.round((a / b) * 1000) / 1000;
+    const updates = (flushWait: boolean) => ({
+      plain: tps({ script: 'plain', flushWait }),
+      watched: tps({ script: 'watched', flushWait }),
+      notifyTrigger: tps({ script: 'notifyTrigger', flushWait }),
+    });
+    const flushed = updates(true);
+    const unflushed = updates(false);
     const result: WritepathResult = {
       clients: options.clients,
       seconds: options.seconds,
       rounds: options.rounds,
-      tps: { plain: tps.plain!, watched: tps.watched!, notifyTrigger: tps.notifyTrigger!, bareNotify: tps.bareNotify! },
-      watchedOverPlain: Math.round((tps.watched! / tps.plain!) * 1000) / 1000,
-      notifyTriggerOverPlain: Math.round((tps.notifyTrigger! / tps.plain!) * 1000) / 1000,
-      wakeupsPerWatchedTransaction: Math.round((watchedWakeups / watchedTransactions) * 1000) / 1000,
+      tps: { ...flushed, bareNotify: tps({ script: 'bareNotify', flushWait: true }) },
+      watchedOverPlain: ratio(flushed.watched, flushed.plain),
+      notifyTriggerOverPlain: ratio(flushed.notifyTrigger, flushed.plain),
+      wakeupsPerWatchedTransaction: ratio(watchedWakeups, watchedTransactions),
+      server: { fsync: settings[0]!.fsync, synchronousCommit: settings[0]!.synchronous_commit },
+      withoutFlushWait: {
+        tps: unflushed,
+        watchedOverPlain: ratio(unflushed.watched, unflushed.plain),
+        notifyTriggerOverPlain: ratio(unflushed.notifyTrigger, unflushed.plain),
+      },
     };
     context.log(`writepath: ${JSON.stringify(result)}`);
     return result;

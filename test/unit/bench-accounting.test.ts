@@ -150,3 +150,32 @@ t.test("the commit-rate target is judged at the step PostgreSQL committed most, 
   t.match(verdict(renderReport(run([step(1000, 1000, 1), step(2000, 2000, 0.5)]))), /fell behind before the writers saturated/);
   t.match(verdict(renderReport(run([step(1000, 1000, 1)], step(0, 3000, 0.5)))), /50% .*\*\*missed\*\*/, 'a relay far behind at the ceiling misses');
 });
+
+t.test('the write-path target names both commit modes, and says which one missed', async (t) => {
+  const writepath = (flushed: number, unflushed: number): BenchRun => ({
+    command: 'npm run bench -- writepath',
+    startedAt: '',
+    finishedAt: '',
+    machine: { cpus: 2, memoryGb: 24, node: 'v20', openFiles: 20000 },
+    postgres: { version: '18', embedded: true },
+    versions: {},
+    writepath: {
+      clients: 4,
+      seconds: 5,
+      rounds: 3,
+      tps: { plain: 1000, watched: 1000 * flushed, notifyTrigger: 500, bareNotify: 9000 },
+      watchedOverPlain: flushed,
+      notifyTriggerOverPlain: 0.5,
+      wakeupsPerWatchedTransaction: 0.001,
+      server: { fsync: 'on', synchronousCommit: 'on' },
+      withoutFlushWait: { tps: { plain: 10_000, watched: 10_000 * unflushed, notifyTrigger: 5000 }, watchedOverPlain: unflushed, notifyTriggerOverPlain: 0.5 },
+    },
+  });
+  const verdict = (report: string): string => report.split('\n').find((line) => line.startsWith('| Write path')) ?? '';
+  const split = verdict(renderReport(writepath(0.62, 0.36)));
+  t.match(split, /0\.62 \(620 vs 1000 tps\) as the server commits \(fsync on, synchronous_commit on\)/);
+  t.match(split, /0\.36 \(3600 vs 10000 tps\) with commits that do not wait for the disk/);
+  t.match(split, /\| met as the server commits; \*\*missed\*\* without waiting for the disk \|$/);
+  t.match(verdict(renderReport(writepath(0.62, 0.55))), /\| met \|$/, 'both at least half: met');
+  t.match(verdict(renderReport(writepath(0.45, 0.36))), /\| \*\*missed\*\* \|$/, 'both short: missed');
+});
