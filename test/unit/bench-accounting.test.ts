@@ -144,11 +144,12 @@ t.test("the commit-rate target is judged at the step PostgreSQL committed most, 
   const verdict = (report: string): string => report.split('\n').find((line) => line.startsWith("| At PostgreSQL's highest commit rate")) ?? '';
   // The 4,000 step committed most (3,797); flat out, the writers got 3,663: that is the ceiling.
   const ceiling = verdict(renderReport(run([step(1000, 1000, 1), step(4000, 3797, 0.94)], step(0, 3663, 0.97))));
-  t.match(ceiling, /94% \(3797 rows\/s committed/, 'judged at the step with the most commits');
+  t.match(ceiling, /94\.0% \(3797 rows\/s committed/, 'judged at the step with the most commits');
   t.match(ceiling, /\| met \|$/);
   // Every rate was reached: the ceiling is unknown, and a relay short of 90% fell behind.
   t.match(verdict(renderReport(run([step(1000, 1000, 1), step(2000, 2000, 0.5)]))), /fell behind before the writers saturated/);
-  t.match(verdict(renderReport(run([step(1000, 1000, 1)], step(0, 3000, 0.5)))), /50% .*\*\*missed\*\*/, 'a relay far behind at the ceiling misses');
+  t.match(verdict(renderReport(run([step(1000, 1000, 1)], step(0, 3000, 0.5)))), /50\.0% .*\*\*missed\*\*/, 'a relay far behind at the ceiling misses');
+  t.match(verdict(renderReport(run([step(1000, 1000, 1)], step(0, 3000, 0.8999)))), /89\.9% .*\*\*missed\*\*/, 'a share just short of 90% never reads as 90');
 });
 
 t.test('the write-path target names both commit modes, and says which one missed', async (t) => {
