@@ -113,6 +113,24 @@ t.test('a process that exits during a step adds nothing to what the step used, n
   t.ok(used.cpu >= 0 && used.waited >= 0, `used ${used.cpu} s of CPU, waited ${used.waited} s`);
 });
 
+/** A bench run of one scenario, on the machine of these tests' made-up results. */
+function benchRun(scenario: string, results: Partial<BenchRun>): BenchRun {
+  return {
+    command: `npm run bench -- ${scenario}`,
+    startedAt: '',
+    finishedAt: '',
+    machine: { cpus: 2, memoryGb: 24, node: 'v20', openFiles: 20000 },
+    postgres: { version: '18', embedded: true },
+    versions: {},
+    ...results,
+  };
+}
+
+/** The line of the report's targets table that starts with `target`. */
+function targetLine(report: string, target: string): string {
+  return report.split('\n').find((line) => line.startsWith(`| ${target}`)) ?? '';
+}
+
 t.test("the commit-rate target is judged at the step PostgreSQL committed most, once a step showed the writers could go no faster", async (t) => {
   const step = (offeredRate: number, committedPerSecond: number, deliveryShare: number): StepResult => ({
     offeredRate,
@@ -132,16 +150,9 @@ t.test("the commit-rate target is judged at the step PostgreSQL committed most, 
     waitingForCpu: { system: 0, postgres: 0, load: 0 },
     seconds: 5,
   });
-  const run = (steps: StepResult[], max?: StepResult): BenchRun => ({
-    command: 'npm run bench -- fanout',
-    startedAt: '',
-    finishedAt: '',
-    machine: { cpus: 2, memoryGb: 24, node: 'v20', openFiles: 20000 },
-    postgres: { version: '18', embedded: true },
-    versions: {},
-    fanout: { 'pg-relay': { subscribers: 1100, deliveriesPerRow: 110, connectionsPerSecond: 1000, steps, ...(max ? { max } : {}) } },
-  });
-  const verdict = (report: string): string => report.split('\n').find((line) => line.startsWith("| At PostgreSQL's highest commit rate")) ?? '';
+  const run = (steps: StepResult[], max?: StepResult): BenchRun =>
+    benchRun('fanout', { fanout: { 'pg-relay': { subscribers: 1100, deliveriesPerRow: 110, connectionsPerSecond: 1000, steps, ...(max ? { max } : {}) } } });
+  const verdict = (report: string): string => targetLine(report, "At PostgreSQL's highest commit rate");
   // The 4,000 step committed most (3,797); flat out, the writers got 3,663: that is the ceiling.
   const ceiling = verdict(renderReport(run([step(1000, 1000, 1), step(4000, 3797, 0.94)], step(0, 3663, 0.97))));
   t.match(ceiling, /94\.0% \(3797 rows\/s committed/, 'judged at the step with the most commits');
@@ -153,26 +164,21 @@ t.test("the commit-rate target is judged at the step PostgreSQL committed most, 
 });
 
 t.test('the write-path target names both commit modes, and says which one missed', async (t) => {
-  const writepath = (flushed: number, unflushed: number): BenchRun => ({
-    command: 'npm run bench -- writepath',
-    startedAt: '',
-    finishedAt: '',
-    machine: { cpus: 2, memoryGb: 24, node: 'v20', openFiles: 20000 },
-    postgres: { version: '18', embedded: true },
-    versions: {},
-    writepath: {
-      clients: 4,
-      seconds: 5,
-      rounds: 3,
-      tps: { plain: 1000, watched: 1000 * flushed, notifyTrigger: 500, bareNotify: 9000 },
-      watchedOverPlain: flushed,
-      notifyTriggerOverPlain: 0.5,
-      wakeupsPerWatchedTransaction: 0.001,
-      server: { fsync: 'on', synchronousCommit: 'on' },
-      withoutFlushWait: { tps: { plain: 10_000, watched: 10_000 * unflushed, notifyTrigger: 5000 }, watchedOverPlain: unflushed, notifyTriggerOverPlain: 0.5 },
-    },
-  });
-  const verdict = (report: string): string => report.split('\n').find((line) => line.startsWith('| Write path')) ?? '';
+  const writepath = (flushed: number, unflushed: number): BenchRun =>
+    benchRun('writepath', {
+      writepath: {
+        clients: 4,
+        seconds: 5,
+        rounds: 3,
+        tps: { plain: 1000, watched: 1000 * flushed, notifyTrigger: 500, bareNotify: 9000 },
+        watchedOverPlain: flushed,
+        notifyTriggerOverPlain: 0.5,
+        wakeupsPerWatchedTransaction: 0.001,
+        server: { fsync: 'on', synchronousCommit: 'on' },
+        withoutFlushWait: { tps: { plain: 10_000, watched: 10_000 * unflushed, notifyTrigger: 5000 }, watchedOverPlain: unflushed, notifyTriggerOverPlain: 0.5 },
+      },
+    });
+  const verdict = (report: string): string => targetLine(report, 'Write path');
   const split = verdict(renderReport(writepath(0.62, 0.36)));
   t.match(split, /0\.62 \(620 vs 1000 tps\) as the server commits \(fsync on, synchronous_commit on\)/);
   t.match(split, /0\.36 \(3600 vs 10000 tps\) with commits that do not wait for the disk/);
