@@ -42,7 +42,9 @@ t.test('auth with a later exp keeps the connection past the old exp; a shorter o
   await relay.db.pool.query(`insert into orders (id, status) values ('after-refresh', 'placed')`);
   t.match(await nextFrame(refreshed, 'an event after the old exp'), { type: 'event', data: { id: 'after-refresh' } }, 'and still receives events');
 
-  const sooner = nowSeconds() + 1;
+  // Two, not one: nowSeconds() + 1 can be a few milliseconds away, and the relay rightly refuses
+  // a token that expired on its way.
+  const sooner = nowSeconds() + 2;
   refreshed.send({ type: 'auth', token: await relay.token({ ...ADMIN, exp: sooner }) });
   t.match(await nextFrame(refreshed, 'authed'), { type: 'authed', exp: sooner });
   t.match(await nextFrame(refreshed, 'token_expired', undefined, CLOSE_GUARD_MS), { code: 'token_expired' }, 'the new, shorter exp applies');
@@ -56,7 +58,7 @@ t.test('a token without exp never expires; auth can add an exp to it', async (t)
   const client = await connectClient(`${relay.wsUrl}?access_token=${forever}`);
   t.teardown(() => client.close());
   t.equal(client.welcome.exp, null, 'welcome says exp null');
-  const exp = nowSeconds() + 1;
+  const exp = nowSeconds() + 2; // at least a second away (see above)
   client.send({ type: 'auth', token: await relay.token({ ...ADMIN, exp }) });
   t.match(await nextFrame(client, 'authed'), { type: 'authed', exp });
   t.match(await nextFrame(client, 'token_expired', undefined, CLOSE_GUARD_MS), { code: 'token_expired' });
