@@ -65,15 +65,16 @@ const SCRIPTS = {
 const WITHOUT_FLUSH_WAIT = ['plain', 'watched', 'notifyTrigger'] as const;
 
 /** One pgbench run of a script, with `synchronous_commit = off` for its sessions or not. */
-interface Run {
+interface PgbenchRun {
   readonly script: keyof typeof SCRIPTS;
   readonly flushWait: boolean;
 }
-const runs: readonly Run[] = [
+/** Every run of a round, in the order they take turns. */
+const PGBENCH_RUNS: readonly PgbenchRun[] = [
   ...Object.keys(SCRIPTS).map((script) => ({ script: script as keyof typeof SCRIPTS, flushWait: true })),
   ...WITHOUT_FLUSH_WAIT.map((script) => ({ script, flushWait: false })),
 ];
-const runName = (run: Run): string => (run.flushWait ? run.script : `${run.script} without flush wait`);
+const runName = (each: PgbenchRun): string => (each.flushWait ? each.script : `${each.script} without flush wait`);
 
 export async function runWritepath(context: ScenarioContext, options: WritepathOptions = WRITEPATH_DEFAULTS): Promise<WritepathResult> {
   const url = await freshDatabase(context.postgres.serverUrl, 'bench_writepath');
@@ -103,7 +104,7 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
       await writeFile(join(scratch, `${name}.sql`), `\\set id random(1, 10000)\n${statement}\n`);
     }
     for (let round = 1; round <= options.rounds; round++) {
-      for (const each of runs) {
+      for (const each of PGBENCH_RUNS) {
         const script = join(scratch, `${each.script}.sql`);
         // Each run starts from a checkpoint, so that none pays for writes an earlier run (or
         // scenario) left dirty, or for a checkpoint that starts in the middle of it.
@@ -121,7 +122,7 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
         context.log(`writepath ${runName(each)}, round ${round}: ${value} tps`);
       }
     }
-    const tps = (each: Run): number => median(tpsOf[runName(each)]!);
+    const tps = (each: PgbenchRun): number => median(tpsOf[runName(each)]!);
     const ratio = (a: number, b: number): number => Math.round((a / b) * 1000) / 1000;
     const updates = (flushWait: boolean) => ({
       plain: tps({ script: 'plain', flushWait }),
