@@ -104,7 +104,9 @@ export function createEventLog(pool: pg.Pool): EventLog {
   };
   // The reads that live delivery and replays repeat all day, as named statements: each
   // connection parses and plans them once, not at every call (pgbench, 2 clients on 2 cores,
-  // reading 3 commits: 14,000 reads a second unnamed, 23,000 named).
+  // reading 3 commits: 14,000 reads a second unnamed, 23,000 named). A migration that changes the
+  // columns these return must give them new names: a relay still running keeps its statements, and
+  // PostgreSQL refuses to run a prepared statement whose result type changed.
   const readCommitsStatement = { name: 'relay-read-commits', text: queries.commits };
   const readPageStatement = { name: 'relay-read-page', text: queries.page };
 
