@@ -60,16 +60,13 @@ export function usageOf(pids: readonly number[]): UsageSnapshot {
 }
 
 /**
- * What the processes of `earlier` used since, summed. A process that has exited meanwhile reads 0
- * and adds nothing (its last part is lost), rather than taking its earlier use off the others'.
+ * What the processes of `earlier` used since: summed, and the CPU of each (in the snapshot's
+ * order). A process that has exited meanwhile reads 0 and adds nothing (its last part is lost),
+ * rather than taking its earlier use off the others'.
  */
-export function usageSince(earlier: UsageSnapshot): { cpu: number; waited: number } {
+export function usageSince(earlier: UsageSnapshot): { cpu: number; waited: number; cpuByProcess: number[] } {
   const grown = (now: number, before: number): number => Math.max(0, now - before);
-  let cpu = 0;
-  let waited = 0;
-  earlier.pids.forEach((pid, index) => {
-    cpu += grown(cpuSeconds(pid), earlier.cpu[index]!);
-    waited += grown(runQueueWaitSeconds(pid), earlier.waited[index]!);
-  });
-  return { cpu, waited };
+  const cpuByProcess = earlier.pids.map((pid, index) => grown(cpuSeconds(pid), earlier.cpu[index]!));
+  const waited = earlier.pids.reduce((sum, pid, index) => sum + grown(runQueueWaitSeconds(pid), earlier.waited[index]!), 0);
+  return { cpu: cpuByProcess.reduce((sum, cpu) => sum + cpu, 0), waited, cpuByProcess };
 }

@@ -3,7 +3,7 @@
 // charge each party its CPU. The scenarios are sequences of these steps.
 
 import { latencySummaryMs, type Histogram } from './histogram.ts';
-import { cpuSeconds, rssBytes, usageOf, usageSince } from './process-stats.ts';
+import { rssBytes, usageOf, usageSince } from './process-stats.ts';
 import { bucketPercentileMs, bucketsBetween, parseBuckets, type BucketCounts } from './prometheus-histogram.ts';
 import type { BenchPostgres, PostgresProcess } from './postgres.ts';
 import { freshDatabase, prepareDatabase } from './postgres.ts';
@@ -207,7 +207,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
           systemCpuUsPerDelivery: settled.events ? round((systemCpu * 1e6) / settled.events, 2) : Number.NaN,
           systemRssMb: round(rssBytes(system.pid) / 2 ** 20, 1),
           postgresCpuCores: round(used.postgres.cpu / seconds, 2),
-          postgresCpuByRole: cpuCoresByRole(postgresProcesses, before.postgres.cpu, seconds),
+          postgresCpuByRole: cpuCoresByRole(postgresProcesses, used.postgres.cpuByProcess, seconds),
           loadCpuCores: round(used.load.cpu / seconds, 2),
           waitingForCpu: {
             system: round(used.system.waited / seconds, 2),
@@ -267,12 +267,11 @@ function round(value: number, digits = 0): number {
   return Math.round(value * scale) / scale;
 }
 
-/** Each role's share of a core over `seconds`, from the processes' CPU seconds before; roles that used none are left out. */
-function cpuCoresByRole(processes: readonly PostgresProcess[], before: readonly number[], seconds: number): Record<string, number> {
+/** Each role's share of a core over `seconds`, from the CPU seconds each process used (`used`, in the same order); roles that used none are left out. */
+function cpuCoresByRole(processes: readonly PostgresProcess[], used: readonly number[], seconds: number): Record<string, number> {
   const byRole: Record<string, number> = {};
   processes.forEach((process, index) => {
-    // A connection closed during the step reads 0: it adds nothing rather than a negative share.
-    byRole[process.role] = (byRole[process.role] ?? 0) + Math.max(0, cpuSeconds(process.pid) - before[index]!);
+    byRole[process.role] = (byRole[process.role] ?? 0) + used[index]!;
   });
   return Object.fromEntries(
     Object.entries(byRole)

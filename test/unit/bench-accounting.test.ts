@@ -111,6 +111,7 @@ t.test('a process that exits during a step adds nothing to what the step used, n
   await exited;
   const used = usageSince(before);
   t.ok(used.cpu >= 0 && used.waited >= 0, `used ${used.cpu} s of CPU, waited ${used.waited} s`);
+  t.equal(used.cpuByProcess[0], 0, 'the exited child itself reads 0, as PostgreSQL CPU by role counts it');
 });
 
 /** A bench run of one scenario, on the machine of these tests' made-up results. */
