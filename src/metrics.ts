@@ -37,9 +37,9 @@ export interface RelayMetrics {
 }
 
 /**
- * Commit-to-send delays worth telling apart, in seconds: a millisecond (the clock's resolution
- * here) up to a lost link's minute, finest where live delivery usually is. Bounds are only ever
- * added, so that dashboards reading a bucket keep working.
+ * Commit-to-send delays worth telling apart, in seconds: a millisecond up to a lost link's minute,
+ * finest where live delivery usually is. Bounds are only ever added, so that dashboards reading a
+ * bucket keep working.
  */
 const LAG_BUCKETS_SECONDS = [0.001, 0.002, 0.0025, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
