@@ -301,14 +301,22 @@ export function createWsServer(options: WsServerOptions): WsServer {
   /**
    * Closes, with 4008, every connection whose unsent data passed maxBackpressureBytes. After a send,
    * the socket (or the channel published to) is marked, and all marks are checked once the current
-   * batch of work is done: closing inside a send would end a session while the hub is still walking
-   * it. One check per channel per batch, rather than per event, keeps the cost at one
-   * getBufferedAmount() (a native read, well under a microsecond) per subscriber per batch.
+   * batch of work is done: one getBufferedAmount() (a native read, well under a microsecond) per
+   * marked subscriber per batch, not per event.
+   *
+   * A batch can be large (one read of the log carries up to a thousand events), so the marks are
+   * also checked within it, before a quarter of the limit more is queued: no socket can gain more
+   * than that between two checks. Without that, a paused client could pass uWS's backstop (twice
+   * the limit) inside one batch, and uWS then drops the close frame as well: the client would see a
+   * bare 1006, not 4008. uWS holds up to 32 small published messages per socket before writing
+   * them, so a socket is closed with at most limit + a quarter + 32 frames unsent.
    */
   function createBacklogCheck() {
     const sockets = new Set<Socket>();
     const channels = new Set<string>();
     let scheduled = false;
+    const checkEveryBytes = Math.floor(limits.maxBackpressureBytes / 4);
+    let queuedSinceCheck = 0;
     const check = (ws: Socket): void => {
       if (ws.getUserData().closed || ws.getBufferedAmount() <= limits.maxBackpressureBytes) return;
       connectionLogger(ws.getUserData()).info({ unsentBytes: ws.getBufferedAmount() }, 'a client fell too far behind; closing it');
@@ -316,6 +324,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
     };
     const run = (): void => {
       scheduled = false;
+      queuedSinceCheck = 0;
       for (const channel of channels) for (const ws of channelMembers.get(channel) ?? []) check(ws);
       for (const ws of sockets) check(ws);
       channels.clear();
@@ -327,6 +336,12 @@ export function createWsServer(options: WsServerOptions): WsServer {
       queueMicrotask(run);
     };
     return {
+      /** Before queueing a frame: checks the marks first if it would pass the budget since the last check. */
+      beforeQueue(frame: string): void {
+        const bytes = Buffer.byteLength(frame);
+        if (queuedSinceCheck > 0 && queuedSinceCheck + bytes > checkEveryBytes) run();
+        queuedSinceCheck += bytes;
+      },
       afterSend(ws: Socket): void {
         sockets.add(ws);
         schedule();
@@ -364,6 +379,9 @@ export function createWsServer(options: WsServerOptions): WsServer {
   function socketOf(ws: Socket): SubscriberSocket {
     const data = ws.getUserData();
     const send = (frame: string): void => {
+      if (data.closed) return;
+      backlog.beforeQueue(frame);
+      // The check may have closed this very socket.
       if (data.closed) return;
       ws.send(frame, false);
       backlog.afterSend(ws);
@@ -419,6 +437,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
     },
     publish(channel, frame) {
       // Counted before publishing: a socket that the publish pushes over its limit is closed by it.
+      backlog.beforeQueue(frame);
       const subscribers = app.numSubscribers(channel);
       app.publish(channel, frame, false);
       backlog.afterPublish(channel);
