@@ -56,16 +56,11 @@ export async function startReplay(
     for (;;) {
       // Retention overtook a slow replay: what follows would have a hole.
       if (after.pos <= page.prunedThrough) return endSubscription();
-      let sent = 0;
-      for (const event of page.events) {
-        const frame = hub.render(session, topic, relayEventOf(context.epoch, event));
-        if (frame === null) continue;
-        session.socket.send(frame);
-        sent++;
-      }
+      const sent = await sendPage(page);
       // Counted per page: a replay sends thousands of frames a second.
       metrics.eventsReplayed.inc(sent);
       metrics.eventsDelivered.inc(sent);
+      if (!current()) return;
       const last = page.events.at(-1);
       if (!last || page.events.length < pageSize) break;
       await session.socket.whenWritable();
@@ -80,6 +75,26 @@ export async function startReplay(
     if (current()) session.socket.end(1011, 'replay failed');
   });
   return { ok: true, rest };
+
+  /**
+   * Sends a page's frames, waiting for the client whenever it has most of the send budget unread: a
+   * page of large events can hold many times RELAY_MAX_BACKPRESSURE, and a client that reads must
+   * not be closed as too slow because a whole page went out at once. Returns how many it sent.
+   */
+  async function sendPage(page: LogPage): Promise<number> {
+    let sent = 0;
+    for (const event of page.events) {
+      const frame = hub.render(session, topic, relayEventOf(context.epoch, event));
+      if (frame === null) continue;
+      if (!session.socket.writable()) {
+        await session.socket.whenWritable();
+        if (!current()) break;
+      }
+      session.socket.send(frame);
+      sent++;
+    }
+    return sent;
+  }
 
   function endSubscription(): void {
     if (!current()) return;

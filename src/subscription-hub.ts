@@ -26,7 +26,9 @@ export interface SubscriberSocket {
   leaveChannel(channel: string): void;
   /** Closes the connection (e.g. 4008 when it cannot keep up). */
   end(code: number, reason: string): void;
-  /** Resolves once the client has read most of what was sent (or the connection is gone). */
+  /** Whether the client has read most of what was sent (or the connection is gone): a replay may send on. */
+  writable(): boolean;
+  /** Resolves once writable() holds. */
   whenWritable(): Promise<void>;
   /** The connection's logger: every line about it carries its connection id. */
   logger(): Logger;

@@ -386,6 +386,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       ws.send(frame, false);
       backlog.afterSend(ws);
     };
+    const writable = (): boolean => data.closed || ws.getBufferedAmount() < replayLowWaterBytes;
     // After `close`, uWS forbids touching the socket; the hub may still tidy up through it.
     return {
       send,
@@ -401,10 +402,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
         leave(ws, channel);
       },
       end: (code, reason) => void (data.closed || ws.end(code, reason)),
-      whenWritable: () =>
-        data.closed || ws.getBufferedAmount() < replayLowWaterBytes
-          ? Promise.resolve()
-          : new Promise((resolve) => data.drainWaiters.push(resolve)),
+      writable,
+      whenWritable: () => (writable() ? Promise.resolve() : new Promise((resolve) => data.drainWaiters.push(resolve))),
     };
   }
 
