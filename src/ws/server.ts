@@ -310,6 +310,10 @@ export function createWsServer(options: WsServerOptions): WsServer {
    * the limit) inside one batch, and uWS then drops the close frame as well: the client would see a
    * bare 1006, not 4008. uWS holds up to 32 small published messages per socket before writing
    * them, so a socket is closed with at most limit + a quarter + 32 frames unsent.
+   *
+   * Closing within a batch ends sessions while the hub delivers: it routes each event from a list
+   * made before publishing, walks a copy of its catching-up subscriptions, and a closed socket's
+   * methods do nothing, so a session that ends midway is only skipped.
    */
   function createBacklogCheck() {
     const sockets = new Set<Socket>();
