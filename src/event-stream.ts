@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { comparePositions, encodeCursor, type LogPosition } from './cursor.ts';
 import type { EventLog, LoggedEvent, LogIdentity } from './db/event-log.ts';
 import type { RelayEvent } from './events.ts';
+import { busyRecheckMs } from './read-pacing.ts';
 
 export interface EventStreamOptions {
   readonly identity: LogIdentity;
@@ -39,8 +40,8 @@ const IDLE_READ_MS = 100;
 const FIRST_RECHECK_MS = 1;
 /** ...until it has been missing this long: then the stream waits for its committer to end. */
 const SETTLE_AFTER_MS = 20;
-/** After a read that delivered events and found more positions drawn: the next read. */
-const BUSY_RECHECK_MS = 3;
+/** A busy stream's rate is measured over reads this close together (a longer pause starts anew). */
+const RATE_WINDOW_MS = 100;
 
 /** The event as subscribers see it, from a row of the log. */
 export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent {
@@ -78,6 +79,9 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   /** Since when the stream has waited for a drawn position without delivering anything. */
   let waitingSince: number | undefined;
   let recheckMs = FIRST_RECHECK_MS;
+  /** Events delivered so far, and when and at what count the stream last found itself busy. */
+  let delivered = 0;
+  let busyAt: { ms: number; delivered: number } | undefined;
   /**
    * Whether the next read arms the wake-up bell. Reads that follow a read at once (a cut page, a
    * drawn position not visible yet) do not: committers then need not notify, as the stream reads
@@ -95,6 +99,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   function deliverOnce(logged: LoggedEvent): void {
     if (comparePositions(logged, last) <= 0) return;
     last = { pos: logged.pos, id: logged.id };
+    delivered++;
     if (sinceResync !== undefined) sinceResync++;
     try {
       deliver(relayEventOf(identity.epoch, logged), last, logged.ts);
@@ -187,10 +192,12 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     const now = performance.now();
     if (comparePositions(last, before) > 0) {
       // Busy: commits keep coming, and nobody notifies while the bell is not armed. Reading a
-      // little less often reads more commits per query, and leaves the cores to the writers.
+      // little less often reads more commits per query, the more so the heavier the stream.
       waitingSince = now;
       recheckMs = FIRST_RECHECK_MS;
-      return { inMs: BUSY_RECHECK_MS };
+      const rate = busyAt && now - busyAt.ms < RATE_WINDOW_MS ? ((delivered - busyAt.delivered) * 1000) / (now - busyAt.ms) : 0;
+      busyAt = { ms: now, delivered };
+      return { inMs: busyRecheckMs(rate) };
     }
     if (waitingSince === undefined) {
       waitingSince = now;
