@@ -1,7 +1,8 @@
 // Contract section 3: "A connection that stops reading is closed with 4008 once its unsent data
 // passes the limit, and the process's memory stays bounded". Clients that pause reading while
 // events flood are closed by the relay itself (4008, not a bare 1006 drop), while a client that
-// reads keeps receiving every event, batch after batch, without waiting for the slow ones.
+// reads keeps receiving every event, batch after batch, without waiting for the slow ones. And a
+// client that reads is not closed as slow because its replay had large events to send.
 import t from 'tap';
 import { collectFrames } from '../helpers/event-collector.ts';
 import { subscribe } from '../helpers/frames.ts';
