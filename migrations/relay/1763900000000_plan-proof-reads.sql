@@ -1,8 +1,9 @@
 -- Up Migration
 
 -- The relay's reads of the log cost a few index lookups per event read, however long the log and
--- however large a commit (and retention's deletes per event deleted, at the end of this file): each walks relay.commits in position order from the cursor, and each
--- commit's events in id order by relay.events (xid, id), stopping at the page's size.
+-- however large a commit (and retention's deletes as many per event deleted, at the end of this
+-- file): each read walks relay.commits in position order from the cursor, and each commit's events
+-- in id order by relay.events (xid, id), stopping at the page's size.
 -- - Each commit's events are read by a lateral subquery with its own order and limit: joined
 --   plainly, PostgreSQL sorted every remaining event of the cursor's commit for each page (a
 --   replay of one commit of 100,000 events read pages at 20 to 140 ms each).
