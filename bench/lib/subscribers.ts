@@ -1,6 +1,7 @@
 // The subscriber side of a run: several forked load processes sharing the subscribers, their
 // reports added together.
 import { forkChild, type Child } from './child.ts';
+import { cpuProfileArgs } from './cpu-profile.ts';
 import { createHistogram, mergeHistogram, type Histogram } from './histogram.ts';
 import type { SubscriberCommand, SubscriberReport, SubscriberSpec } from './subscriber-messages.ts';
 
@@ -30,7 +31,7 @@ export interface Subscribers {
 export function startSubscribers(specs: readonly SubscriberSpec[], processes: number): Subscribers {
   const count = Math.max(1, Math.min(processes, specs.length));
   const children: LoadProcess[] = Array.from({ length: count }, () =>
-    forkChild<SubscriberCommand, SubscriberReport>(new URL('./subscriber-process.js', import.meta.url)),
+    forkChild<SubscriberCommand, SubscriberReport>(new URL('./subscriber-process.js', import.meta.url), cpuProfileArgs()),
   );
   const shares: SubscriberSpec[][] = children.map(() => []);
   specs.forEach((spec, index) => shares[index % count]!.push(spec));

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { projectRoot } from '../../src/project-root.ts';
+import { cpuProfileArgs } from './cpu-profile.ts';
 
 const READY_TIMEOUT_MS = 120_000;
 
@@ -19,9 +20,7 @@ export interface SystemProcess {
 
 /** Spawns `node <args>` with the contract's environment and resolves once it prints its ready line. */
 export function startSystemProcess(name: string, args: readonly string[], env: Record<string, string>): Promise<SystemProcess> {
-  // BENCH_CPU_PROF=1 profiles every system under test (node --cpu-prof) into .relay/profiles/.
-  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${projectRoot()}/.relay/profiles`] : [];
-  const child = spawn(process.execPath, [...profile, ...args], {
+  const child = spawn(process.execPath, [...cpuProfileArgs(), ...args], {
     cwd: projectRoot(),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
