@@ -6,6 +6,7 @@
 // strings with strings (code-unit order, right for ISO timestamps); anything else is false.
 
 import type { ComparisonOperator, ResolvedFilter } from './filter-ast.ts';
+import { isExactNumber } from '../exact-json.ts';
 import { isScalar, type Scalar } from './json-values.ts';
 
 /** True when data satisfies the filter. */
@@ -28,9 +29,14 @@ export function matchesFilter(filter: ResolvedFilter, data: Readonly<Record<stri
   }
 }
 
-/** The column's value, with a missing column read as null; own keys only (`__proto__` is a column). */
+/**
+ * The column's value, with a missing column read as null; own keys only (`__proto__` is a column).
+ * A number kept as its text (more digits than a double holds) compares as the nearest double, as
+ * filters' own numbers and the claims of a token do.
+ */
 export function columnValue(data: Readonly<Record<string, unknown>>, column: string): unknown {
-  return Object.hasOwn(data, column) ? (data[column] ?? null) : null;
+  const value = Object.hasOwn(data, column) ? (data[column] ?? null) : null;
+  return isExactNumber(value) ? Number(value.value) : value;
 }
 
 function compare(op: ComparisonOperator, actual: unknown, expected: Scalar): boolean {

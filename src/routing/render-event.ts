@@ -2,6 +2,7 @@
 // mask, so each distinct mask is serialized once per event and shared through a per-event cache.
 
 import type { RelayEvent } from '../events.ts';
+import { jsonTextWithin } from '../exact-json.ts';
 import { matchesFilter } from '../filters/match-filter.ts';
 import type { Access } from './access.ts';
 
@@ -68,13 +69,14 @@ function serializeFrame(event: RelayEvent, mask: ReadonlySet<string> | null): st
 /** JSON text of the object's own keys that pass `visible`, in their original order. */
 function objectText(object: Readonly<Record<string, unknown>>, visible: ((column: string) => boolean) | null): string {
   // Every column: JSON.stringify writes own keys only (a parsed `__proto__` key included, as a
-  // plain key), in order, in one native pass: most frames take this path.
-  if (visible === null) return JSON.stringify(object);
+  // plain key), in order, in one native pass: most frames take this path. Numbers kept as text
+  // (src/exact-json.ts) are written as they came.
+  if (visible === null) return jsonTextWithin(object, object) as string;
   const members: string[] = [];
   for (const column of Object.keys(object)) {
     if (!visible(column)) continue;
     // Like JSON.stringify, skip what JSON cannot hold (undefined, functions).
-    const valueText = JSON.stringify(object[column]) as string | undefined;
+    const valueText = jsonTextWithin(object, object[column]);
     if (valueText !== undefined) members.push(`${JSON.stringify(column)}:${valueText}`);
   }
   return `{${members.join(',')}}`;

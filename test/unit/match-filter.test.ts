@@ -1,6 +1,7 @@
 // Filters x claims x event data -> delivered or not.
 import t from 'tap';
 import type { Claims } from '../../src/events.ts';
+import { parseJsonExactly } from '../../src/exact-json.ts';
 import { matchesFilter } from '../../src/filters/match-filter.ts';
 import { CLAIMS, resolvedOf } from './fixtures.ts';
 
@@ -90,4 +91,17 @@ t.test('filters x claims x data', async (t) => {
     const delivered = resolved !== null && matchesFilter(resolved, data);
     t.equal(delivered, expected, `${JSON.stringify(filter)} on ${JSON.stringify(data)}`);
   }
+});
+
+t.test('a number kept as its text (more digits than a double) compares as the nearest double', async (t) => {
+  const data = parseJsonExactly('{"account_id":1234567890123456789}') as Record<string, unknown>;
+  const claims = { ...CLAIMS, account: Number('1234567890123456789') } as Claims;
+  const matches = (filter: unknown): boolean => {
+    const resolved = resolvedOf(filter, claims);
+    return resolved !== null && matchesFilter(resolved, data);
+  };
+  t.ok(matches({ account_id: { claim: 'account' } }), 'equal to the claim, a double as every JSON number of a token');
+  t.ok(matches({ account_id: { gt: 1 } }), 'ordered as a number');
+  t.ok(matches({ account_id: { in: [1, Number('1234567890123456789')] } }), 'in a list');
+  t.notOk(matches({ account_id: '1234567890123456789' }), 'never equal to a string');
 });

@@ -1,0 +1,102 @@
+// Contract section 2: an event carries the row as PostgreSQL's to_jsonb writes it. Numbers that a
+// double cannot hold (a bigint past 2^53 such as a snowflake id, a numeric of 20 digits, deep in a
+// jsonb column too) reach subscribers digit for digit: live, through a column mask, in `old`, and
+// in a replay. Filters and routing still compare such a number as the nearest double, as they
+// compare a token's claims.
+import t, { type Test } from 'tap';
+import { changeCatalog } from '../helpers/catalog.ts';
+import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
+import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
+import type { Frame, TestClient } from '../helpers/ws-client.ts';
+
+const ID = '9007199254740993';
+const ACCOUNT = '1234567890123456789';
+const AMOUNT = '0.1000000000000000055511151231257827';
+const NEW_AMOUNT = '123456789012345678901234567890.5';
+const DEEP = '12345678901234567890123';
+
+const isEvent = (frame: Frame): boolean => frame.type === 'event';
+
+/** The client's event frames as sent, in order: `next` awaits the next one and gives its text. */
+function eventTexts(client: TestClient): { next(what: string): Promise<string> } {
+  const texts: string[] = [];
+  client.socket.on('message', (data) => {
+    const text = String(data);
+    if (text.startsWith('{"type":"event"')) texts.push(text);
+  });
+  let taken = 0;
+  return {
+    async next(what) {
+      await nextFrame(client, what, isEvent);
+      return texts[taken++]!;
+    },
+  };
+}
+
+async function startLedger(t: Test): Promise<TestRelay> {
+  const relay = await startTestRelay(t);
+  await relay.db.pool.query(`create table ledger (id bigint primary key, account_id bigint, amount numeric, meta jsonb)`);
+  await changeCatalog(
+    relay,
+    `begin;
+     select relay.watch('ledger', 'ledger');
+     select relay.allow('ledger', 'admin');
+     select relay.allow('ledger', 'accountant', '{"account_id": {"claim": "account_id"}}', array['id', 'amount']);
+     commit;`,
+  );
+  return relay;
+}
+
+async function insertRow(relay: TestRelay): Promise<void> {
+  await relay.db.pool.query(
+    `insert into ledger (id, account_id, amount, meta) values (${ID}, ${ACCOUNT}, ${AMOUNT}, '{"deep": [${DEEP}, 1.5]}')`,
+  );
+}
+
+t.test('long numbers arrive digit for digit, with every column and through a column mask', async (t) => {
+  const relay = await startLedger(t);
+  const admin = await relay.connect({ role: 'admin', sub: 'a1' });
+  // The claim is a double, as every JSON number of a token is: it matches the row's account.
+  const accountant = await relay.connect({ role: 'accountant', sub: 'c1', account_id: Number(ACCOUNT) });
+  const other = await relay.connect({ role: 'accountant', sub: 'c2', account_id: 42 });
+  const adminEvents = eventTexts(admin);
+  const accountantEvents = eventTexts(accountant);
+  for (const client of [admin, accountant, other]) t.match(await subscribe(client, 'ledger'), { type: 'subscribed' });
+
+  await insertRow(relay);
+  const full = await adminEvents.next('the insert, to the admin');
+  t.ok(full.includes(`"id":${ID}`), `the bigint id as written: ${full}`);
+  t.ok(full.includes(`"account_id":${ACCOUNT}`), 'the snowflake-sized bigint as written');
+  t.ok(full.includes(`"amount":${AMOUNT}`), 'the numeric with all its digits');
+  t.ok(full.includes(`"meta":{"deep":[${DEEP},1.5]}`), 'a number deep in a jsonb column as written');
+
+  const masked = await accountantEvents.next('the insert, to the accountant of that account');
+  t.ok(masked.includes(`"data":{"id":${ID},"amount":${AMOUNT}}`), `only the granted columns, exact: ${masked}`);
+
+  await relay.db.pool.query(`update ledger set amount = ${NEW_AMOUNT} where id = ${ID}`);
+  const update = await adminEvents.next('the update, to the admin');
+  t.ok(update.includes(`"amount":${NEW_AMOUNT}`), `the new amount exact: ${update}`);
+  t.ok(update.includes(`"old":{"amount":${AMOUNT}}`), 'the old amount exact');
+  t.ok(update.includes(`"changed":["amount"]`), 'changed names the amount');
+  const maskedUpdate = await accountantEvents.next('the update, to the accountant');
+  t.ok(maskedUpdate.includes(`"old":{"amount":${AMOUNT}}`), `the old amount exact through the mask: ${maskedUpdate}`);
+
+  t.same((await framesBeforePong(other)).filter(isEvent), [], 'an accountant of another account got nothing');
+});
+
+t.test('a replay sends long numbers as written too', async (t) => {
+  const relay = await startLedger(t);
+  const admin = await relay.connect({ role: 'admin', sub: 'a1' });
+  await subscribe(admin, 'ledger');
+  await relay.db.pool.query(`select relay.publish('ledger', 'opened', '{"n": 1}')`);
+  const before = await nextFrame(admin, 'the marker before the row', isEvent);
+  await insertRow(relay);
+  await nextFrame(admin, 'the row, live', isEvent);
+
+  const resumed = await relay.connect({ role: 'admin', sub: 'a2' });
+  const resumedEvents = eventTexts(resumed);
+  t.match(await subscribe(resumed, 'ledger', { since: before.cursor }), { type: 'subscribed' });
+  const replayed = await resumedEvents.next('the row, replayed');
+  t.ok(replayed.includes(`"id":${ID}`) && replayed.includes(`"amount":${AMOUNT}`), `replayed exact: ${replayed}`);
+  t.ok(replayed.includes(`"meta":{"deep":[${DEEP},1.5]}`), 'deep in jsonb too');
+});

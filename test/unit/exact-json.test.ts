@@ -1,0 +1,59 @@
+// The event log's JSON keeps the numbers a double would change, and writes them back as they came.
+import t from 'tap';
+import { isSafeNumber } from 'lossless-json';
+import { isExactNumber, jsonTextWithin, parseJsonExactly } from '../../src/exact-json.ts';
+import { createRandom } from '../helpers/random.ts';
+
+/** Parses `text` and writes the whole back, as a frame with every column does. */
+function roundTrip(text: string): string {
+  const parsed = parseJsonExactly(text) as object;
+  return jsonTextWithin(parsed, parsed)!;
+}
+
+t.test('numbers a double would change come back as PostgreSQL wrote them, nested or not', async (t) => {
+  const text =
+    '{"id":9007199254740993,"amount":0.1000000000000000055511151231257827,"huge":' +
+    `1${'0'.repeat(400)},"tiny":0.${'0'.repeat(399)}1,"meta":{"deep":[12345678901234567890123,1.5,"x"]}}`;
+  t.equal(roundTrip(text), text);
+  const parsed = parseJsonExactly(text) as Record<string, unknown>;
+  t.ok(isExactNumber(parsed.id) && isExactNumber(parsed.huge) && isExactNumber(parsed.tiny), 'kept as text');
+  t.equal(jsonTextWithin(parsed, parsed.meta), '{"deep":[12345678901234567890123,1.5,"x"]}', 'one column alone, exact');
+});
+
+t.test('numbers a double holds become numbers, as JSON.parse makes them', async (t) => {
+  const text = `{"a":12.50,"b":123456789012345.6,"c":0.${'0'.repeat(18)}12,"d":-7,"long":"${'9'.repeat(30)}"}`;
+  const parsed = parseJsonExactly(text) as Record<string, unknown>;
+  t.strictSame(parsed, JSON.parse(text), 'the same values, the long digit string untouched');
+  t.equal(roundTrip(text), JSON.stringify(JSON.parse(text)));
+});
+
+t.test('text with no long run of digits takes JSON.parse as it is', async (t) => {
+  const text = '{"id":42,"at":"2026-11-22T16:40:10.590Z","n":[1,2.5,null,true]}';
+  t.strictSame(parseJsonExactly(text), JSON.parse(text));
+  t.equal(roundTrip(text), JSON.stringify(JSON.parse(text)));
+});
+
+t.test('a `__proto__` key stays a plain key, on either path', async (t) => {
+  for (const number of ['1', '12345678901234567890']) {
+    const parsed = parseJsonExactly(`{"__proto__":{"polluted":${number}}}`) as Record<string, unknown>;
+    t.equal(Object.getPrototypeOf(parsed), Object.prototype, `prototype untouched (${number})`);
+    t.ok(Object.hasOwn(parsed, '__proto__'), 'an own key');
+    t.equal(({} as Record<string, unknown>).polluted, undefined, 'nothing polluted');
+  }
+});
+
+t.test('every number PostgreSQL writes with fewer than 16 digits and dots is one a double holds', async (t) => {
+  // Why the native parser may take text without a run of 16: PostgreSQL writes numbers in full,
+  // never with an exponent, so a number a double would change has such a run.
+  const random = createRandom(20261122);
+  const digits = (n: number): string => Array.from({ length: n }, () => String(random.int(0, 9))).join('');
+  for (let i = 0; i < 20_000; i++) {
+    // At most 15 characters of digits and dot: an integer part without leading zeros, maybe a fraction.
+    const integerDigits = random.int(1, 15);
+    const fractionDigits = integerDigits <= 13 && random.chance(0.6) ? random.int(1, 14 - integerDigits) : 0;
+    const integer = integerDigits === 1 ? digits(1) : String(random.int(1, 9)) + digits(integerDigits - 1);
+    const text = `${random.chance(0.3) ? '-' : ''}${integer}${fractionDigits > 0 ? `.${digits(fractionDigits)}` : ''}`;
+    if (/\d[\d.]{15}/.test(text) || !isSafeNumber(text)) t.fail(`${text}: a run of 16, or a double changes it`);
+  }
+  t.pass('20,000 random numbers');
+});
