@@ -3,7 +3,7 @@
 // changed (1234567890123456800). The event log's JSON is parsed so that a number a double cannot
 // hold keeps its text (lossless-json's LosslessNumber), and frames write that text back.
 
-import { isLosslessNumber, isSafeNumber, LosslessNumber, parse, stringify } from 'lossless-json';
+import { isLosslessNumber, isSafeNumber, LosslessNumber, parse } from 'lossless-json';
 
 /**
  * Only a number with 16 digits or more (a '.' may be among them) can change as a double, and
@@ -15,15 +15,26 @@ const LONG_DIGIT_RUN = /\d[\d.]{15}/;
 /** The objects parsed here that hold such a number somewhere inside. */
 const holdingExactNumbers = new WeakSet<object>();
 
-/** Parses JSON text from PostgreSQL; a number that a double would change is kept as its text. */
+/**
+ * Parses JSON text from PostgreSQL; a number that a double would change is kept as its text.
+ * lossless-json parses recursively: JSON nested deeper than the stack allows (PostgreSQL stores
+ * 10,000 levels) is parsed by JSON.parse instead, its long numbers rounded, rather than throwing,
+ * which would stop the relay at that row of the log.
+ */
 export function parseJsonExactly(text: string): unknown {
   if (!LONG_DIGIT_RUN.test(text)) return JSON.parse(text);
   let exact = false;
-  const value = parse(text, null, (numberText) => {
-    if (isSafeNumber(numberText)) return Number(numberText);
-    exact = true;
-    return new LosslessNumber(numberText);
-  });
+  let value: unknown;
+  try {
+    value = parse(text, null, (numberText) => {
+      if (isSafeNumber(numberText)) return Number(numberText);
+      exact = true;
+      return new LosslessNumber(numberText);
+    });
+  } catch (error) {
+    if (error instanceof RangeError) return JSON.parse(text);
+    throw error;
+  }
   if (exact && typeof value === 'object' && value !== null) holdingExactNumbers.add(value);
   return value;
 }
@@ -33,8 +44,76 @@ export const isExactNumber: (value: unknown) => value is LosslessNumber = isLoss
 
 /**
  * The JSON text of a value: JSON.stringify's, except that numbers kept as text are written as
- * they came. `parsed` is the object that parseJsonExactly returned and `value` is in.
+ * they came, and that nesting deeper than JSON.stringify's stack (about 4,000 levels, which
+ * PostgreSQL stores) is written all the same. `parsed` is the object that parseJsonExactly returned
+ * and `value` is in. Undefined where JSON.stringify gives undefined (a function, undefined).
  */
 export function jsonTextWithin(parsed: object, value: unknown): string | undefined {
-  return holdingExactNumbers.has(parsed) ? stringify(value) : (JSON.stringify(value) as string | undefined);
+  if (!holdingExactNumbers.has(parsed)) {
+    try {
+      return JSON.stringify(value) as string | undefined;
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+    }
+  }
+  return isWritable(value) ? writeJson(value) : undefined;
+}
+
+/** What JSON.stringify leaves out of an object (and writes as null in an array). */
+function isWritable(value: unknown): boolean {
+  return value !== undefined && typeof value !== 'function' && typeof value !== 'symbol';
+}
+
+/** One array or object being written: its own keys (null for an array), the next index, members written. */
+interface OpenContainer {
+  readonly container: unknown;
+  readonly keys: readonly string[] | null;
+  index: number;
+  written: number;
+}
+
+/**
+ * JSON.stringify for the values JSON text parses to (plain objects, arrays, strings, numbers,
+ * booleans, null) and LosslessNumber, with a stack of its own instead of recursion.
+ */
+function writeJson(root: unknown): string {
+  const out: string[] = [];
+  const open: OpenContainer[] = [];
+  const begin = (value: unknown): void => {
+    if (isExactNumber(value)) out.push(value.value);
+    else if (Array.isArray(value)) {
+      out.push('[');
+      open.push({ container: value, keys: null, index: 0, written: 0 });
+    } else if (typeof value === 'object' && value !== null) {
+      out.push('{');
+      open.push({ container: value, keys: Object.keys(value), index: 0, written: 0 });
+    } else out.push(JSON.stringify(value));
+  };
+  begin(root);
+  while (open.length > 0) {
+    const top = open[open.length - 1]!;
+    if (top.keys === null) {
+      const array = top.container as readonly unknown[];
+      if (top.index === array.length) {
+        out.push(']');
+        open.pop();
+        continue;
+      }
+      if (top.index > 0) out.push(',');
+      const item = array[top.index++];
+      begin(isWritable(item) ? item : null);
+      continue;
+    }
+    const object = top.container as Readonly<Record<string, unknown>>;
+    while (top.index < top.keys.length && !isWritable(object[top.keys[top.index]!])) top.index++;
+    if (top.index === top.keys.length) {
+      out.push('}');
+      open.pop();
+      continue;
+    }
+    const key = top.keys[top.index++]!;
+    out.push(`${top.written++ > 0 ? ',' : ''}${JSON.stringify(key)}:`);
+    begin(object[key]);
+  }
+  return out.join('');
 }

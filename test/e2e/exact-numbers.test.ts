@@ -100,3 +100,17 @@ t.test('a replay sends long numbers as written too', async (t) => {
   t.ok(replayed.includes(`"id":${ID}`) && replayed.includes(`"amount":${AMOUNT}`), `replayed exact: ${replayed}`);
   t.ok(replayed.includes(`"meta":{"deep":[${DEEP},1.5]}`), 'deep in jsonb too');
 });
+
+// Past about 4,000 levels JSON.stringify runs out of stack (lossless-json's parser a little later):
+// such a row was logged as 'delivery failed' and sent to no one.
+t.test('a row nested 10,000 deep with a long number is delivered, and so is the next', async (t) => {
+  const relay = await startLedger(t);
+  const admin = await relay.connect({ role: 'admin', sub: 'a1' });
+  await subscribe(admin, 'ledger');
+  const depth = 10_000;
+  const deep = `{"deep":${'['.repeat(depth)}${DEEP}${']'.repeat(depth)}}`;
+  await relay.db.pool.query(`select relay.publish('ledger', 'deep', $1::jsonb)`, [deep]);
+  await relay.db.pool.query(`select relay.publish('ledger', 'next', '{"n": 2}')`);
+  t.match(await nextFrame(admin, 'the deep row', isEvent), { event: 'deep' });
+  t.match(await nextFrame(admin, 'the row after it', isEvent), { event: 'next', data: { n: 2 } });
+});

@@ -57,3 +57,41 @@ t.test('every number PostgreSQL writes with fewer than 16 digits and dots is one
   }
   t.pass('20,000 random numbers');
 });
+
+t.test('JSON nested deeper than the stack is parsed and written all the same', async (t) => {
+  const depth = 50_000;
+  const exact = `${'['.repeat(depth)}12345678901234567890${']'.repeat(depth)}`;
+  let parsed: unknown;
+  t.doesNotThrow(() => (parsed = parseJsonExactly(exact)), 'parsed (past lossless-json stack: by JSON.parse)');
+  const rounded = `${'['.repeat(depth)}${String(12345678901234567890)}${']'.repeat(depth)}`;
+  t.equal(jsonTextWithin(parsed as object, parsed), rounded, 'written, its long number rounded as JSON.parse has it');
+  const plain = `{"a":${'['.repeat(depth)}1${']'.repeat(depth)}}`;
+  const parsedPlain = parseJsonExactly(plain) as object;
+  t.equal(jsonTextWithin(parsedPlain, parsedPlain), plain, 'no long number: written past JSON.stringify stack too');
+});
+
+t.test('with numbers kept as text, the rest is written exactly as JSON.stringify writes it', async (t) => {
+  const random = createRandom(4242);
+  const strings = ['', 'a', '__proto__', 'constructor', 'quote " and \\ backslash', 'line\nbreak', 'é 🚀 \u0000', '12345678901234567890'];
+  const valueOf = (depth: number): unknown => {
+    const kind = random.int(0, depth > 3 ? 3 : 5);
+    if (kind === 0) return random.pick(strings);
+    if (kind === 1) return random.pick([0, -1, 1.5, 123456789012345, -0.25, 1e-7]);
+    if (kind === 2) return random.pick([true, false]);
+    if (kind === 3) return null;
+    if (kind === 4) return Array.from({ length: random.int(0, 4) }, () => valueOf(depth + 1));
+    return Object.fromEntries(Array.from({ length: random.int(0, 4) }, () => [random.pick(strings), valueOf(depth + 1)]));
+  };
+  for (let i = 0; i < 2_000; i++) {
+    const value = valueOf(0);
+    const text = `{"value":${JSON.stringify(value)},"big":12345678901234567890123}`;
+    const parsed = parseJsonExactly(text) as Record<string, unknown>;
+    const expected = `{"value":${JSON.stringify(JSON.parse(text).value)},"big":12345678901234567890123}`;
+    const written = jsonTextWithin(parsed, parsed);
+    if (written !== expected) {
+      t.equal(written, expected, `value ${i}`);
+      return;
+    }
+  }
+  t.pass('2,000 random values');
+});
