@@ -17,9 +17,9 @@ const holdingExactNumbers = new WeakSet<object>();
 
 /**
  * Parses JSON text from PostgreSQL; a number that a double would change is kept as its text.
- * lossless-json parses recursively: JSON nested deeper than the stack allows (PostgreSQL stores
- * 10,000 levels) is parsed by JSON.parse instead, its long numbers rounded, rather than throwing,
- * which would stop the relay at that row of the log.
+ * Whatever lossless-json cannot parse goes to JSON.parse, its long numbers rounded: it parses
+ * recursively, and JSON nested deeper than its stack (PostgreSQL stores 10,000 levels) must not
+ * throw here, as a read whose type parser throws fails, and the relay would retry that row forever.
  */
 export function parseJsonExactly(text: string): unknown {
   if (!LONG_DIGIT_RUN.test(text)) return JSON.parse(text);
@@ -31,9 +31,8 @@ export function parseJsonExactly(text: string): unknown {
       exact = true;
       return new LosslessNumber(numberText);
     });
-  } catch (error) {
-    if (error instanceof RangeError) return JSON.parse(text);
-    throw error;
+  } catch {
+    return JSON.parse(text);
   }
   if (exact && typeof value === 'object' && value !== null) holdingExactNumbers.add(value);
   return value;

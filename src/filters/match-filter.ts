@@ -5,8 +5,8 @@
 // matches it and `{"c": {"ne": 5}}` matches it too. Ordering compares numbers with numbers and
 // strings with strings (code-unit order, right for ISO timestamps); anything else is false.
 
-import type { ComparisonOperator, ResolvedFilter } from './filter-ast.ts';
 import { isExactNumber } from '../exact-json.ts';
+import type { ComparisonOperator, ResolvedFilter } from './filter-ast.ts';
 import { isScalar, type Scalar } from './json-values.ts';
 
 /** True when data satisfies the filter. */
