@@ -6,9 +6,10 @@
 import { isLosslessNumber, isSafeNumber, LosslessNumber, parse } from 'lossless-json';
 
 /**
- * Only a number with 16 digits or more (a '.' may be among them) can change as a double, and
+ * Only a number written with 16 or more digits and dots in a row can change as a double, as
  * PostgreSQL writes every number of its JSON in full, never with an exponent (1e400 is 1 and 400
- * zeros). Text without such a run, nearly every row, takes the native parser.
+ * zeros; test/unit/exact-json.test.ts checks shorter ones). Text without such a run, nearly every
+ * row, takes the native parser.
  */
 const LONG_DIGIT_RUN = /\d[\d.]{15}/;
 
