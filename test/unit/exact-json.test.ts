@@ -53,7 +53,7 @@ t.test('every number PostgreSQL writes with fewer than 16 digits and dots is one
     const fractionDigits = integerDigits <= 13 && random.chance(0.6) ? random.int(1, 14 - integerDigits) : 0;
     const integer = integerDigits === 1 ? digits(1) : String(random.int(1, 9)) + digits(integerDigits - 1);
     const text = `${random.chance(0.3) ? '-' : ''}${integer}${fractionDigits > 0 ? `.${digits(fractionDigits)}` : ''}`;
-    if (/\d[\d.]{15}/.test(text) || !isSafeNumber(text)) t.fail(`${text}: a run of 16, or a double changes it`);
+    if (!isSafeNumber(text)) t.fail(`${text}: a double changes it`);
   }
   t.pass('20,000 random numbers');
 });
