@@ -61,8 +61,8 @@ export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent {
  *   missing position and reads again, and if the position stays missing, waits for every
  *   committer that had drawn one to end; a position still missing then was rolled back.
  * - A committer notifies only when a relay asked for it (each read arms the wake-up bell, see
- *   relay.read_commits), so a busy relay costs writers no NOTIFY. A committer that looked at the
- *   bell before the read armed it may not notify: its position is at most the read's
+ *   relay.read_log_commits), so a busy relay costs writers no NOTIFY. A committer that looked at
+ *   the bell before the read armed it may not notify: its position is at most the read's
  *   drawnThrough, which is why the stream reads again until it has seen every position up to it.
  *   An idle stream also reads every IDLE_READ_MS, for a bell disarmed by a rolled-back commit.
  */

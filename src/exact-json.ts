@@ -43,6 +43,55 @@ export function parseJsonExactly(text: string): unknown {
 export const isExactNumber: (value: unknown) => value is LosslessNumber = isLosslessNumber;
 
 /**
+ * Some members of an object that parseJsonExactly returned, as a new object that frames write the
+ * same way (its numbers kept as text are written as they came).
+ */
+export function membersOf(parsed: object, keys: readonly string[]): Record<string, unknown> {
+  const source = parsed as Readonly<Record<string, unknown>>;
+  // fromEntries defines each key as its own: a `__proto__` column stays a plain key.
+  const members = Object.fromEntries(keys.map((key) => [key, source[key]]));
+  if (holdingExactNumbers.has(parsed)) holdingExactNumbers.add(members);
+  return members;
+}
+
+/**
+ * Whether two parsed values are equal as jsonb compares them: objects by their keys and values
+ * whatever the order, arrays item by item, numbers by value (12.50 and 12.5 are equal; JSON.parse
+ * made both the same double, and two numbers kept as text are equal when their digits are). A
+ * number kept as text never equals a double: it is kept because no double holds it. With a stack
+ * of its own, for values nested deeper than the call stack.
+ */
+export function sameJsonValue(a: unknown, b: unknown): boolean {
+  const pending: [unknown, unknown][] = [[a, b]];
+  while (pending.length > 0) {
+    const [x, y] = pending.pop()!;
+    if (x === y) continue;
+    if (isExactNumber(x) || isExactNumber(y)) {
+      if (isExactNumber(x) && isExactNumber(y) && decimalDigits(x.value) === decimalDigits(y.value)) continue;
+      return false;
+    }
+    if (typeof x !== 'object' || typeof y !== 'object' || x === null || y === null) return false;
+    if (Array.isArray(x) || Array.isArray(y)) {
+      if (!Array.isArray(x) || !Array.isArray(y) || x.length !== y.length) return false;
+      for (let i = 0; i < x.length; i++) pending.push([x[i], y[i]]);
+      continue;
+    }
+    const xKeys = Object.keys(x);
+    if (xKeys.length !== Object.keys(y).length) return false;
+    for (const key of xKeys) {
+      if (!Object.hasOwn(y, key)) return false;
+      pending.push([(x as Record<string, unknown>)[key], (y as Record<string, unknown>)[key]]);
+    }
+  }
+  return true;
+}
+
+/** A number as PostgreSQL writes it (never an exponent), without the zeros that end a fraction. */
+function decimalDigits(text: string): string {
+  return text.includes('.') ? text.replace(/\.?0+$/, '') : text;
+}
+
+/**
  * The JSON text of a value: JSON.stringify's, except that numbers kept as text are written as
  * they came, and that nesting deeper than JSON.stringify's stack (about 4,000 levels, which
  * PostgreSQL stores) is written all the same. `parsed` is the object that parseJsonExactly returned

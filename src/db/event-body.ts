@@ -1,17 +1,25 @@
 // The body of a logged event: the columns data, old and changed of relay.events.
 
+import { changeFromWholeRow } from './row-change.ts';
+
 export interface EventBody {
   readonly data: Record<string, unknown>;
   readonly old?: Record<string, unknown>;
   readonly changed?: string[];
 }
 
-/** Checks the body columns of a row of relay.events; null when they are malformed. */
+/**
+ * Checks the body columns of a row of relay.events; null when they are malformed. An `old` without
+ * `changed` is an update's whole previous row: the body then holds what the update changed, as the
+ * trigger logs it for a larger row.
+ */
 export function parseEventBody(data: unknown, old: unknown, changed: unknown): EventBody | null {
   if (!isObject(data)) return null;
   if (old !== null && old !== undefined && !isObject(old)) return null;
   if (changed !== null && changed !== undefined) {
     if (!Array.isArray(changed) || !changed.every((name) => typeof name === 'string')) return null;
+  } else if (isObject(old)) {
+    return { data, ...changeFromWholeRow(data, old) };
   }
   return {
     data,

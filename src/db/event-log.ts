@@ -116,8 +116,8 @@ export function createEventLog(pool: pg.Pool): EventLog {
   // reading 3 commits: 14,000 reads a second unnamed, 23,000 named). A migration that changes the
   // columns these return must give them new names: a relay still running keeps its statements, and
   // PostgreSQL refuses to run a prepared statement whose result type changed.
-  const readCommitsStatement = { name: 'relay-read-commits', text: queries.commits, types: EXACT_JSON_TYPES };
-  const readPageStatement = { name: 'relay-read-page', text: queries.page, types: EXACT_JSON_TYPES };
+  const readCommitsStatement = { name: 'relay-read-log-commits', text: queries.commits, types: EXACT_JSON_TYPES };
+  const readPageStatement = { name: 'relay-read-log-page', text: queries.page, types: EXACT_JSON_TYPES };
 
   async function waitForCommitters(): Promise<void> {
     await pool.query(queries.waitForCommitters);

@@ -54,8 +54,10 @@ export async function readLog(db: Queryable, topic?: string): Promise<LoggedEven
     old: Record<string, unknown> | null;
     changed: string[] | null;
   }>(
-    `select c.pos, e.id, e.topic, e.event, e.data, e.old, e.changed
+    `select c.pos, e.id, e.topic, e.event, e.data, u.old, u.changed
        from relay.commits c join relay.events e on e.xid = c.xid
+       -- A small row's update is logged with its whole previous row: what it changed, in SQL.
+       left join lateral relay.update_change(e.data, e.old, e.changed) u on true
       where $1::text is null or e.topic = $1::text
       order by c.pos, e.id`,
     [topic ?? null],

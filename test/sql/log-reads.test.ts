@@ -1,7 +1,7 @@
-// The relay's two reads of the log (live: relay.read_commits; replay: relay.read_page) cost about
-// as many event rows as they return, wherever the cursor is: in the middle of a commit of 20,000
-// events, before it, on a log that was never analyzed, with a topic filter. A read that sorted or
-// scanned the rest of the log instead made each page of a replay cost the whole backlog. The same
+// The relay's two reads of the log (live: relay.read_log_commits; replay: relay.read_log_page) cost
+// about as many event rows as they return, wherever the cursor is: in the middle of a commit of
+// 20,000 events, before it, on a log that was never analyzed, with a topic filter. A read that
+// sorted or scanned the rest of the log instead made each page of a replay cost the whole backlog. The same
 // holds for retention's batches (relay.prune). What a statement touched is counted from
 // PostgreSQL's own plan (auto_explain, with actual row counts).
 
@@ -121,7 +121,7 @@ function innerPlan(plans: PlanNode[]): PlanNode {
 
 t.test('a replay page from the middle of a commit of 20,000 events reads about a page of events', { skip }, async (t) => {
   const { rows, plans } = await withPlans<{ id: string; topic: string }>(
-    `select id, topic from relay.read_page($1, $2, $3, $4, 'ticks', $5)`,
+    `select id, topic from relay.read_log_page($1, $2, $3, $4, 'ticks', $5)`,
     [big.pos, middleId, end.pos, end.last_id, PAGE],
   );
   t.equal(rows.length, PAGE, 'a full page');
@@ -138,7 +138,7 @@ t.test('a replay page from the middle of a commit of 20,000 events reads about a
 });
 
 t.test('a replay page across commits reads about a page of events', { skip }, async (t) => {
-  const { rows, plans } = await withPlans<{ id: string }>(`select id from relay.read_page($1, $2, $3, $4, null, $5)`, [
+  const { rows, plans } = await withPlans<{ id: string }>(`select id from relay.read_log_page($1, $2, $3, $4, null, $5)`, [
     big.pos,
     big.last_id,
     end.pos,
@@ -151,7 +151,7 @@ t.test('a replay page across commits reads about a page of events', { skip }, as
 });
 
 t.test('the live read from before a commit of 20,000 events reads about a page of events', { skip }, async (t) => {
-  const { rows, plans } = await withPlans<{ pos: string; id: string }>(`select pos, id from relay.read_commits($1, $2, false)`, [
+  const { rows, plans } = await withPlans<{ pos: string; id: string }>(`select pos, id from relay.read_log_commits($1, $2, false)`, [
     Number(big.pos) - 1,
     PAGE,
   ]);

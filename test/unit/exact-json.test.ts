@@ -1,7 +1,7 @@
 // The event log's JSON keeps the numbers a double would change, and writes them back as they came.
 import t from 'tap';
 import { isSafeNumber } from 'lossless-json';
-import { isExactNumber, jsonTextWithin, parseJsonExactly } from '../../src/exact-json.ts';
+import { isExactNumber, jsonTextWithin, membersOf, parseJsonExactly, sameJsonValue } from '../../src/exact-json.ts';
 import { createRandom } from '../helpers/random.ts';
 
 /** Parses `text` and writes the whole back, as a frame with every column does. */
@@ -94,4 +94,30 @@ t.test('with numbers kept as text, the rest is written exactly as JSON.stringify
     }
   }
   t.pass('2,000 random values');
+});
+
+t.test('values compare as jsonb compares them', async (t) => {
+  const same = (a: string, b: string): boolean => sameJsonValue(parseJsonExactly(a), parseJsonExactly(b));
+  t.ok(same('{"a":1,"b":[1,{"c":null}]}', '{"b":[1,{"c":null}],"a":1}'), 'keys in another order');
+  t.ok(same('12.50', '12.5'), 'a number with another scale');
+  t.ok(same('12345678901234567890.100', '12345678901234567890.1'), 'a number kept as text, with another scale');
+  t.ok(same('-0', '0'), '-0 and 0');
+  t.notOk(same('12345678901234567891', '12345678901234567890'), 'numbers kept as text that differ in the last digit');
+  t.notOk(same('9007199254740993', '9007199254740992'), 'a number kept as text and the double next to it');
+  t.notOk(same('[1,2]', '[2,1]'), 'array items in another order');
+  t.notOk(same('{"a":1}', '{"a":1,"b":null}'), 'a key more, even null');
+  t.notOk(same('{"a":null}', '{"b":null}'), 'another key');
+  t.notOk(same('"1"', '1'), 'a string and a number');
+  t.notOk(same('[]', '{}'), 'an array and an object');
+  t.notOk(same('{"__proto__":1}', '{}'), 'a __proto__ key is a key');
+  const deep = (inner: string): string => `${'['.repeat(50_000)}${inner}${']'.repeat(50_000)}`;
+  t.ok(same(deep('1'), deep('1.0')), 'nested 50,000 levels: equal');
+  t.notOk(same(deep('1'), deep('2')), 'nested 50,000 levels: different');
+});
+
+t.test('members of a parsed object are written as the whole would write them', async (t) => {
+  const parsed = parseJsonExactly(`{"id":${'9'.repeat(20)},"__proto__":{"n":1},"note":"x"}`) as object;
+  const members = membersOf(parsed, ['id', '__proto__']);
+  t.equal(Object.getPrototypeOf(members), Object.prototype, 'prototype untouched');
+  t.equal(jsonTextWithin(members, members), `{"id":${'9'.repeat(20)},"__proto__":{"n":1}}`, 'the long number as written');
 });
