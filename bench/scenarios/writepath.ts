@@ -5,7 +5,10 @@
 // wake-up notifications), and a listener drains the other channels.
 // Each UPDATE runs twice: with commits as the server makes them (waiting for the WAL to reach the
 // disk, unless the server says otherwise), and with synchronous_commit = off, where the disk no
-// longer sets the pace and the ratio is that of the CPU each transaction costs.
+// longer sets the pace and the ratio is that of the CPU each transaction costs. There the watched
+// UPDATE also runs with the relay stopped: on two shared cores the relay's reading takes CPU from
+// the writers, which it would not on a host of its own; the two runs separate the triggers' cost
+// from the reader's, and the relay's CPU (and its connections') is measured while it reads.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +16,8 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { projectPath } from '../../src/project-root.ts';
 import { freshDatabase } from '../lib/postgres.ts';
-import { startSystemProcess } from '../lib/system-process.ts';
+import { usageOf, usageSince } from '../lib/process-stats.ts';
+import { startSystemProcess, type SystemProcess } from '../lib/system-process.ts';
 import { SYSTEMS } from '../lib/systems.ts';
 import { runMigrations } from '../../src/db/migrate.ts';
 import type { ScenarioContext } from './context.ts';
@@ -48,9 +52,16 @@ export interface WritepathResult {
   readonly server: { readonly fsync: string; readonly synchronousCommit: string };
   /** The same UPDATEs with synchronous_commit = off: commits that do not wait for the disk. */
   readonly withoutFlushWait: {
-    readonly tps: { plain: number; watched: number; notifyTrigger: number };
+    readonly tps: { plain: number; watched: number; notifyTrigger: number; watchedWithoutReader: number };
     readonly watchedOverPlain: number;
     readonly notifyTriggerOverPlain: number;
+    /** The watched UPDATE with no relay running: what the triggers alone cost the writers. */
+    readonly watchedWithoutReaderOverPlain: number;
+    /**
+     * Cores the relay process, and PostgreSQL's backends serving its connections, used while it
+     * read the watched UPDATEs (the median of the rounds).
+     */
+    readonly readerCores: { readonly relay: number; readonly postgres: number };
   };
 }
 
@@ -64,17 +75,23 @@ const SCRIPTS = {
 /** The scripts run again with commits that do not wait for the disk. */
 const WITHOUT_FLUSH_WAIT = ['plain', 'watched', 'notifyTrigger'] as const;
 
-/** One pgbench run of a script, with `synchronous_commit = off` for its sessions or not. */
+/**
+ * One pgbench run of a script, with `synchronous_commit = off` for its sessions or not, and with
+ * the relay stopped for it or not.
+ */
 interface PgbenchRun {
   readonly script: keyof typeof SCRIPTS;
   readonly flushWait: boolean;
+  readonly withoutReader?: boolean;
 }
 /** Every run of a round, in the order they take turns. */
 const PGBENCH_RUNS: readonly PgbenchRun[] = [
   ...Object.keys(SCRIPTS).map((script) => ({ script: script as keyof typeof SCRIPTS, flushWait: true })),
   ...WITHOUT_FLUSH_WAIT.map((script) => ({ script, flushWait: false })),
+  { script: 'watched', flushWait: false, withoutReader: true },
 ];
-const runName = (each: PgbenchRun): string => (each.flushWait ? each.script : `${each.script} without flush wait`);
+const runName = (each: PgbenchRun): string =>
+  `${each.script}${each.flushWait ? '' : ' without flush wait'}${each.withoutReader ? ', no relay reading' : ''}`;
 
 export async function runWritepath(context: ScenarioContext, options: WritepathOptions = WRITEPATH_DEFAULTS): Promise<WritepathResult> {
   const url = await freshDatabase(context.postgres.serverUrl, 'bench_writepath');
@@ -83,7 +100,9 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
   await admin.connect();
   await admin.query(await readFile(projectPath('bench', 'sql', 'writepath-tables.sql'), 'utf8'));
   await admin.end();
-  const relay = await startSystemProcess('pg-relay', SYSTEMS['pg-relay']!.args, { DATABASE_URL: url, JWT_SECRET: context.jwtSecret });
+  const startRelay = (): Promise<SystemProcess> =>
+    startSystemProcess('pg-relay', SYSTEMS['pg-relay']!.args, { DATABASE_URL: url, JWT_SECRET: context.jwtSecret });
+  let relay = await startRelay();
   // Drained as subscribers would, so that no notification queue fills.
   const listener = new pg.Client({ connectionString: url });
   let wakeups = 0;
@@ -98,6 +117,7 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
       `select current_setting('fsync') as fsync, current_setting('synchronous_commit') as synchronous_commit`,
     );
     const tpsOf: Record<string, number[]> = {};
+    const readerCoresOf: { relay: number[]; postgres: number[] } = { relay: [], postgres: [] };
     let watchedWakeups = 0;
     let watchedTransactions = 0;
     for (const [name, statement] of Object.entries(SCRIPTS)) {
@@ -110,8 +130,22 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
         // scenario) left dirty, or for a checkpoint that starts in the middle of it.
         await listener.query('checkpoint').catch((error: Error) => context.log(`writepath: no checkpoint (${error.message})`));
         wakeups = 0;
+        if (each.withoutReader) await relay.stop();
+        // The relay's reading of this run, where it reads what the writers log: its process and its connections' backends.
+        const measureReader = each.script === 'watched' && !each.flushWait && !each.withoutReader;
+        const readerPids = measureReader ? [relay.pid, ...(await relayBackendPids(context))] : [];
+        const readerBefore = usageOf(readerPids);
+        const started = performance.now();
         const env = each.flushWait ? process.env : { ...process.env, PGOPTIONS: '-c synchronous_commit=off' };
         const { stdout } = await run('pgbench', ['-n', '-f', script, '-c', String(options.clients), '-j', '2', '-T', String(options.seconds), url], { env });
+        if (measureReader) {
+          const seconds = (performance.now() - started) / 1000;
+          const { cpuByProcess } = usageSince(readerBefore);
+          readerCoresOf.relay.push(cpuByProcess[0]! / seconds);
+          readerCoresOf.postgres.push(cpuByProcess.slice(1).reduce((sum, cpu) => sum + cpu, 0) / seconds);
+        }
+        // A new relay starts at the end of the log: the events of the run without it are not read.
+        if (each.withoutReader) relay = await startRelay();
         const value = /tps = ([\d.]+)/.exec(stdout)?.[1];
         if (!value) throw new Error(`pgbench printed no tps:\n${stdout}`);
         (tpsOf[runName(each)] ??= []).push(Math.round(Number(value)));
@@ -130,7 +164,8 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
       notifyTrigger: tps({ script: 'notifyTrigger', flushWait }),
     });
     const flushed = updates(true);
-    const unflushed = updates(false);
+    const unflushed = { ...updates(false), watchedWithoutReader: tps({ script: 'watched', flushWait: false, withoutReader: true }) };
+    const cores = (values: number[]): number => Math.round(medianOf(values) * 100) / 100;
     const result: WritepathResult = {
       clients: options.clients,
       seconds: options.seconds,
@@ -144,6 +179,8 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
         tps: unflushed,
         watchedOverPlain: ratio(unflushed.watched, unflushed.plain),
         notifyTriggerOverPlain: ratio(unflushed.notifyTrigger, unflushed.plain),
+        watchedWithoutReaderOverPlain: ratio(unflushed.watchedWithoutReader, unflushed.plain),
+        readerCores: { relay: cores(readerCoresOf.relay), postgres: cores(readerCoresOf.postgres) },
       },
     };
     context.log(`writepath: ${JSON.stringify(result)}`);
@@ -155,8 +192,19 @@ export async function runWritepath(context: ScenarioContext, options: WritepathO
   }
 }
 
+/** The median of tps counts, a whole number. */
 function median(values: readonly number[]): number {
+  return Math.round(medianOf(values));
+}
+
+function medianOf(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** The server processes serving the relay's connections (its pool and its listener), by application_name. */
+async function relayBackendPids(context: ScenarioContext): Promise<number[]> {
+  const processes = await context.postgres.processes();
+  return processes.filter((process) => process.role.startsWith('pg-relay')).map((process) => process.pid);
 }

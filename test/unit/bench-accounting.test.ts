@@ -165,7 +165,7 @@ t.test("the commit-rate target is judged at the step PostgreSQL committed most, 
 });
 
 t.test('the write-path target names both commit modes, and says which one missed', async (t) => {
-  const writepath = (flushed: number, unflushed: number): BenchRun =>
+  const writepath = (flushed: number, unflushed: number, withoutReader = unflushed): BenchRun =>
     benchRun('writepath', {
       writepath: {
         clients: 4,
@@ -176,7 +176,13 @@ t.test('the write-path target names both commit modes, and says which one missed
         notifyTriggerOverPlain: 0.5,
         wakeupsPerWatchedTransaction: 0.001,
         server: { fsync: 'on', synchronousCommit: 'on' },
-        withoutFlushWait: { tps: { plain: 10_000, watched: 10_000 * unflushed, notifyTrigger: 5000 }, watchedOverPlain: unflushed, notifyTriggerOverPlain: 0.5 },
+        withoutFlushWait: {
+          tps: { plain: 10_000, watched: 10_000 * unflushed, notifyTrigger: 5000, watchedWithoutReader: 10_000 * withoutReader },
+          watchedOverPlain: unflushed,
+          notifyTriggerOverPlain: 0.5,
+          watchedWithoutReaderOverPlain: withoutReader,
+          readerCores: { relay: 0.15, postgres: 0.07 },
+        },
       },
     });
   const verdict = (report: string): string => targetLine(report, 'Write path');
@@ -186,4 +192,10 @@ t.test('the write-path target names both commit modes, and says which one missed
   t.match(split, /\| met as the server commits; \*\*missed\*\* without waiting for the disk \|$/);
   t.match(verdict(renderReport(writepath(0.62, 0.55))), /\| met \|$/, 'both at least half: met');
   t.match(verdict(renderReport(writepath(0.45, 0.36))), /\| \*\*missed\*\* \|$/, 'both short: missed');
+  // The relay's share of the cores is named, and so is what the triggers alone cost.
+  const separated = verdict(renderReport(writepath(0.62, 0.42, 0.58)));
+  t.match(separated, /the relay reading on the same cores with 0\.15 of a core \(its reads took 0\.07 of PostgreSQL's\)/);
+  t.match(separated, /0\.58 \(5800 tps\) with the relay stopped: the triggers' own cost/);
+  t.match(separated, /\| met as the server commits; \*\*missed\*\* without waiting for the disk \(met by the triggers alone\) \|$/);
+  t.match(verdict(renderReport(writepath(0.62, 0.42, 0.45))), /\*\*missed\*\* without waiting for the disk \|$/, 'triggers alone short too: no mention');
 });
