@@ -96,8 +96,15 @@ export function createRelay(config: Config, logger: Logger): Relay {
       identity,
       eventLog,
       logger,
-      deliver(event, position, committedAt) {
+      deliver(topic, build, position, committedAt) {
         metrics.eventsReceived.inc();
+        // Nobody here subscribes to the topic: the event is not built, its JSON not even parsed.
+        if (!hub.wants(topic)) return;
+        const event = build();
+        if (event === null) {
+          logger.error({ topic, pos: position.pos, id: position.id }, 'an event of the log does not parse; skipped');
+          return;
+        }
         const sent = hub.deliver(event, position);
         if (sent === 0) return;
         // Once per event, not per recipient: one publish reaches them all at the same moment.

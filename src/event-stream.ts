@@ -11,8 +11,10 @@ export interface EventStreamOptions {
   /**
    * Called once per event, strictly in commit order, never twice for one event; `committedAt` is
    * its commit time in seconds since the epoch (PostgreSQL's clock), for the delivery lag.
+   * `build` makes the event as subscribers see it, parsing its body (null when the row is
+   * malformed): a relay where nobody subscribes to `topic` need not pay for that.
    */
-  readonly deliver: (event: RelayEvent, position: LogPosition, committedAt: number) => void;
+  readonly deliver: (topic: string, build: () => RelayEvent | null, position: LogPosition, committedAt: number) => void;
   /** How many events one query reads from the log. */
   readonly pageSize?: number;
 }
@@ -43,14 +45,16 @@ const SETTLE_AFTER_MS = 20;
 /** A busy stream's rate is measured over reads this close together (a longer pause starts anew). */
 const RATE_WINDOW_MS = 100;
 
-/** The event as subscribers see it, from a row of the log. */
-export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent {
+/** The event as subscribers see it, from a row of the log; null when the row's body is malformed. */
+export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent | null {
+  const body = logged.body();
+  if (body === null) return null;
   return {
     topic: logged.topic,
     event: logged.event,
     cursor: encodeCursor(epoch, logged),
     ts: new Date(Math.round(logged.ts * 1000)).toISOString(),
-    ...logged.body,
+    ...body,
   };
 }
 
@@ -102,7 +106,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     delivered++;
     if (sinceResync !== undefined) sinceResync++;
     try {
-      deliver(relayEventOf(identity.epoch, logged), last, logged.ts);
+      deliver(logged.topic, () => relayEventOf(identity.epoch, logged), last, logged.ts);
     } catch (error) {
       // One event that breaks delivery must not stop the stream for every other subscriber.
       logger.error({ err: error, topic: logged.topic, pos: logged.pos, id: logged.id }, 'delivery failed');

@@ -100,6 +100,8 @@ export interface SubscriptionHub {
    * event frames were sent (one per client reached), for the metrics.
    */
   deliver(event: RelayEvent, position: LogPosition): number;
+  /** Whether deliver() could send an event of this topic to anyone: some subscription to it, live or catching up. */
+  wants(topic: string): boolean;
   /** The position of the last event delivered: a replay's upper bound. */
   position(): LogPosition;
   stats(): { sessions: number; subscriptions: number; classes: number };
@@ -296,6 +298,10 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       }
       return sent;
     },
+
+    // A subscription catching up has joined its class in the router too (at subscribe), so the
+    // router knows every topic anyone here is subscribed to.
+    wants: (topic) => router.hasTopic(topic),
 
     position: () => options.livePosition(),
 

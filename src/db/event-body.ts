@@ -1,5 +1,6 @@
 // The body of a logged event: the columns data, old and changed of relay.events.
 
+import { parseJsonExactly } from '../exact-json.ts';
 import { changeFromWholeRow } from './row-change.ts';
 
 export interface EventBody {
@@ -30,4 +31,17 @@ export function parseEventBody(data: unknown, old: unknown, changed: unknown): E
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The body from the columns as the log's reads return them: data and old as JSON text (parsed here,
+ * keeping long numbers exact), changed as an array. Null when they are malformed; never throws.
+ */
+export function parseEventBodyText(data: string | null, old: string | null, changed: unknown): EventBody | null {
+  if (data === null) return null;
+  try {
+    return parseEventBody(parseJsonExactly(data), old === null ? null : parseJsonExactly(old), changed);
+  } catch {
+    return null;
+  }
 }

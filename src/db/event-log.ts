@@ -1,7 +1,6 @@
 import pg from 'pg';
 import type { LogPosition } from '../cursor.ts';
-import { parseJsonExactly } from '../exact-json.ts';
-import { parseEventBody, type EventBody } from './event-body.ts';
+import { parseEventBodyText, type EventBody } from './event-body.ts';
 import { loadSql } from './sql.ts';
 
 export interface LogIdentity {
@@ -16,7 +15,11 @@ export interface LoggedEvent {
   readonly ts: number;
   readonly topic: string;
   readonly event: string;
-  readonly body: EventBody;
+  /**
+   * Its data, old and changed, parsed at the first call: a relay with no subscriber for the topic
+   * never parses them. Null when the row's body is malformed (the triggers never write one).
+   */
+  body(): EventBody | null;
 }
 
 /** A page of the log, and how far retention had pruned it when the page was read. */
@@ -73,29 +76,36 @@ interface PageRow {
   ts: number;
   topic: string;
   event: string;
-  data: unknown;
-  old: unknown;
+  /** JSON text: parsed only when the event's body is asked for. */
+  data: string | null;
+  old: string | null;
   changed: unknown;
 }
 
-/** The events of rows of the log; a row that does not parse is skipped, never delivered half. */
+/** The events of rows of the log (a page's row of nulls, which carries only pruned_through, is none). */
 function loggedEvents(rows: readonly Omit<PageRow, 'pruned_through' | 'drawn_through'>[]): LoggedEvent[] {
   const events: LoggedEvent[] = [];
   for (const row of rows) {
     if (row.pos === null) continue;
-    const body = parseEventBody(row.data, row.old, row.changed);
-    // Rows the triggers wrote always parse.
-    if (!body) continue;
-    events.push({ pos: Number(row.pos), id: Number(row.id), ts: row.ts, topic: row.topic, event: row.event, body });
+    const { data, old, changed } = row;
+    let body: EventBody | null | undefined;
+    events.push({
+      pos: Number(row.pos),
+      id: Number(row.id),
+      ts: row.ts,
+      topic: row.topic,
+      event: row.event,
+      body: () => (body === undefined ? (body = parseEventBodyText(data, old, changed)) : body),
+    });
   }
   return events;
 }
 
-/** Type parsers for the reads of events: their JSON keeps numbers that a double would change. */
-const EXACT_JSON_TYPES = {
+/** Type parsers for the reads of events: JSON stays text, for LoggedEvent.body to parse if needed. */
+const JSON_AS_TEXT = {
   getTypeParser: ((oid: number, format?: string) =>
     oid === pg.types.builtins.JSONB || oid === pg.types.builtins.JSON
-      ? parseJsonExactly
+      ? (text: string) => text
       : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
@@ -116,8 +126,8 @@ export function createEventLog(pool: pg.Pool): EventLog {
   // reading 3 commits: 14,000 reads a second unnamed, 23,000 named). A migration that changes the
   // columns these return must give them new names: a relay still running keeps its statements, and
   // PostgreSQL refuses to run a prepared statement whose result type changed.
-  const readCommitsStatement = { name: 'relay-read-log-commits', text: queries.commits, types: EXACT_JSON_TYPES };
-  const readPageStatement = { name: 'relay-read-log-page', text: queries.page, types: EXACT_JSON_TYPES };
+  const readCommitsStatement = { name: 'relay-read-log-commits', text: queries.commits, types: JSON_AS_TEXT };
+  const readPageStatement = { name: 'relay-read-log-page', text: queries.page, types: JSON_AS_TEXT };
 
   async function waitForCommitters(): Promise<void> {
     await pool.query(queries.waitForCommitters);

@@ -15,6 +15,8 @@ export interface Router {
   leave(channel: string): void;
   /** What to publish for this event: one frame per class that must receive it. */
   route(event: RelayEvent): Array<readonly [channel: string, frame: string]>;
+  /** Whether any class is subscribed to the topic (route() of its events can send anything). */
+  hasTopic(topic: string): boolean;
   stats(): { classes: number; subscribers: number };
 }
 
@@ -138,6 +140,8 @@ export function createRouter(options: RouterOptions = {}): Router {
       }
       return out;
     },
+
+    hasTopic: (topic) => topics.has(topic),
 
     stats() {
       return { classes: classesByKey.size, subscribers };
