@@ -143,3 +143,23 @@ t.test('dropping one class keeps the others indexed', async (t) => {
   t.same(router.route(eventOf({ hospital_id: 'H7' })).map(([channel]) => channel), [alsoH7]);
   t.same(router.route(eventOf({ hospital_id: 'H8' })).map(([channel]) => channel), [h8]);
 });
+
+t.test('hasTopic: a topic is known while any class of it has a subscriber, indexed or not', async (t) => {
+  const router = createRouter();
+  t.equal(router.hasTopic('orders'), false, 'an empty router knows no topic');
+  const h1 = router.join(accessOf('hospital', { hospital_id: 'H1' }));
+  const admin = router.join(accessOf('admin', {}));
+  const sameH1 = router.join(accessOf('hospital', { hospital_id: 'H1' }));
+  t.equal(sameH1, h1, 'a second subscriber of the H1 class');
+  t.equal(router.hasTopic('orders'), true);
+  t.equal(router.hasTopic('inventory'), false, 'another topic is not');
+  router.leave(admin);
+  t.equal(router.hasTopic('orders'), true, 'the unindexed class gone, the indexed one stays');
+  router.leave(h1);
+  t.equal(router.hasTopic('orders'), true, 'one subscriber of the H1 class is left');
+  router.leave(sameH1);
+  t.equal(router.hasTopic('orders'), false, 'the last subscriber gone');
+  router.leave(sameH1);
+  t.equal(router.hasTopic('orders'), false, 'a double leave changes nothing');
+  t.same(router.stats(), { classes: 0, subscribers: 0 });
+});
