@@ -20,7 +20,7 @@ const holdingExactNumbers = new WeakSet<object>();
  * Parses JSON text from PostgreSQL; a number that a double would change is kept as its text.
  * Whatever lossless-json cannot parse goes to JSON.parse, its long numbers rounded: it parses
  * recursively, and JSON nested deeper than its stack (PostgreSQL stores 10,000 levels) must not
- * throw here, as a read whose type parser throws fails, and the relay would retry that row forever.
+ * throw here: the event would be passed over as malformed (parseEventBodyText), never delivered.
  */
 export function parseJsonExactly(text: string): unknown {
   if (!LONG_DIGIT_RUN.test(text)) return JSON.parse(text);

@@ -252,7 +252,7 @@ function writepathSection(writepath: WritepathResult): string {
     ),
     `Each the median of ${writepath.rounds} pgbench runs of ${writepath.seconds} s, the scripts taking turns; a pg-relay process reads the log throughout, except in the runs with the relay stopped. ` +
       'Where commits wait for the disk, the flush sets much of the pace for every script alike; without that wait, the ratios are those of the CPU each transaction costs. ' +
-      `There, the relay shares the two cores with the writers: while it read the watched UPDATEs it used ${writepath.withoutFlushWait.readerCores.relay} of a core, and PostgreSQL's backends serving its reads ${writepath.withoutFlushWait.readerCores.postgres}. ` +
+      `There, the relay shares the two cores with the writers: while it read the watched UPDATEs it used ${unflushed.readerCores.relay} of a core, and PostgreSQL's backends serving its reads ${unflushed.readerCores.postgres}. ` +
       'With the relay stopped, the watched UPDATE pays only for its triggers: what the writers keep when the relay runs on a host of its own, less the database side of its reads.',
   ].join('\n\n');
 }

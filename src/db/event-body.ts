@@ -14,7 +14,7 @@ export interface EventBody {
  * `changed` is an update's whole previous row: the body then holds what the update changed, as the
  * trigger logs it for a larger row.
  */
-export function parseEventBody(data: unknown, old: unknown, changed: unknown): EventBody | null {
+function parseEventBody(data: unknown, old: unknown, changed: unknown): EventBody | null {
   if (!isObject(data)) return null;
   if (old !== null && old !== undefined && !isObject(old)) return null;
   if (changed !== null && changed !== undefined) {
