@@ -3,10 +3,11 @@
 // charge each party its CPU. The scenarios are sequences of these steps.
 
 import { latencySummaryMs, type Histogram } from './histogram.ts';
-import { rssBytes, usageOf, usageSince } from './process-stats.ts';
+import { rssBytes, usageOf, usageSince, type UsageSnapshot } from './process-stats.ts';
 import { bucketPercentileMs, bucketsBetween, parseBuckets, type BucketCounts } from './prometheus-histogram.ts';
 import type { BenchPostgres, PostgresProcess } from './postgres.ts';
 import { freshDatabase, prepareDatabase } from './postgres.ts';
+import { nowUs } from './clock.ts';
 import { startWriter, systemAsSource, type RowSource, type WrittenStep } from './row-source.ts';
 import type { SubscriberSpec } from './subscriber-messages.ts';
 import { startSubscribers, type Subscribers } from './subscribers.ts';
@@ -58,6 +59,25 @@ export interface StepResult {
   readonly seconds: number;
 }
 
+/**
+ * What a drain measured: rows committed as fast as the writers went while the system was stopped
+ * (SIGSTOP), then delivered from the moment it was resumed. The database has finished writing by
+ * then, so the rate is the system's own, as far as it and the load share the cores.
+ */
+export interface DrainResult {
+  readonly rows: number;
+  readonly deliveries: number;
+  /** From the resumption to the last delivery. */
+  readonly seconds: number;
+  readonly deliveredPerSecond: number;
+  readonly missing: number;
+  readonly duplicates: number;
+  readonly systemCpuCores: number;
+  readonly systemCpuUsPerDelivery: number;
+  readonly postgresCpuCores: number;
+  readonly loadCpuCores: number;
+}
+
 /** A system under test, ready for steps. */
 export interface Session {
   readonly system: SystemProcess;
@@ -68,6 +88,8 @@ export interface Session {
   readonly connected: { opened: number; failed: number; firstError?: string };
   /** Writes at `rate` for `durationMs`, then waits for the deliveries. */
   step(rate: number, durationMs: number, tenants: readonly string[], label: string): Promise<StepResult>;
+  /** Stops the system, writes as fast as the writers go for `durationMs`, resumes it and times its delivery of the backlog. */
+  drain(durationMs: number, tenants: readonly string[], label: string): Promise<DrainResult>;
   /** Writes until every subscriber got a row, so steps measure a subscribed steady state. */
   warmUp(tenants: readonly string[]): Promise<void>;
   close(): Promise<void>;
@@ -227,6 +249,45 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         );
         return result;
       },
+      async drain(durationMs, tenants, label) {
+        subscribers.beginWindow();
+        process.kill(system.pid, 'SIGSTOP');
+        let written: WrittenStep;
+        let resumedUs: number;
+        let before: { system: UsageSnapshot; postgres: UsageSnapshot; load: UsageSnapshot };
+        try {
+          written = await rowSource.write(0, durationMs, tenants);
+        } finally {
+          const postgresPids = (await options.postgres.processes()).map((process) => process.pid);
+          before = { system: usageOf([system.pid]), postgres: usageOf(postgresPids), load: usageOf(loadPids()) };
+          resumedUs = nowUs();
+          process.kill(system.pid, 'SIGCONT');
+        }
+        log(`${label}: ${written.rows} rows committed while ${spec.name} was stopped; resumed`);
+        const settled = await settle(subscribers, written);
+        const seconds = settled.lastEventUs > resumedUs ? (settled.lastEventUs - resumedUs) / 1e6 : Number.NaN;
+        // CPU until the settle saw the end, a little past the last delivery (all charged to the
+        // drain), in cores over the drain itself: nobody has much left to do after it.
+        const used = { system: usageSince(before.system), postgres: usageSince(before.postgres), load: usageSince(before.load) };
+        const result: DrainResult = {
+          rows: written.rows,
+          deliveries: settled.events,
+          seconds: round(seconds, 2),
+          deliveredPerSecond: round(settled.events / seconds),
+          missing: settled.missing,
+          duplicates: settled.duplicates,
+          systemCpuCores: round(used.system.cpu / seconds, 2),
+          systemCpuUsPerDelivery: settled.events ? round((used.system.cpu * 1e6) / settled.events, 2) : Number.NaN,
+          postgresCpuCores: round(used.postgres.cpu / seconds, 2),
+          loadCpuCores: round(used.load.cpu / seconds, 2),
+        };
+        log(
+          `${label}: ${result.deliveries} deliveries in ${result.seconds} s (${result.deliveredPerSecond}/s), missing ${result.missing}, ` +
+            `duplicates ${result.duplicates}, system ${result.systemCpuCores} cores (${result.systemCpuUsPerDelivery} µs/delivery), ` +
+            `postgres ${result.postgresCpuCores}, load ${result.loadCpuCores}`,
+        );
+        return result;
+      },
       async close() {
         await subscribers.close();
         await rowSource.close();
@@ -246,7 +307,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
 async function settle(
   subscribers: Subscribers,
   written: WrittenStep,
-): Promise<{ missing: number; duplicates: number; events: number; histogram: Histogram; at: number }> {
+): Promise<{ missing: number; duplicates: number; events: number; histogram: Histogram; lastEventUs: number; at: number }> {
   let lastEvents = -1;
   let lastChange = performance.now();
   const limit = lastChange + SETTLE_LIMIT_MS;

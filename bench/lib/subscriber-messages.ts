@@ -32,5 +32,13 @@ export type SubscriberCommand =
 export type SubscriberReport =
   | { readonly type: 'connected'; readonly opened: number; readonly failed: number; readonly firstError?: string }
   | { readonly type: 'progress'; readonly events: number; readonly withoutEvents: number; readonly closed: number; readonly histogram: Histogram }
-  | { readonly type: 'settled'; readonly missing: number; readonly duplicates: number; readonly events: number; readonly histogram: Histogram }
+  | {
+      readonly type: 'settled';
+      readonly missing: number;
+      readonly duplicates: number;
+      readonly events: number;
+      readonly histogram: Histogram;
+      /** When the window's last event arrived (µs of CLOCK_MONOTONIC), 0 if none did. */
+      readonly lastEventUs: number;
+    }
   | { readonly type: 'closed' };

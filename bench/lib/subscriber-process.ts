@@ -21,6 +21,7 @@ interface Subscriber {
 const subscribers: Subscriber[] = [];
 let window = createHistogram();
 let windowEvents = 0;
+let windowLastEventUs = 0;
 let progressHistogram = createHistogram();
 
 function send(report: SubscriberReport): void {
@@ -63,7 +64,9 @@ async function connectAll(command: Extract<SubscriberCommand, { type: 'connect' 
           onText(text) {
             const meaning = dialect.read(text);
             if (meaning.kind === 'event') {
-              const latency = nowUs() - meaning.sentAtUs;
+              const receivedUs = nowUs();
+              const latency = receivedUs - meaning.sentAtUs;
+              windowLastEventUs = receivedUs;
               recordLatency(window, latency);
               recordLatency(progressHistogram, latency);
               windowEvents++;
@@ -101,7 +104,7 @@ function settle(command: Extract<SubscriberCommand, { type: 'settle' }>): Subscr
     missing += expected - subscriber.received.countBetween(command.low, command.high);
     duplicates += subscriber.duplicates;
   }
-  return { type: 'settled', missing, duplicates, events: windowEvents, histogram: window };
+  return { type: 'settled', missing, duplicates, events: windowEvents, histogram: window, lastEventUs: windowLastEventUs };
 }
 
 process.on('message', (command: SubscriberCommand) => {
@@ -115,6 +118,7 @@ process.on('message', (command: SubscriberCommand) => {
     case 'begin-window':
       window = createHistogram();
       windowEvents = 0;
+      windowLastEventUs = 0;
       for (const subscriber of subscribers) subscriber.duplicates = 0;
       return;
     case 'progress': {

@@ -23,6 +23,8 @@ export interface Subscribers {
     duplicates: number;
     events: number;
     histogram: Histogram;
+    /** When the window's last event arrived at any subscriber (µs of CLOCK_MONOTONIC), 0 if none did. */
+    lastEventUs: number;
   }>;
   close(): Promise<void>;
 }
@@ -86,6 +88,7 @@ export function startSubscribers(specs: readonly SubscriberSpec[], processes: nu
         duplicates: reports.reduce((sum, report) => sum + report.duplicates, 0),
         events: reports.reduce((sum, report) => sum + report.events, 0),
         histogram: mergedHistogram(reports),
+        lastEventUs: Math.max(0, ...reports.map((report) => report.lastEventUs)),
       };
     },
     async close() {

@@ -1,8 +1,10 @@
 // fanout: 1,000 hospital subscribers over 100 hospitals plus 100 admins (each row reaches its
 // hospital's 10 and every admin: 110 deliveries), the write rate stepped up until
-// the system (or PostgreSQL) saturates, then one step as fast as the writers go. Every system of
-// the run on the same workload, one after the other.
-import type { StepResult } from '../lib/session.ts';
+// the system (or PostgreSQL) saturates, then one step as fast as the writers go. Last, a drain: the
+// system is stopped while the writers go flat out, then resumed, and its delivery of that backlog
+// is timed; PostgreSQL is done writing then, so the rate is the system's own. Every system of the
+// run on the same workload, one after the other.
+import type { DrainResult, StepResult } from '../lib/session.ts';
 import { subscriberSpecs, tenantNames } from '../lib/tokens.ts';
 import { startScenarioSession, type ScenarioContext } from './context.ts';
 
@@ -14,7 +16,12 @@ export interface FanoutOptions {
   readonly stepMs: number;
   /** After the rates, one step as fast as the writers go (where the system kept up). */
   readonly thenMax: boolean;
+  /** Then, writing this long with the system stopped, a drain of the backlog (0: none). */
+  readonly drainMs: number;
 }
+
+/** The write rate a system must have kept up with to be drained: a slower one would take minutes. */
+export const DRAIN_MIN_RATE = 1000;
 
 export const FANOUT_DEFAULTS: FanoutOptions = {
   hospitals: 100,
@@ -23,6 +30,7 @@ export const FANOUT_DEFAULTS: FanoutOptions = {
   rates: [50, 100, 250, 500, 1000, 2000, 4000, 8000],
   stepMs: 5000,
   thenMax: true,
+  drainMs: 1000,
 };
 
 export interface FanoutSystemResult {
@@ -36,6 +44,13 @@ export interface FanoutSystemResult {
    * triggers. Skipped for a system that already fell behind the writers at a set rate.
    */
   readonly max?: StepResult;
+  /**
+   * Its own delivery rate: the backlog of rows committed while it was stopped, delivered with the
+   * database no longer writing. Only for systems with a database that kept up with DRAIN_MIN_RATE.
+   */
+  readonly drain?: DrainResult;
+  /** Why a run with drains did not drain this system. */
+  readonly notDrained?: string;
 }
 
 /** The system fell behind: deliveries 10% short of the rows committed, latency ran away, or rows missing. */
@@ -68,12 +83,17 @@ export async function runFanout(context: ScenarioContext, options: FanoutOptions
       }
       // As fast as the writers go only where the system kept up: otherwise it measures a queue.
       const max = behind || !options.thenMax ? undefined : await session.step(0, options.stepMs, tenants, `fanout ${spec.name} max`);
+      const keptUp = steps.some((step) => step.offeredRate >= DRAIN_MIN_RATE && !systemSaturated(step, deliveriesPerRow));
+      const notDrained = !spec.database ? 'it has no database' : keptUp ? undefined : `it kept up with no step of ${DRAIN_MIN_RATE} rows/s or more: its drain could take minutes`;
+      const drain = options.drainMs > 0 && !notDrained ? await session.drain(options.drainMs, tenants, `fanout ${spec.name} drain`) : undefined;
       results[spec.name] = {
         subscribers: session.connected.opened,
         deliveriesPerRow,
         connectionsPerSecond: Math.round(session.connected.opened / session.connectSeconds),
         steps,
         ...(max ? { max } : {}),
+        ...(drain ? { drain } : {}),
+        ...(options.drainMs > 0 && notDrained ? { notDrained } : {}),
       };
     } finally {
       await session.close();

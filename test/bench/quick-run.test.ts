@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
-import type { StepResult } from '../../bench/lib/session.ts';
+import type { DrainResult, StepResult } from '../../bench/lib/session.ts';
 import { projectPath } from '../../src/project-root.ts';
 
 const run = promisify(execFile);
@@ -21,7 +21,7 @@ t.test('npm run bench -- fanout --quick delivers every row once to every subscri
   const resultsFile = /results: (\S+\.json)/.exec(stderr)?.[1];
   if (!resultsFile) throw new Error(`the bench named no results file:\n${stderr}`);
   const results = JSON.parse(await readFile(resultsFile, 'utf8')) as {
-    fanout: Record<string, { subscribers: number; steps: StepResult[] }>;
+    fanout: Record<string, { subscribers: number; steps: StepResult[]; drain?: DrainResult; notDrained?: string }>;
   };
   for (const system of ['pg-relay', 'uws-raw']) {
     const result = results.fanout[system];
@@ -36,6 +36,13 @@ t.test('npm run bench -- fanout --quick delivers every row once to every subscri
       t.ok(waits.length === 3 && waits.every((wait) => wait >= 0), `${system}: waits for a core measured (${waits.join(' / ')} s/s)`);
     }
   }
+  // The drain: rows committed while the relay was stopped all arrive, once each, after it resumes.
+  const drain = results.fanout['pg-relay']?.drain;
+  t.ok(drain && drain.rows > 0, `pg-relay was drained of ${drain?.rows} rows`);
+  t.equal(drain?.missing, 0, 'the drain lost nothing');
+  t.equal(drain?.duplicates, 0, 'the drain repeated nothing');
+  t.ok(drain && drain.deliveries >= drain.rows * 20 && drain.seconds > 0, `${drain?.deliveries} deliveries in ${drain?.seconds} s`);
+  t.equal(results.fanout['uws-raw']?.notDrained, 'it has no database', 'the no-database limit is not drained, and says why');
   t.match(stdout, /## Targets/, 'the markdown report is printed');
   t.match(stdout, /\| pg-relay \| 250 \|/, 'with a row per step');
 });

@@ -8,7 +8,7 @@ import { usageOf, usageSince } from '../../bench/lib/process-stats.ts';
 import { bucketPercentileMs, bucketsBetween, parseBuckets } from '../../bench/lib/prometheus-histogram.ts';
 import { createReceivedIds } from '../../bench/lib/received-ids.ts';
 import { renderReport, type BenchRun } from '../../bench/lib/report.ts';
-import type { StepResult } from '../../bench/lib/session.ts';
+import type { DrainResult, StepResult } from '../../bench/lib/session.ts';
 import { pgRelayDialect } from '../../bench/peers/pg-relay/dialect.ts';
 
 t.test('percentiles are within the 2% bucket width of the exact ones', async (t) => {
@@ -198,4 +198,57 @@ t.test('the write-path target names both commit modes, and says which one missed
   t.match(separated, /0\.58 \(5800 tps\) with the relay stopped: the triggers' own cost/);
   t.match(separated, /\| met as the server commits; \*\*missed\*\* without waiting for the disk \(met by the triggers alone\) \|$/);
   t.match(verdict(renderReport(writepath(0.62, 0.42, 0.45))), /\*\*missed\*\* without waiting for the disk \|$/, 'triggers alone short too: no mention');
+});
+
+t.test('the fan-out target weighs the drain, where both systems were drained, and the drain table names who was not', async (t) => {
+  const step = (deliveredPerSecond: number, systemCpuUsPerDelivery: number): StepResult => ({
+    offeredRate: 1000,
+    committedPerSecond: 1000,
+    rows: 5000,
+    deliveries: deliveredPerSecond * 5,
+    deliveredPerSecond,
+    missing: 0,
+    duplicates: 0,
+    latencyMs: { p50: 1, p95: 1, p99: 1, max: 1 },
+    systemCpuCores: 0.3,
+    systemCpuUsPerDelivery,
+    systemRssMb: 90,
+    postgresCpuCores: 0.7,
+    postgresCpuByRole: {},
+    loadCpuCores: 0.9,
+    waitingForCpu: { system: 0, postgres: 0, load: 0 },
+    seconds: 5,
+  });
+  const drain = (deliveredPerSecond: number, missing = 0): DrainResult => ({
+    rows: 10_000,
+    deliveries: 1_100_000,
+    seconds: 1_100_000 / deliveredPerSecond,
+    deliveredPerSecond,
+    missing,
+    duplicates: 0,
+    systemCpuCores: 0.5,
+    systemCpuUsPerDelivery: 0.45,
+    postgresCpuCores: 0.05,
+    loadCpuCores: 1.4,
+  });
+  const run = (relayDrain?: DrainResult, gatewayDrain?: DrainResult): BenchRun =>
+    benchRun('fanout', {
+      fanout: {
+        'pg-relay': { subscribers: 1100, deliveriesPerRow: 110, connectionsPerSecond: 1000, steps: [step(500_000, 0.6)], ...(relayDrain ? { drain: relayDrain } : {}) },
+        'socket.io': { subscribers: 1100, deliveriesPerRow: 110, connectionsPerSecond: 1000, steps: [step(100_000, 8)], ...(gatewayDrain ? { drain: gatewayDrain } : {}) },
+        'uws-raw': { subscribers: 1100, deliveriesPerRow: 110, connectionsPerSecond: 1000, steps: [step(1_000_000, 0.5)], notDrained: 'it has no database' },
+      },
+    });
+  const verdict = (report: string): string => targetLine(report, 'Fan-out');
+  const short = verdict(renderReport(run(drain(900_000), drain(100_000))));
+  t.match(short, /5\.0x \(500000 vs 100000\/s\)/, 'the stepped peak first');
+  t.match(short, /draining a backlog once the database was done writing: 9\.0x \(900000 vs 100000\/s\), the relay using 0\.5 of a core and the load 1\.4/);
+  t.notMatch(short, /\| met \|$/, 'short of 10x both ways: not met on deliveries/s');
+  t.match(verdict(renderReport(run(drain(1_000_000), drain(100_000)))), /\| met \|$/, '10x in the drain: met');
+  t.match(verdict(renderReport(run(drain(1_000_000, 3), drain(100_000)))), /missing 3.*\*\*missed\*\* \(deliveries lost\)/, 'a loss in the drain is a loss');
+  t.notMatch(verdict(renderReport(run(drain(1_000_000)))), /draining/, 'no drain of the gateway: no drain ratio');
+  const report = renderReport(run(drain(900_000), drain(100_000)));
+  t.match(report, /### Draining a backlog/);
+  t.match(report, /\| pg-relay \| 10000 \| 1100000 \| 1\.2222222222222223 \| 900000 \|/, 'a row per drained system');
+  t.match(report, /Not drained: uws-raw \(it has no database\)\./);
 });
