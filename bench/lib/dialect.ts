@@ -25,17 +25,28 @@ export interface Dialect {
   read(text: string): FrameMeaning;
 }
 
-/** Reads the first integer after `"key":` (optional spaces) in a JSON text, or NaN. */
+/** `"key":` for each key read so far: built once, not at every frame. */
+const needles = new Map<string, string>();
+
+/**
+ * Reads the first integer after `"key":` (optional spaces) in a JSON text, or NaN. Digit by digit,
+ * with no substring: a subscriber reads two of these in every frame it receives.
+ */
 export function numberAfterKey(text: string, key: string): number {
-  const at = text.indexOf(`"${key}":`);
+  let needle = needles.get(key);
+  if (needle === undefined) needles.set(key, (needle = `"${key}":`));
+  const at = text.indexOf(needle);
   if (at < 0) return Number.NaN;
-  let index = at + key.length + 3;
+  let index = at + needle.length;
   while (text.charCodeAt(index) === 32) index++;
-  let end = index;
-  while (end < text.length) {
-    const code = text.charCodeAt(end);
-    if ((code < 48 || code > 57) && code !== 45) break;
-    end++;
+  const negative = text.charCodeAt(index) === 45;
+  if (negative) index++;
+  let value = 0;
+  let digits = 0;
+  for (let code = text.charCodeAt(index); code >= 48 && code <= 57; code = text.charCodeAt(++index)) {
+    value = value * 10 + (code - 48);
+    digits++;
   }
-  return end > index ? Number(text.slice(index, end)) : Number.NaN;
+  if (digits === 0) return Number.NaN;
+  return negative ? -value : value;
 }

@@ -30,7 +30,7 @@ export const FANOUT_DEFAULTS: FanoutOptions = {
   rates: [50, 100, 250, 500, 1000, 2000, 4000, 8000],
   stepMs: 5000,
   thenMax: true,
-  drainMs: 1000,
+  drainMs: 2000,
 };
 
 export interface FanoutSystemResult {

@@ -66,6 +66,9 @@ t.test('numbers are read after their key, with or without a space', async (t) =>
   t.equal(numberAfterKey('{"sent_at":1234567890123}', 'sent_at'), 1234567890123);
   t.ok(Number.isNaN(numberAfterKey('{"id":"x"}', 'id')));
   t.ok(Number.isNaN(numberAfterKey('{}', 'id')));
+  t.ok(Number.isNaN(numberAfterKey('{"id":-}', 'id')), 'a sign alone is no number');
+  t.equal(numberAfterKey('{"id":-12,"x":1}', 'id'), -12);
+  t.equal(numberAfterKey('{"sent_at":9007199254740991}', 'sent_at'), Number.MAX_SAFE_INTEGER, 'exact up to 2^53');
 });
 
 t.test("pg-relay's dialect reads its event frames", async (t) => {
