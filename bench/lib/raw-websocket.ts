@@ -5,6 +5,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { nowUs } from './clock.ts';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const OPCODE_CONTINUATION = 0x0;
@@ -35,7 +36,11 @@ export interface RawWebSocketOptions {
 /** What the connection tells its owner. */
 export interface RawWebSocketHandlers {
   onOpen(socket: RawWebSocket): void;
-  onText(text: string): void;
+  /**
+   * A text frame, and when the read that completed it returned (µs of CLOCK_MONOTONIC): one clock
+   * read per read, however many frames it carried.
+   */
+  onText(text: string, receivedUs: number): void;
   /** Once, whatever ended the connection; `code` is 1006 when no close frame arrived. */
   onClose(code: number, reason: string): void;
 }
@@ -95,6 +100,9 @@ export function openRawWebSocket(options: RawWebSocketOptions, handlers: RawWebS
     socket.write(frame);
   };
 
+  /** When the read being parsed returned. */
+  let receivedUs = 0;
+
   const readFrames = (): void => {
     let offset = 0;
     while (pending.length - offset >= 2) {
@@ -125,8 +133,8 @@ export function openRawWebSocket(options: RawWebSocketOptions, handlers: RawWebS
           fragments.push(payload);
           const whole = Buffer.concat(fragments);
           fragments = [];
-          handlers.onText(whole.toString('utf8'));
-        } else handlers.onText(payload.toString('utf8'));
+          handlers.onText(whole.toString('utf8'), receivedUs);
+        } else handlers.onText(payload.toString('utf8'), receivedUs);
       } else if (opcode === OPCODE_PING) writeFrame(0xa, Buffer.from(payload));
       else if (opcode === OPCODE_CLOSE) {
         const code = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
@@ -166,6 +174,7 @@ export function openRawWebSocket(options: RawWebSocketOptions, handlers: RawWebS
   });
   /** One read: `chunk` is READ_BUFFER's, valid until this returns. */
   function onBytes(chunk: Buffer): void {
+    receivedUs = nowUs();
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     if (open) readFrames();
     else readHandshake();

@@ -73,7 +73,7 @@ function targets(run: BenchRun): string {
       'Fan-out: at least 10x the socket.io gateway\'s deliveries/s at saturation, 0 lost',
       `${ratio.toFixed(1)}x (${peakStep(relay).deliveredPerSecond} vs ${peakStep(gateway).deliveredPerSecond}/s); ` +
         `CPU per delivery ${cpuRatio.toFixed(1)}x less; missing ${lost}${drained}`,
-      fanoutVerdict(Math.max(ratio, drainRatio ?? 0), cpuRatio, lost === 0, peakStep(relay).systemCpuCores),
+      fanoutVerdict(ratio, drainRatio, cpuRatio, lost === 0, peakStep(relay).systemCpuCores),
     ]);
   }
   if (relay) {
@@ -135,13 +135,17 @@ function targets(run: BenchRun): string {
 }
 
 /**
- * Deliveries/s decide, unless the relay had a core to spare at its peak: then PostgreSQL and the
- * load generator saturated the shared cores first, and the relay's own CPU per delivery is the
- * measure of it (as issue 4 allows).
+ * Deliveries/s decide: with live writes, or else draining a backlog once PostgreSQL was done
+ * writing (each system at its own pace, not the commit rate's). Short of 10x both ways, the
+ * relay's own CPU per delivery does, if it had a core to spare at its peak: then PostgreSQL and
+ * the load generator saturated the shared cores first (as issue 4 allows).
  */
-function fanoutVerdict(ratio: number, cpuRatio: number, nothingLost: boolean, relayCoresAtPeak: number): string {
+function fanoutVerdict(ratio: number, drainRatio: number | undefined, cpuRatio: number, nothingLost: boolean, relayCoresAtPeak: number): string {
   if (!nothingLost) return '**missed** (deliveries lost)';
   if (ratio >= 10) return 'met';
+  if (drainRatio !== undefined && drainRatio >= 10) {
+    return "met draining a backlog (with live writes, PostgreSQL's commit rate on the shared cores caps deliveries/s first)";
+  }
   if (cpuRatio >= 10 && relayCoresAtPeak < 0.9) {
     return `met on CPU per delivery (deliveries/s: the relay used ${relayCoresAtPeak} of a core at its peak; PostgreSQL and the load took the rest)`;
   }

@@ -7,7 +7,6 @@ import { createHistogram, recordLatency, type Histogram } from './histogram.ts';
 import { openRawWebSocket, type RawWebSocket } from './raw-websocket.ts';
 import { createReceivedIds, type ReceivedIds } from './received-ids.ts';
 import type { SubscriberCommand, SubscriberReport, SubscriberSpec } from './subscriber-messages.ts';
-import { nowUs } from './clock.ts';
 
 interface Subscriber {
   readonly spec: SubscriberSpec;
@@ -61,10 +60,9 @@ async function connectAll(command: Extract<SubscriberCommand, { type: 'connect' 
             for (const frame of dialect.greeting(subscriber.spec.token)) socket.sendText(frame);
             settle(true);
           },
-          onText(text) {
+          onText(text, receivedUs) {
             const meaning = dialect.read(text);
             if (meaning.kind === 'event') {
-              const receivedUs = nowUs();
               const latency = receivedUs - meaning.sentAtUs;
               windowLastEventUs = receivedUs;
               recordLatency(window, latency);
