@@ -132,18 +132,14 @@ function benchRun(scenario: string, results: Partial<BenchRun>): BenchRun {
   };
 }
 
-/** The line of the report's targets table that starts with `target`. */
-function targetLine(report: string, target: string): string {
-  return report.split('\n').find((line) => line.startsWith(`| ${target}`)) ?? '';
-}
-
-t.test("the commit-rate target is judged at the step PostgreSQL committed most, once a step showed the writers could go no faster", async (t) => {
-  const step = (offeredRate: number, committedPerSecond: number, deliveryShare: number): StepResult => ({
-    offeredRate,
-    committedPerSecond,
-    rows: committedPerSecond * 5,
-    deliveries: committedPerSecond * 5 * 110 * deliveryShare,
-    deliveredPerSecond: committedPerSecond * 110 * deliveryShare,
+/** A made-up fan-out step: 1,000 rows/s for 5 s to 110 subscribers each, as `changes` say. */
+function fanoutStep(changes: Partial<StepResult>): StepResult {
+  return {
+    offeredRate: 1000,
+    committedPerSecond: 1000,
+    rows: 5000,
+    deliveries: 550_000,
+    deliveredPerSecond: 110_000,
     missing: 0,
     duplicates: 0,
     latencyMs: { p50: 1, p95: 1, p99: 1, max: 1 },
@@ -155,7 +151,24 @@ t.test("the commit-rate target is judged at the step PostgreSQL committed most, 
     loadCpuCores: 0.9,
     waitingForCpu: { system: 0, postgres: 0, load: 0 },
     seconds: 5,
-  });
+    ...changes,
+  };
+}
+
+/** The line of the report's targets table that starts with `target`. */
+function targetLine(report: string, target: string): string {
+  return report.split('\n').find((line) => line.startsWith(`| ${target}`)) ?? '';
+}
+
+t.test("the commit-rate target is judged at the step PostgreSQL committed most, once a step showed the writers could go no faster", async (t) => {
+  const step = (offeredRate: number, committedPerSecond: number, deliveryShare: number): StepResult =>
+    fanoutStep({
+      offeredRate,
+      committedPerSecond,
+      rows: committedPerSecond * 5,
+      deliveries: committedPerSecond * 5 * 110 * deliveryShare,
+      deliveredPerSecond: committedPerSecond * 110 * deliveryShare,
+    });
   const run = (steps: StepResult[], max?: StepResult): BenchRun =>
     benchRun('fanout', { fanout: { 'pg-relay': { subscribers: 1100, deliveriesPerRow: 110, connectionsPerSecond: 1000, steps, ...(max ? { max } : {}) } } });
   const verdict = (report: string): string => targetLine(report, "At PostgreSQL's highest commit rate");
@@ -206,24 +219,8 @@ t.test('the write-path target names both commit modes, and says which one missed
 });
 
 t.test('the fan-out target weighs the drain, where both systems were drained, and the drain table names who was not', async (t) => {
-  const step = (deliveredPerSecond: number, systemCpuUsPerDelivery: number): StepResult => ({
-    offeredRate: 1000,
-    committedPerSecond: 1000,
-    rows: 5000,
-    deliveries: deliveredPerSecond * 5,
-    deliveredPerSecond,
-    missing: 0,
-    duplicates: 0,
-    latencyMs: { p50: 1, p95: 1, p99: 1, max: 1 },
-    systemCpuCores: 0.3,
-    systemCpuUsPerDelivery,
-    systemRssMb: 90,
-    postgresCpuCores: 0.7,
-    postgresCpuByRole: {},
-    loadCpuCores: 0.9,
-    waitingForCpu: { system: 0, postgres: 0, load: 0 },
-    seconds: 5,
-  });
+  const step = (deliveredPerSecond: number, systemCpuUsPerDelivery: number): StepResult =>
+    fanoutStep({ deliveries: deliveredPerSecond * 5, deliveredPerSecond, systemCpuUsPerDelivery });
   const drain = (deliveredPerSecond: number, missing = 0): DrainResult => ({
     rows: 10_000,
     deliveries: 1_100_000,
