@@ -257,10 +257,11 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         let before: { system: UsageSnapshot; postgres: UsageSnapshot; load: UsageSnapshot };
         try {
           written = await rowSource.write(0, durationMs, tenants);
-        } finally {
           const postgresPids = (await options.postgres.processes()).map((process) => process.pid);
           before = { system: usageOf([system.pid]), postgres: usageOf(postgresPids), load: usageOf(loadPids()) };
           resumedUs = nowUs();
+        } finally {
+          // Whatever failed, the system runs again: a stopped one would hang the session's close.
           process.kill(system.pid, 'SIGCONT');
         }
         log(`${label}: ${written.rows} rows committed while ${spec.name} was stopped; resumed`);
