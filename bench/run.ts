@@ -89,11 +89,29 @@ function systemsFor(names: readonly string[], only: readonly string[] | undefine
     });
 }
 
+const USAGE = `Usage: npm run bench -- <scenario|all> [--systems a,b] [--quick] [--rates 1000,2000,max]
+  scenarios: ${Object.keys(SCENARIOS).join(', ')}; all runs every one and writes bench/RESULTS.md
+  --systems  the systems to compare (${Object.keys(SYSTEMS).join(', ')}); each scenario has its own default
+  --quick    a small version of the scenario (what npm test runs)
+  --rates    fanout only: these write rates (rows/s; max: as fast as the writers go)
+`;
+
 async function main(): Promise<void> {
-  const { positionals, values } = parseArgs({
-    allowPositionals: true,
-    options: { systems: { type: 'string' }, quick: { type: 'boolean', default: false }, rates: { type: 'string' } },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: { systems: { type: 'string' }, quick: { type: 'boolean', default: false }, rates: { type: 'string' }, help: { type: 'boolean', default: false } },
+    });
+  } catch (error) {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  const { positionals, values } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const requested = positionals[0] ?? 'all';
   const names = requested === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [requested as ScenarioName];
   for (const name of names) {

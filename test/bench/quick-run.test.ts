@@ -46,3 +46,16 @@ t.test('npm run bench -- fanout --quick delivers every row once to every subscri
   t.match(stdout, /## Targets/, 'the markdown report is printed');
   t.match(stdout, /\| pg-relay \| 250 \|/, 'with a row per step');
 });
+
+t.test('npm run bench -- --help prints the usage; an unknown option says so, with the usage, and exits 2', async (t) => {
+  const bench = projectPath('dist', 'bench', 'run.js');
+  const help = await run(process.execPath, [bench, '--help']);
+  t.match(help.stdout, /^Usage: npm run bench -- <scenario\|all>/);
+  t.match(help.stdout, /scenarios: fanout, tenants, connections, catchup, writepath/);
+  const refused = await run(process.execPath, [bench, '--bogus']).then(
+    () => undefined,
+    (error: { code?: number; stderr?: string }) => error,
+  );
+  t.equal(refused?.code, 2, 'exit code 2');
+  t.match(refused?.stderr ?? '', /Unknown option '--bogus'[\s\S]*Usage:/);
+});
