@@ -62,18 +62,20 @@ function targets(run: BenchRun): string {
   if (relay && gateway) {
     const ratio = peakStep(relay).deliveredPerSecond / peakStep(gateway).deliveredPerSecond;
     const cpuRatio = peakStep(gateway).systemCpuUsPerDelivery / peakStep(relay).systemCpuUsPerDelivery;
-    const drainRatio = relay.drain && gateway.drain ? relay.drain.deliveredPerSecond / gateway.drain.deliveredPerSecond : undefined;
-    const drained =
-      relay.drain && gateway.drain && drainRatio !== undefined
-        ? `; draining a backlog once the database was done writing: ${drainRatio.toFixed(1)}x (${relay.drain.deliveredPerSecond} vs ${gateway.drain.deliveredPerSecond}/s), ` +
-          `the relay using ${relay.drain.systemCpuCores} of a core and the load ${relay.drain.loadCpuCores}, socket.io ${gateway.drain.systemCpuCores}`
-        : '';
+    const drains =
+      relay.drain && gateway.drain
+        ? { relay: relay.drain, gateway: gateway.drain, ratio: relay.drain.deliveredPerSecond / gateway.drain.deliveredPerSecond }
+        : undefined;
+    const drained = drains
+      ? `; draining a backlog once the database was done writing: ${drains.ratio.toFixed(1)}x (${drains.relay.deliveredPerSecond} vs ${drains.gateway.deliveredPerSecond}/s), ` +
+        `the relay using ${drains.relay.systemCpuCores} of a core and the load ${drains.relay.loadCpuCores}, socket.io ${drains.gateway.systemCpuCores}`
+      : '';
     const lost = sum(relay, 'missing') + (relay.drain?.missing ?? 0);
     rows.push([
       'Fan-out: at least 10x the socket.io gateway\'s deliveries/s at saturation, 0 lost',
       `${ratio.toFixed(1)}x (${peakStep(relay).deliveredPerSecond} vs ${peakStep(gateway).deliveredPerSecond}/s); ` +
         `CPU per delivery ${cpuRatio.toFixed(1)}x less; missing ${lost}${drained}`,
-      fanoutVerdict(ratio, drainRatio, cpuRatio, lost === 0, peakStep(relay).systemCpuCores),
+      fanoutVerdict(ratio, drains?.ratio, cpuRatio, lost === 0, peakStep(relay).systemCpuCores),
     ]);
   }
   if (relay) {

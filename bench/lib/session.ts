@@ -149,6 +149,12 @@ export async function startSession(options: SessionOptions): Promise<Session> {
     if (connected.failed > 0) log(`${spec.name}: first failure: ${connected.firstError}`);
     const rowSource = source;
     const loadPids = (): number[] => [...subscribers.pids, ...(rowSource.pid ? [rowSource.pid] : [])];
+    /** What each party has used so far: the system, PostgreSQL's `postgresPids`, the load. */
+    const usageNow = (postgresPids: readonly number[]): PartyUsage => ({
+      system: usageOf([system.pid]),
+      postgres: usageOf(postgresPids),
+      load: usageOf(loadPids()),
+    });
 
     const session: Session = {
       system,
@@ -188,7 +194,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         // background processes and the connections of the system and the writer).
         const postgresProcesses = await options.postgres.processes();
         const postgresPids = postgresProcesses.map((process) => process.pid);
-        const before = { system: usageOf([system.pid]), postgres: usageOf(postgresPids), load: usageOf(loadPids()) };
+        const before = usageNow(postgresPids);
         const lagBefore = await scrapeLag();
         const started = performance.now();
         const ticker = setInterval(() => {
@@ -210,7 +216,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         }
         const settled = await settle(subscribers, written);
         const seconds = (settled.at - started) / 1000;
-        const used = { system: usageSince(before.system), postgres: usageSince(before.postgres), load: usageSince(before.load) };
+        const used = usedSince(before);
         const systemCpu = used.system.cpu;
         const lagAfter = await scrapeLag();
         const lag = lagBefore && lagAfter ? bucketsBetween(lagBefore, lagAfter) : undefined;
@@ -254,11 +260,11 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         process.kill(system.pid, 'SIGSTOP');
         let written: WrittenStep;
         let resumedUs: number;
-        let before: { system: UsageSnapshot; postgres: UsageSnapshot; load: UsageSnapshot };
+        let before: PartyUsage;
         try {
           written = await rowSource.write(0, durationMs, tenants);
           const postgresPids = (await options.postgres.processes()).map((process) => process.pid);
-          before = { system: usageOf([system.pid]), postgres: usageOf(postgresPids), load: usageOf(loadPids()) };
+          before = usageNow(postgresPids);
           resumedUs = nowUs();
         } finally {
           // Whatever failed, the system runs again: a stopped one would hang the session's close.
@@ -269,7 +275,7 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         const seconds = settled.lastEventUs > resumedUs ? (settled.lastEventUs - resumedUs) / 1e6 : Number.NaN;
         // CPU until the settle saw the end, a little past the last delivery (all charged to the
         // drain), in cores over the drain itself: nobody has much left to do after it.
-        const used = { system: usageSince(before.system), postgres: usageSince(before.postgres), load: usageSince(before.load) };
+        const used = usedSince(before);
         const result: DrainResult = {
           rows: written.rows,
           deliveries: settled.events,
@@ -322,6 +328,18 @@ async function settle(
     } else if (now - lastChange > STALL_MS) return { ...result, at: lastChange };
     await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
   }
+}
+
+/** Each party's usage snapshot: the system under test, PostgreSQL, the load. */
+interface PartyUsage {
+  readonly system: UsageSnapshot;
+  readonly postgres: UsageSnapshot;
+  readonly load: UsageSnapshot;
+}
+
+/** What each party used since `before`. */
+function usedSince(before: PartyUsage): Record<keyof PartyUsage, ReturnType<typeof usageSince>> {
+  return { system: usageSince(before.system), postgres: usageSince(before.postgres), load: usageSince(before.load) };
 }
 
 function round(value: number, digits = 0): number {
