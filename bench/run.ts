@@ -25,11 +25,14 @@ interface RunFlags {
   readonly rates?: readonly number[];
 }
 
+/** A command line the bench cannot run: its message is printed with the usage. */
+class UsageError extends Error {}
+
 /** `--rates 1000,2000,max`. */
 function parseRates(text: string): number[] {
   return text.split(',').map((part) => {
     const rate = part === 'max' ? 0 : Number(part);
-    if (!Number.isInteger(rate) || rate < 0) throw new Error(`--rates: ${part} is not a rate (rows per second, or max)`);
+    if (!Number.isInteger(rate) || rate < 0) throw new UsageError(`--rates: ${part} is not a rate (rows per second, or max)`);
     return rate;
   });
 }
@@ -96,30 +99,53 @@ const USAGE = `Usage: npm run bench -- <scenario|all> [--systems a,b] [--quick] 
   --rates    fanout only: these write rates (rows/s; max: as fast as the writers go)
 `;
 
-async function main(): Promise<void> {
+interface CommandLine {
+  readonly help: boolean;
+  /** The scenario asked for, or all. */
+  readonly requested: string;
+  readonly names: ScenarioName[];
+  readonly only: string[] | undefined;
+  readonly flags: RunFlags;
+}
+
+/** The scenarios, systems and flags asked for; throws UsageError for anything it does not know. */
+function parseCommandLine(args: string[]): CommandLine {
   let parsed;
   try {
     parsed = parseArgs({
+      args,
       allowPositionals: true,
       options: { systems: { type: 'string' }, quick: { type: 'boolean', default: false }, rates: { type: 'string' }, help: { type: 'boolean', default: false } },
     });
   } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
-    process.exit(2);
+    throw new UsageError(error instanceof Error ? error.message : String(error));
   }
   const { positionals, values } = parsed;
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
   const requested = positionals[0] ?? 'all';
   const names = requested === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [requested as ScenarioName];
   for (const name of names) {
-    if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${name}; one of ${Object.keys(SCENARIOS).join(', ')}, all`);
+    if (!(name in SCENARIOS)) throw new UsageError(`unknown scenario ${name}; one of ${Object.keys(SCENARIOS).join(', ')}, all`);
   }
   const only = values.systems?.split(',');
-  const flags: RunFlags = { quick: values.quick, ...(values.rates ? { rates: parseRates(values.rates) } : {}) };
-  for (const name of only ?? []) if (!SYSTEMS[name]) throw new Error(`unknown system ${name}; one of ${Object.keys(SYSTEMS).join(', ')}`);
+  for (const name of only ?? []) if (!SYSTEMS[name]) throw new UsageError(`unknown system ${name}; one of ${Object.keys(SYSTEMS).join(', ')}`);
+  const rates = values.rates ? parseRates(values.rates) : undefined;
+  return { help: values.help, requested, names, only, flags: { quick: values.quick, ...(rates ? { rates } : {}) } };
+}
+
+async function main(): Promise<void> {
+  let commandLine: CommandLine;
+  try {
+    commandLine = parseCommandLine(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`${error.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  const { help, requested, names, only, flags } = commandLine;
+  if (help) {
+    process.stdout.write(USAGE);
+    return;
+  }
 
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
   const postgres = await startBenchPostgres(process.env.DATABASE_URL);
@@ -151,8 +177,8 @@ async function main(): Promise<void> {
   const jsonFile = projectPath('bench', 'results', `${requested}-${stamp}.json`);
   await writeFile(jsonFile, `${JSON.stringify(finished, null, 2)}\n`);
   // `all` is the run bench/RESULTS.md shows: its chart and raw results are kept beside it (committed);
-  // a single scenario's go to bench/results/ only.
-  const official = requested === 'all' && !values.quick && !values.rates;
+  // a single scenario's, or a run cut down to some systems, rates or --quick, go to bench/results/ only.
+  const official = requested === 'all' && !only && !flags.quick && !flags.rates;
   let chartFile: string | undefined;
   if (finished.fanout) {
     chartFile = official ? 'RESULTS-fanout.svg' : `results/fanout-${stamp}.svg`;

@@ -47,15 +47,25 @@ t.test('npm run bench -- fanout --quick delivers every row once to every subscri
   t.match(stdout, /\| pg-relay \| 250 \|/, 'with a row per step');
 });
 
-t.test('npm run bench -- --help prints the usage; an unknown option says so, with the usage, and exits 2', async (t) => {
+t.test('npm run bench -- --help prints the usage; an unknown option, scenario, system or rate says so, with the usage, and exits 2', async (t) => {
   const bench = projectPath('dist', 'bench', 'run.js');
   const help = await run(process.execPath, [bench, '--help']);
   t.match(help.stdout, /^Usage: npm run bench -- <scenario\|all>/);
   t.match(help.stdout, /scenarios: fanout, tenants, connections, catchup, writepath/);
-  const refused = await run(process.execPath, [bench, '--bogus']).then(
-    () => undefined,
-    (error: { code?: number; stderr?: string }) => error,
-  );
-  t.equal(refused?.code, 2, 'exit code 2');
-  t.match(refused?.stderr ?? '', /Unknown option '--bogus'[\s\S]*Usage:/);
+  const refusals: Array<[string[], RegExp]> = [
+    [['--bogus'], /^Unknown option '--bogus'/],
+    [['fanoutt'], /^unknown scenario fanoutt; one of fanout, tenants/],
+    [['fanout', '--systems', 'pg-relay,kafka'], /^unknown system kafka; one of pg-relay/],
+    [['fanout', '--rates', '1000,fast'], /^--rates: fast is not a rate/],
+  ];
+  for (const [args, message] of refusals) {
+    const refused = await run(process.execPath, [bench, ...args]).then(
+      () => undefined,
+      (error: { code?: number; stderr?: string }) => error,
+    );
+    t.equal(refused?.code, 2, `${args.join(' ')}: exit code 2`);
+    t.match(refused?.stderr ?? '', message, `${args.join(' ')}: says what it does not know`);
+    t.match(refused?.stderr ?? '', /\n\nUsage: npm run bench/, `${args.join(' ')}: with the usage`);
+    t.notMatch(refused?.stderr ?? '', /\n    at /, `${args.join(' ')}: no stack trace`);
+  }
 });
