@@ -19,8 +19,17 @@ export function createHistogram(): Histogram {
 
 /** Records one latency in microseconds. */
 export function recordLatency(histogram: Histogram, us: number): void {
-  const index = us <= 1 ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(us) / LOG_GROWTH));
-  histogram.counts[index]! += 1;
+  recordInBucket(histogram, bucketOf(us), us);
+}
+
+/** The bucket of a latency in microseconds: work it out once for several histograms (a logarithm each). */
+export function bucketOf(us: number): number {
+  return us <= 1 ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(us) / LOG_GROWTH));
+}
+
+/** Records one latency in microseconds whose bucket is known. */
+export function recordInBucket(histogram: Histogram, bucket: number, us: number): void {
+  histogram.counts[bucket]! += 1;
   histogram.count += 1;
   if (us > histogram.maxUs) histogram.maxUs = us;
 }

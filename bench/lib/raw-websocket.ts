@@ -120,22 +120,29 @@ export function openRawWebSocket(options: RawWebSocketOptions, handlers: RawWebS
         header = 10;
       }
       if (pending.length - offset < header + length) break;
-      const payload = pending.subarray(offset + header, offset + header + length);
-      offset += header + length;
+      const start = offset + header;
+      const end = start + length;
+      offset = end;
       const opcode = first & 0x0f;
       const final = (first & 0x80) !== 0;
       if (opcode === OPCODE_TEXT || opcode === OPCODE_CONTINUATION) {
         if (!final) {
-          fragments.push(Buffer.from(payload));
+          fragments.push(Buffer.from(pending.subarray(start, end)));
           continue;
         }
         if (fragments.length > 0) {
-          fragments.push(payload);
+          fragments.push(pending.subarray(start, end));
           const whole = Buffer.concat(fragments);
           fragments = [];
           handlers.onText(whole.toString('utf8'), receivedUs);
-        } else handlers.onText(payload.toString('utf8'), receivedUs);
-      } else if (opcode === OPCODE_PING) writeFrame(0xa, Buffer.from(payload));
+        } else {
+          // Decoded where it lies: a view of the frame first would be one more object per frame.
+          handlers.onText(pending.toString('utf8', start, end), receivedUs);
+        }
+        continue;
+      }
+      const payload = pending.subarray(start, end);
+      if (opcode === OPCODE_PING) writeFrame(0xa, Buffer.from(payload));
       else if (opcode === OPCODE_CLOSE) {
         const code = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
         finish(code, payload.subarray(2).toString('utf8'));

@@ -3,7 +3,7 @@
 // several run side by side so that no single process is the bottleneck or exceeds its fd limit.
 
 import { dialectNamed } from './dialects.ts';
-import { createHistogram, recordLatency, type Histogram } from './histogram.ts';
+import { bucketOf, createHistogram, recordInBucket, type Histogram } from './histogram.ts';
 import { openRawWebSocket, type RawWebSocket } from './raw-websocket.ts';
 import { createReceivedIds, type ReceivedIds } from './received-ids.ts';
 import type { SubscriberCommand, SubscriberReport, SubscriberSpec } from './subscriber-messages.ts';
@@ -65,8 +65,9 @@ async function connectAll(command: Extract<SubscriberCommand, { type: 'connect' 
             if (meaning.kind === 'event') {
               const latency = receivedUs - meaning.sentAtUs;
               windowLastEventUs = receivedUs;
-              recordLatency(window, latency);
-              recordLatency(progressHistogram, latency);
+              const bucket = bucketOf(latency);
+              recordInBucket(window, bucket, latency);
+              recordInBucket(progressHistogram, bucket, latency);
               windowEvents++;
               subscriber.events++;
               if (!subscriber.received.add(meaning.rowId)) subscriber.duplicates++;

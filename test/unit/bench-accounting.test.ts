@@ -2,7 +2,7 @@
 // bench/RESULTS.md would be too.
 import { spawn } from 'node:child_process';
 import t from 'tap';
-import { numberAfterKey, numberAfterLastKey } from '../../bench/lib/dialect.ts';
+import { numberAfterFirstKey, numberAfterKey, numberAfterLastKey } from '../../bench/lib/dialect.ts';
 import { createHistogram, latencySummaryMs, mergeHistogram, percentileUs, recordLatency } from '../../bench/lib/histogram.ts';
 import { usageOf, usageSince } from '../../bench/lib/process-stats.ts';
 import { bucketPercentileMs, bucketsBetween, parseBuckets } from '../../bench/lib/prometheus-histogram.ts';
@@ -10,6 +10,8 @@ import { createReceivedIds } from '../../bench/lib/received-ids.ts';
 import { renderReport, type BenchRun } from '../../bench/lib/report.ts';
 import type { DrainResult, StepResult } from '../../bench/lib/session.ts';
 import { pgRelayDialect } from '../../bench/peers/pg-relay/dialect.ts';
+import { socketIoDialect } from '../../bench/peers/socketio/dialect.ts';
+import { uwsRawDialect } from '../../bench/peers/uws-raw/dialect.ts';
 
 t.test('percentiles are within the 2% bucket width of the exact ones', async (t) => {
   const histogram = createHistogram();
@@ -70,7 +72,13 @@ t.test('numbers are read after their key, with or without a space', async (t) =>
   t.equal(numberAfterKey('{"id":-12,"x":1}', 'id'), -12);
   t.equal(numberAfterKey('{"sent_at":9007199254740991}', 'sent_at'), Number.MAX_SAFE_INTEGER, 'exact up to 2^53');
   t.equal(numberAfterLastKey('{"id":1,"old":{"id":2}}', 'id'), 2, 'the last one, from the end');
+  t.equal(numberAfterLastKey('{"id": 3}', 'id'), 3, 'at the very start, with a space');
+  t.equal(numberAfterLastKey('{"id":4,"hospital_id":"H"}', 'id'), 4, 'hospital_id, nearer the end, is not id');
   t.ok(Number.isNaN(numberAfterLastKey('{"x":1}', 'id')));
+  t.ok(Number.isNaN(numberAfterLastKey('d":', 'id')), 'a text shorter than the key');
+  t.equal(numberAfterFirstKey('42["order",{"id":5,"sent_at":6}]', 'id'), 5, 'where it opens an object');
+  t.equal(numberAfterFirstKey('{"hospital_id":"H","x":{"id":7}}', 'id'), 7, 'not inside another key');
+  t.ok(Number.isNaN(numberAfterFirstKey('{"x":1,"id":8}', 'id')), 'a key that does not open its object is not read');
 });
 
 t.test("pg-relay's dialect reads its event frames", async (t) => {
@@ -80,6 +88,13 @@ t.test("pg-relay's dialect reads its event frames", async (t) => {
   t.same(pgRelayDialect.read('{"type":"subscribed","topic":"orders"}'), { kind: 'ignore' }, 'readiness is a first row, not an acknowledgement');
   t.equal(pgRelayDialect.read('{"type":"error","code":"forbidden"}').kind, 'error');
   t.match(pgRelayDialect.upgradePath('a.b+c'), /^\/ws\?access_token=a\.b%2Bc$/);
+});
+
+t.test("socket.io's and uws-raw's dialects read their event frames", async (t) => {
+  const row = '{"id":17,"hospital_id":"H1","status":"placed","sent_at":99,"note":"n \\"id\\": 5"}';
+  t.same(socketIoDialect.read(`42["order",${row}]`), { kind: 'event', rowId: 17, sentAtUs: 99 });
+  t.same(socketIoDialect.read('2'), { kind: 'reply', text: '3' }, 'an Engine.IO ping is answered');
+  t.same(uwsRawDialect.read(row), { kind: 'event', rowId: 17, sentAtUs: 99 });
 });
 
 t.test("a step's percentiles from two scrapes of a Prometheus histogram are the upper bounds of their buckets", async (t) => {

@@ -7,7 +7,7 @@
 // the server writes the 101 response, creates the Engine.IO socket and hooks its message handler in
 // one step, so a frame sent after the upgrade completes is never early.
 
-import { numberAfterKey, type Dialect, type FrameMeaning } from '../../lib/dialect.ts';
+import { numberAfterFirstKey, numberAfterKey, type Dialect, type FrameMeaning } from '../../lib/dialect.ts';
 
 const PING = '2'; // Engine.IO ping; v4 servers send it every pingInterval and want a pong within pingTimeout
 const PONG = { kind: 'reply', text: '3' } as const satisfies FrameMeaning;
@@ -34,10 +34,10 @@ export const socketIoDialect: Dialect = {
   read(text) {
     // Events first: they are nearly every frame of a run.
     if (text.startsWith(ORDER_EVENT)) {
-      // The row is the event's only argument and `id` is its first key; row_to_json writes bigint
+      // The row is the event's only argument and `id` opens it; row_to_json writes bigint
       // columns as JSON numbers, and a quote inside a string value is escaped, so "id": cannot
       // be matched inside `note`.
-      return { kind: 'event', rowId: numberAfterKey(text, 'id'), sentAtUs: numberAfterKey(text, 'sent_at') };
+      return { kind: 'event', rowId: numberAfterFirstKey(text, 'id'), sentAtUs: numberAfterKey(text, 'sent_at') };
     }
     if (text === PING) return PONG;
     if (text.startsWith(CONNECT_ERROR)) return { kind: 'error', message: connectErrorMessage(text) };
