@@ -122,6 +122,8 @@ function parseCommandLine(args: string[]): CommandLine {
   }
   const { positionals, values } = parsed;
   const requested = positionals[0] ?? 'all';
+  // --help answers whatever else the line says.
+  if (values.help) return { help: true, requested, names: [], only: undefined, flags: { quick: false } };
   const names = requested === 'all' ? (Object.keys(SCENARIOS) as ScenarioName[]) : [requested as ScenarioName];
   for (const name of names) {
     if (!(name in SCENARIOS)) throw new UsageError(`unknown scenario ${name}; one of ${Object.keys(SCENARIOS).join(', ')}, all`);
@@ -129,7 +131,7 @@ function parseCommandLine(args: string[]): CommandLine {
   const only = values.systems?.split(',');
   for (const name of only ?? []) if (!SYSTEMS[name]) throw new UsageError(`unknown system ${name}; one of ${Object.keys(SYSTEMS).join(', ')}`);
   const rates = values.rates ? parseRates(values.rates) : undefined;
-  return { help: values.help, requested, names, only, flags: { quick: values.quick, ...(rates ? { rates } : {}) } };
+  return { help: false, requested, names, only, flags: { quick: values.quick, ...(rates ? { rates } : {}) } };
 }
 
 async function main(): Promise<void> {

@@ -42,7 +42,7 @@ export function numberAfterKey(text: string, key: string): number {
 /**
  * The integer of `key` where it is an object's first key (`{"key":`), or NaN. A string search
  * skips ahead to the needle's first character: `{` is rare in a frame, where `"` stops it at every
- * key and value (a third of a subscriber's CPU went to such stops).
+ * key and value (string searches took a third of a load process's CPU in a drain).
  */
 export function numberAfterFirstKey(text: string, key: string): number {
   const needle = needleOf(key, true);

@@ -52,6 +52,8 @@ t.test('npm run bench -- --help prints the usage; an unknown option, scenario, s
   const help = await run(process.execPath, [bench, '--help']);
   t.match(help.stdout, /^Usage: npm run bench -- <scenario\|all>/);
   t.match(help.stdout, /scenarios: fanout, tenants, connections, catchup, writepath/);
+  const helpAnyway = await run(process.execPath, [bench, 'fanoutt', '--help']);
+  t.match(helpAnyway.stdout, /^Usage: npm run bench/, '--help answers whatever else the line says');
   const refusals: Array<[string[], RegExp]> = [
     [['--bogus'], /^Unknown option '--bogus'/],
     [['fanoutt'], /^unknown scenario fanoutt; one of fanout, tenants/],
