@@ -79,21 +79,29 @@ export async function startReplay(
   /**
    * Sends a page's frames, waiting for the client whenever it has most of the send budget unread: a
    * page of large events can hold many times RELAY_MAX_BACKPRESSURE, and a client that reads must
-   * not be closed as too slow because a whole page went out at once. Returns how many it sent.
+   * not be closed as too slow because a whole page went out at once. What the client can take
+   * goes out gathered: a frame sent alone costs a system call, and a replay sends thousands a
+   * second. Returns how many it sent.
    */
   async function sendPage(page: LogPage): Promise<number> {
+    const { events } = page;
     let sent = 0;
-    for (const event of page.events) {
-      const relayEvent = relayEventOf(context.epoch, event);
-      // A malformed row (the triggers never write one) is passed over, as live delivery does.
-      const frame = relayEvent === null ? null : hub.render(session, topic, relayEvent);
-      if (frame === null) continue;
+    let next = 0;
+    while (next < events.length && current()) {
       if (!session.socket.writable()) {
         await session.socket.whenWritable();
-        if (!current()) break;
+        continue;
       }
-      session.socket.send(frame);
-      sent++;
+      session.socket.gathered(() => {
+        for (; next < events.length && session.socket.writable(); next++) {
+          const relayEvent = relayEventOf(context.epoch, events[next]!);
+          // A malformed row (the triggers never write one) is passed over, as live delivery does.
+          const frame = relayEvent === null ? null : hub.render(session, topic, relayEvent);
+          if (frame === null) continue;
+          session.socket.send(frame);
+          sent++;
+        }
+      });
     }
     return sent;
   }

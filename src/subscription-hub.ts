@@ -19,6 +19,11 @@ import { createRouter } from './routing/router.ts';
 export interface SubscriberSocket {
   /** Sends one text frame to this client alone. */
   send(frame: string): void;
+  /**
+   * Runs `sends` with this client's writes gathered: the frames it sends leave in as few system
+   * calls as fit (uWebSockets.js cork), where each frame sent alone costs one.
+   */
+  gathered(sends: () => void): void;
   /** Sends an error frame (counted by code in the metrics). */
   sendError(fields: ErrorFrameFields): void;
   /** Starts receiving what is published on a channel. */
@@ -166,7 +171,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   function goLive(session: Session, subscription: Subscription): number {
     const held = subscription.catchUp?.held ?? [];
     stopCatchingUp(session, subscription);
-    for (const frame of held) session.socket.send(frame);
+    if (held.length > 0) session.socket.gathered(() => held.forEach((frame) => session.socket.send(frame)));
     session.socket.joinChannel(subscription.channel);
     return held.length;
   }

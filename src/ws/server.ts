@@ -394,6 +394,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
     // After `close`, uWS forbids touching the socket; the hub may still tidy up through it.
     return {
       send,
+      // Closed, every send is a no-op, and uWS forbids touching the socket.
+      gathered: (sends) => (data.closed ? sends() : void ws.cork(sends)),
       sendError(fields) {
         metrics.errors.inc({ code: fields.code });
         send(errorFrame(fields));
