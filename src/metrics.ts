@@ -37,11 +37,14 @@ export interface RelayMetrics {
 }
 
 /**
- * Commit-to-send delays worth telling apart, in seconds: a millisecond up to a lost link's minute,
- * finest where live delivery usually is. Bounds are only ever added, so that dashboards reading a
- * bucket keep working.
+ * Commit-to-send delays worth telling apart, in seconds: a quarter of a millisecond (a notification
+ * and one read of the log on an idle host) up to a lost link's minute, finest where live delivery
+ * usually is. Bounds are only ever added, so that dashboards reading a bucket keep working.
  */
-const LAG_BUCKETS_SECONDS = [0.001, 0.002, 0.0025, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const LAG_BUCKETS_SECONDS = [
+  0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25,
+  0.5, 1, 2.5, 5, 10, 30, 60,
+];
 
 /** A registry with the relay's instruments and Node's default process metrics. */
 export function createMetrics(sources: MetricSources): RelayMetrics {

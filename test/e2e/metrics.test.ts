@@ -48,6 +48,12 @@ t.test('GET /metrics: the contract series, process metrics, and counts that matc
   t.ok(samples.has('nodejs_heap_size_used_bytes'), 'and Node heap metrics');
   t.equal(samples.get('relay_errors_total{code="rate_limited"}'), 0, 'every error code is exported from the start, at 0');
   t.equal(samples.get('relay_listening'), 1, 'relay_listening is 1 while listening');
+  // Dashboards read buckets by bound: the earlier bounds stay, and the lag of an idle host (well
+  // under a millisecond) has buckets of its own.
+  const lagBounds = [...text.matchAll(/^relay_delivery_lag_seconds_bucket\{le="([^"]+)"\}/gm)].map((match) => match[1]);
+  for (const bound of ['0.00025', '0.0005', '0.00075', '0.001', '0.002', '0.0025', '0.003', '0.005', '0.0075', '0.01', '0.015', '0.025', '60', '+Inf']) {
+    t.ok(lagBounds.includes(bound), `relay_delivery_lag_seconds has the bucket le="${bound}"`);
+  }
 
   // Two admins share one channel; a hospital sees only its own hospital's orders.
   const admins = [await relay.connect({ role: 'admin', sub: 'a1' }), await relay.connect({ role: 'admin', sub: 'a2' })];
