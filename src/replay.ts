@@ -37,10 +37,10 @@ export async function startReplay(
   if (!token) throw new Error(`startReplay: the subscription to ${topic} is not catching up`);
   const current = (): boolean => hub.catchUpToken(session, topic) === token;
   const upTo = hub.position();
-  const first = await eventLog.readPage(since, upTo, topic, pageSize);
+  const first = await eventLog.readResumePage(since, upTo, topic, pageSize);
   // A cursor at or below the pruned position may have lost the rest of its transaction; one above
   // it must name an event of this log (else it is from a restored or cloned database's log).
-  const expired = since.pos <= first.prunedThrough || !(await eventLog.contains(since));
+  const expired = since.pos <= first.prunedThrough || !first.cursorInLog;
   // Ended meanwhile (connection closed, grant revoked and reported): nothing more to say.
   if (!current()) return { ok: true, rest: Promise.resolve() };
   if (expired) {

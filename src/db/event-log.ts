@@ -28,6 +28,11 @@ export interface LogPage {
   readonly prunedThrough: number;
 }
 
+/** A replay's first page, and whether the event its cursor names is in the log. */
+export interface ResumePage extends LogPage {
+  readonly cursorInLog: boolean;
+}
+
 /** Live delivery's read: the events after a position, and how far positions had been drawn then. */
 export interface CommitsRead {
   readonly events: readonly LoggedEvent[];
@@ -52,6 +57,8 @@ export interface EventLog {
   identity(): Promise<LogIdentity>;
   /** Events after `after` and at most `upTo`, of one topic or all (null), in commit order. */
   readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<LogPage>;
+  /** readPage's first page of a replay from `since`, with whether the event at `since` is in the log. */
+  readResumePage(since: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<ResumePage>;
   /**
    * Arms the wake-up bell if `arm`, then reads the events of the commits after position
    * `afterPos`, in commit order, at most `limit`: live delivery's read, which always starts where
@@ -62,8 +69,6 @@ export interface EventLog {
   waitForCommitters(): Promise<void>;
   /** The newest event ({0, 0} for an empty log) once every position drawn before the call has ended. */
   head(): Promise<LogHead>;
-  /** Whether the event at `position` is in the log. */
-  contains(position: LogPosition): Promise<boolean>;
   /** One batch of retention; returns how many commits it deleted. */
   prune(retentionMs: number, batchSize: number): Promise<number>;
 }
@@ -119,7 +124,7 @@ export function createEventLog(pool: pg.Pool): EventLog {
     drawn: loadSql('drawn-positions'),
     waitForCommitters: loadSql('wait-for-committers'),
     prune: loadSql('prune-log'),
-    exists: loadSql('event-exists'),
+    resumePage: loadSql('read-resume-page'),
   };
   // The reads that live delivery and replays repeat all day, as named statements: each
   // connection parses and plans them once, not at every call (pgbench, 2 clients on 2 cores,
@@ -128,6 +133,7 @@ export function createEventLog(pool: pg.Pool): EventLog {
   // PostgreSQL refuses to run a prepared statement whose result type changed.
   const readCommitsStatement = { name: 'relay-read-log-commits', text: queries.commits, types: JSON_AS_TEXT };
   const readPageStatement = { name: 'relay-read-log-page', text: queries.page, types: JSON_AS_TEXT };
+  const readResumePageStatement = { name: 'relay-read-resume-page', text: queries.resumePage, types: JSON_AS_TEXT };
 
   async function waitForCommitters(): Promise<void> {
     await pool.query(queries.waitForCommitters);
@@ -144,6 +150,12 @@ export function createEventLog(pool: pg.Pool): EventLog {
     async readPage(after, upTo, topic, limit) {
       const { rows } = await pool.query<PageRow>({ ...readPageStatement, values: [after.pos, after.id, upTo.pos, upTo.id, topic, limit] });
       return { events: loggedEvents(rows), prunedThrough: Number(rows[0]?.pruned_through ?? 0) };
+    },
+
+    async readResumePage(since, upTo, topic, limit) {
+      const values = [since.pos, since.id, upTo.pos, upTo.id, topic, limit];
+      const { rows } = await pool.query<PageRow & { cursor_present: boolean }>({ ...readResumePageStatement, values });
+      return { events: loggedEvents(rows), prunedThrough: Number(rows[0]?.pruned_through ?? 0), cursorInLog: rows[0]?.cursor_present === true };
     },
 
     async readCommits(afterPos, limit, arm) {
@@ -164,10 +176,6 @@ export function createEventLog(pool: pg.Pool): EventLog {
       return { position: { pos: Number(row?.pos ?? 0), id: Number(row?.id ?? 0) }, settledThrough };
     },
 
-    async contains(position) {
-      const { rows } = await pool.query<{ present: boolean }>(queries.exists, [position.pos, position.id]);
-      return rows[0]?.present === true;
-    },
 
     async prune(retentionMs, batchSize) {
       const { rows } = await pool.query<{ pruned: number }>(queries.prune, [`${retentionMs} milliseconds`, batchSize]);
