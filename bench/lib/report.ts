@@ -258,10 +258,18 @@ function connectionsSection(connections: Record<string, ConnectionsSystemResult>
 }
 
 function catchupSection(catchup: CatchupResult): string {
-  return table(
-    ['Rows', 'Received', 'Duplicates', 'Out of order', 'Seconds', 'Events/s', 'Relay RSS before/peak MB', 'One SELECT of the log (s)'],
-    [[catchup.rows, catchup.received, catchup.duplicates, catchup.outOfOrder, catchup.seconds, catchup.eventsPerSecond, `${catchup.relayRssBeforeMb} / ${catchup.relayRssPeakMb}`, catchup.selectSeconds]],
-  );
+  const { storm } = catchup;
+  return [
+    table(
+      ['Rows', 'Received', 'Duplicates', 'Out of order', 'Seconds', 'Events/s', 'Relay RSS before/peak MB', 'One SELECT of the log (s)'],
+      [[catchup.rows, catchup.received, catchup.duplicates, catchup.outOfOrder, catchup.seconds, catchup.eventsPerSecond, `${catchup.relayRssBeforeMb} / ${catchup.relayRssPeakMb}`, catchup.selectSeconds]],
+    ),
+    `Then ${storm.clients} clients resumed at once, as those of a relay that stopped reconnect to another: each had taken the cursor of one event and was away while ${storm.eventsBehind} more were committed.`,
+    table(
+      ['Clients', 'Events behind each', 'All subscribed afresh (s)', 'All resumed and caught up (s)', 'Resumes/s', 'Missing', 'Dup.'],
+      [[storm.clients, storm.eventsBehind, storm.freshSeconds, storm.resumeSeconds, storm.resumesPerSecond, storm.missing, storm.duplicates]],
+    ),
+  ].join('\n\n');
 }
 
 /** How the server's own commits wait for the disk: its fsync and synchronous_commit. */

@@ -1,6 +1,7 @@
 // catchup: a client that was offline while 100,000 rows were written resumes from its last cursor
 // and receives every one of them, once, in order of commit; how fast, and what it costs the
-// relay's memory. Only pg-relay can: the peers have no cursor to resume from.
+// relay's memory. Then many clients resume at once (bench/scenarios/resume-storm.ts). Only
+// pg-relay can: the peers have no cursor to resume from.
 import pg from 'pg';
 import { openRawWebSocket, type RawWebSocket } from '../lib/raw-websocket.ts';
 import { rssBytes } from '../lib/process-stats.ts';
@@ -11,13 +12,16 @@ import { SYSTEMS } from '../lib/systems.ts';
 import { subscriberSpecs } from '../lib/tokens.ts';
 import { numberAfterKey } from '../lib/dialect.ts';
 import type { ScenarioContext } from './context.ts';
+import { CURSOR, runResumeStorm, STALL_MS, type ResumeStormOptions, type ResumeStormResult } from './resume-storm.ts';
 
 export interface CatchupOptions {
   readonly rows: number;
   readonly rowsPerTransaction: number;
+  /** Then, on the same relay: many clients resuming at once. */
+  readonly storm: ResumeStormOptions;
 }
 
-export const CATCHUP_DEFAULTS: CatchupOptions = { rows: 100_000, rowsPerTransaction: 100 };
+export const CATCHUP_DEFAULTS: CatchupOptions = { rows: 100_000, rowsPerTransaction: 100, storm: { clients: 2000, eventsBehind: 50 } };
 
 export interface CatchupResult {
   readonly rows: number;
@@ -30,10 +34,8 @@ export interface CatchupResult {
   readonly relayRssPeakMb: number;
   /** The same rows read straight from the log with one SELECT: the ceiling. */
   readonly selectSeconds: number;
+  readonly storm: ResumeStormResult;
 }
-
-const CURSOR = /"cursor":"([^"]+)"/;
-const STALL_MS = 10_000;
 
 export async function runCatchup(context: ScenarioContext, options: CatchupOptions = CATCHUP_DEFAULTS): Promise<CatchupResult> {
   const spec = SYSTEMS['pg-relay']!;
@@ -126,6 +128,9 @@ export async function runCatchup(context: ScenarioContext, options: CatchupOptio
     const selectStarted = performance.now();
     await db.query('select * from relay.events where topic = $1', ['orders']);
     const selectSeconds = (performance.now() - selectStarted) / 1000;
+    context.log(`catchup: ${options.storm.clients} clients resuming at once, ${options.storm.eventsBehind} events behind each`);
+    const stormSpecs = await subscriberSpecs(context.jwtSecret, [], 0, options.storm.clients);
+    const storm = await runResumeStorm(system.port, db, stormSpecs, insertRows, options.storm);
     const result: CatchupResult = {
       rows: options.rows,
       received: received.countBetween(firstId, firstId + options.rows - 1),
@@ -136,6 +141,7 @@ export async function runCatchup(context: ScenarioContext, options: CatchupOptio
       relayRssBeforeMb: Math.round(relayRssBeforeMb),
       relayRssPeakMb: Math.round(relayRssPeakMb),
       selectSeconds: Math.round(selectSeconds * 100) / 100,
+      storm,
     };
     context.log(`catchup: ${JSON.stringify(result)}`);
     return result;

@@ -1,11 +1,12 @@
 // The bench itself, in its quick form, against the test server: pg-relay and the no-database limit
-// through fanout, so that a change that breaks the harness (or makes pg-relay lose or repeat a
+// through fanout, and pg-relay through catchup, so that a change that breaks the harness (or makes pg-relay lose or repeat a
 // delivery under load) fails here and not on the day someone sizes a deployment.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import t from 'tap';
 import type { DrainResult, StepResult } from '../../bench/lib/session.ts';
+import type { CatchupResult } from '../../bench/scenarios/catchup.ts';
 import { projectPath } from '../../src/project-root.ts';
 
 const run = promisify(execFile);
@@ -45,6 +46,28 @@ t.test('npm run bench -- fanout --quick delivers every row once to every subscri
   t.equal(results.fanout['uws-raw']?.notDrained, 'it has no database', 'the no-database limit is not drained, and says why');
   t.match(stdout, /## Targets/, 'the markdown report is printed');
   t.match(stdout, /\| pg-relay \| 250 \|/, 'with a row per step');
+});
+
+t.test('npm run bench -- catchup --quick: one client resumes through the backlog, then many resume at once, none missing or repeated', async (t) => {
+  const adminUrl = process.env.RELAY_TEST_ADMIN_URL;
+  if (!adminUrl) throw new Error('run through npm test: RELAY_TEST_ADMIN_URL is not set');
+  const { stdout, stderr } = await run(process.execPath, [projectPath('dist', 'bench', 'run.js'), 'catchup', '--quick'], {
+    env: { ...process.env, DATABASE_URL: adminUrl },
+    maxBuffer: 16 * 2 ** 20,
+  });
+  const resultsFile = /results: (\S+\.json)/.exec(stderr)?.[1];
+  if (!resultsFile) throw new Error(`the bench named no results file:\n${stderr}`);
+  const { catchup } = JSON.parse(await readFile(resultsFile, 'utf8')) as { catchup: CatchupResult };
+  t.equal(catchup.received, catchup.rows, `the backlog of ${catchup.rows} rows arrived`);
+  t.equal(catchup.duplicates, 0, 'none of it twice');
+  t.equal(catchup.outOfOrder, 0, 'in commit order');
+  const { storm } = catchup;
+  t.equal(storm.clients, 100, 'the quick storm: 100 clients');
+  t.equal(storm.eventsBehind, 10, '10 events behind each');
+  t.equal(storm.missing, 0, 'every client got every event it missed');
+  t.equal(storm.duplicates, 0, 'none twice');
+  t.ok(storm.resumeSeconds > 0 && storm.resumesPerSecond > 0, `${storm.resumesPerSecond} resumes/s`);
+  t.match(stdout, /\| Clients \| Events behind each \|/, 'the report has the storm table');
 });
 
 t.test('npm run bench -- --help prints the usage; an unknown option, scenario, system or rate says so, with the usage, and exits 2', async (t) => {
