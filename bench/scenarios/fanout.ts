@@ -20,8 +20,14 @@ export interface FanoutOptions {
   readonly drainMs: number;
 }
 
-/** The write rate a system must have kept up with to be drained: a slower one would take minutes. */
+/**
+ * A system is drained if some step of it delivered at least half of what this write rate asks
+ * (rows/s times deliveries per row): a backlog of a 2-second flat-out write (about 2 million
+ * deliveries here) then drains in well under a minute. Judged on deliveries, not on keeping up with
+ * a step, so that a system whose peak sits near that step is drained in every run or in none.
+ */
 export const DRAIN_MIN_RATE = 1000;
+const DRAIN_MIN_SHARE = 0.5;
 
 export const FANOUT_DEFAULTS: FanoutOptions = {
   hospitals: 100,
@@ -46,7 +52,7 @@ export interface FanoutSystemResult {
   readonly max?: StepResult;
   /**
    * Its own delivery rate: the backlog of rows committed while it was stopped, delivered with the
-   * database no longer writing. Only for systems with a database that kept up with DRAIN_MIN_RATE.
+   * database no longer writing. Only for systems with a database fast enough (DRAIN_MIN_RATE).
    */
   readonly drain?: DrainResult;
   /** Why a run with drains did not drain this system. */
@@ -83,8 +89,13 @@ export async function runFanout(context: ScenarioContext, options: FanoutOptions
       }
       // As fast as the writers go only where the system kept up: otherwise it measures a queue.
       const max = behind || !options.thenMax ? undefined : await session.step(0, options.stepMs, tenants, `fanout ${spec.name} max`);
-      const keptUp = steps.some((step) => step.offeredRate >= DRAIN_MIN_RATE && !systemSaturated(step, deliveriesPerRow));
-      const notDrained = !spec.database ? 'it has no database' : keptUp ? undefined : `it kept up with no step of ${DRAIN_MIN_RATE} rows/s or more: its drain could take minutes`;
+      const best = Math.max(0, ...steps.map((step) => step.deliveredPerSecond));
+      const fastEnough = best >= DRAIN_MIN_SHARE * DRAIN_MIN_RATE * deliveriesPerRow;
+      const notDrained = !spec.database
+        ? 'it has no database'
+        : fastEnough
+          ? undefined
+          : `its best step delivered ${Math.round(best)}/s, under half of what ${DRAIN_MIN_RATE} rows/s asks: its drain could take minutes`;
       const drain = options.drainMs > 0 && !notDrained ? await session.drain(options.drainMs, tenants, `fanout ${spec.name} drain`) : undefined;
       results[spec.name] = {
         subscribers: session.connected.opened,
