@@ -176,7 +176,6 @@ export function createEventLog(pool: pg.Pool): EventLog {
       return { position: { pos: Number(row?.pos ?? 0), id: Number(row?.id ?? 0) }, settledThrough };
     },
 
-
     async prune(retentionMs, batchSize) {
       const { rows } = await pool.query<{ pruned: number }>(queries.prune, [`${retentionMs} milliseconds`, batchSize]);
       return rows[0]?.pruned ?? 0;
