@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { LogPosition } from '../cursor.ts';
 import { parseEventBodyText, type EventBody } from './event-body.ts';
+import { createSharedReads } from './shared-reads.ts';
 import { loadSql } from './sql.ts';
 
 export interface LogIdentity {
@@ -134,6 +135,10 @@ export function createEventLog(pool: pg.Pool): EventLog {
   const readCommitsStatement = { name: 'relay-read-log-commits', text: queries.commits, types: JSON_AS_TEXT };
   const readPageStatement = { name: 'relay-read-log-page', text: queries.page, types: JSON_AS_TEXT };
   const readResumePageStatement = { name: 'relay-read-resume-page', text: queries.resumePage, types: JSON_AS_TEXT };
+  // Replays that ask for the same page at once share its rows: a page is only read, never changed,
+  // and its events parse their bodies once for all of them.
+  const sharedPages = createSharedReads<LogPage>();
+  const sharedResumePages = createSharedReads<ResumePage>();
 
   async function waitForCommitters(): Promise<void> {
     await pool.query(queries.waitForCommitters);
@@ -147,15 +152,21 @@ export function createEventLog(pool: pg.Pool): EventLog {
       return { epoch: row.epoch };
     },
 
-    async readPage(after, upTo, topic, limit) {
-      const { rows } = await pool.query<PageRow>({ ...readPageStatement, values: [after.pos, after.id, upTo.pos, upTo.id, topic, limit] });
-      return { events: loggedEvents(rows), prunedThrough: Number(rows[0]?.pruned_through ?? 0) };
+    readPage(after, upTo, topic, limit) {
+      const values = [after.pos, after.id, upTo.pos, upTo.id, topic, limit];
+      return sharedPages.run(JSON.stringify(values), async () => {
+        const { rows } = await pool.query<PageRow>({ ...readPageStatement, values });
+        return { events: loggedEvents(rows), prunedThrough: Number(rows[0]?.pruned_through ?? 0) };
+      });
     },
 
-    async readResumePage(since, upTo, topic, limit) {
+    readResumePage(since, upTo, topic, limit) {
       const values = [since.pos, since.id, upTo.pos, upTo.id, topic, limit];
-      const { rows } = await pool.query<PageRow & { cursor_present: boolean }>({ ...readResumePageStatement, values });
-      return { events: loggedEvents(rows), prunedThrough: Number(rows[0]?.pruned_through ?? 0), cursorInLog: rows[0]?.cursor_present === true };
+      return sharedResumePages.run(JSON.stringify(values), async () => {
+        const { rows } = await pool.query<PageRow & { cursor_present: boolean }>({ ...readResumePageStatement, values });
+        const prunedThrough = Number(rows[0]?.pruned_through ?? 0);
+        return { events: loggedEvents(rows), prunedThrough, cursorInLog: rows[0]?.cursor_present === true };
+      });
     },
 
     async readCommits(afterPos, limit, arm) {
