@@ -264,7 +264,7 @@ function catchupSection(catchup: CatchupResult): string {
       ['Rows', 'Received', 'Duplicates', 'Out of order', 'Seconds', 'Events/s', 'Relay RSS before/peak MB', 'One SELECT of the log (s)'],
       [[catchup.rows, catchup.received, catchup.duplicates, catchup.outOfOrder, catchup.seconds, catchup.eventsPerSecond, `${catchup.relayRssBeforeMb} / ${catchup.relayRssPeakMb}`, catchup.selectSeconds]],
     ),
-    `Then ${storm.clients} clients resumed at once, as those of a relay that stopped reconnect to another: each had taken the cursor of one event and was away while ${storm.eventsBehind} more were committed.`,
+    `Then ${storm.clients} admins resumed at once, as the clients of a relay that stopped reconnect to another: all had taken the cursor of the same last event, and were away while ${storm.eventsBehind} more were committed (replays from one cursor share their reads of the log).`,
     table(
       ['Clients', 'Events behind each', 'All subscribed afresh (s)', 'All resumed and caught up (s)', 'Resumes/s', 'Missing', 'Dup.'],
       [[storm.clients, storm.eventsBehind, storm.freshSeconds, storm.resumeSeconds, storm.resumesPerSecond, storm.missing, storm.duplicates]],

@@ -1,7 +1,8 @@
 // Part of catchup: many clients resume at once, as the clients of a relay that was restarted or
-// stopped reconnect to another. Each was connected, took the cursor of one event, went away while
-// a few more were committed, and comes back with `since`. How long until every one has all it
-// missed, against the same clients subscribing afresh.
+// stopped reconnect to another. Each was connected, took the cursor of the same last event (they
+// are admins: every row reaches each), went away while a few more were committed, and comes back
+// with `since`. How long until every one has all it missed, against the same clients subscribing
+// afresh (the first connections the relay takes: its code is not warm yet).
 import type pg from 'pg';
 import { numberAfterKey } from '../lib/dialect.ts';
 import { openRawWebSocket, type RawWebSocket } from '../lib/raw-websocket.ts';
