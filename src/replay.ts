@@ -2,8 +2,9 @@
 // wait for the client to read, then the live events held meanwhile, then live delivery.
 
 import type { Cursor, LogPosition } from './cursor.ts';
-import type { EventLog, LogPage } from './db/event-log.ts';
+import type { EventLog, LoggedEvent, LogPage } from './db/event-log.ts';
 import { relayEventOf } from './event-stream.ts';
+import type { RelayEvent } from './events.ts';
 import type { RelayMetrics } from './metrics.ts';
 import type { Session, SubscriptionHub } from './subscription-hub.ts';
 
@@ -13,6 +14,20 @@ export interface ReplayContext {
   readonly hub: SubscriptionHub;
   readonly metrics: Pick<RelayMetrics, 'replaysStarted' | 'eventsReplayed' | 'eventsDelivered'>;
   readonly pageSize?: number;
+}
+
+/**
+ * Replays that read a page together (src/db/shared-reads.ts) share its events as subscribers see
+ * them: each is built once (its body parsed, its cursor and time written), not once per replay.
+ */
+const builtEvents = new WeakMap<LoggedEvent, RelayEvent | null>();
+
+function builtEvent(epoch: string, logged: LoggedEvent): RelayEvent | null {
+  const known = builtEvents.get(logged);
+  if (known !== undefined) return known;
+  const built = relayEventOf(epoch, logged);
+  builtEvents.set(logged, built);
+  return built;
 }
 
 export type ReplayStart =
@@ -94,7 +109,7 @@ export async function startReplay(
       }
       session.socket.gathered(() => {
         for (; next < events.length && session.socket.writable(); next++) {
-          const relayEvent = relayEventOf(context.epoch, events[next]!);
+          const relayEvent = builtEvent(context.epoch, events[next]!);
           // A malformed row (the triggers never write one) is passed over, as live delivery does.
           const frame = relayEvent === null ? null : hub.render(session, topic, relayEvent);
           if (frame === null) continue;
