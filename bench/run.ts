@@ -61,7 +61,7 @@ const SCENARIOS = {
   catchup: {
     systems: ['pg-relay'],
     run: async (context: ScenarioContext, flags: RunFlags, run: BenchRun) => {
-      run.catchup = await runCatchup(context, flags.quick ? { ...CATCHUP_DEFAULTS, rows: 5000, storm: { clients: 100, eventsBehind: 10 } } : CATCHUP_DEFAULTS);
+      run.catchup = await runCatchup(context, flags.quick ? { ...CATCHUP_DEFAULTS, rows: 5000, storm: { hospitals: 10, perHospital: 10, ordersBehind: 5 } } : CATCHUP_DEFAULTS);
     },
   },
   writepath: {

@@ -264,10 +264,10 @@ function catchupSection(catchup: CatchupResult): string {
       ['Rows', 'Received', 'Duplicates', 'Out of order', 'Seconds', 'Events/s', 'Relay RSS before/peak MB', 'One SELECT of the log (s)'],
       [[catchup.rows, catchup.received, catchup.duplicates, catchup.outOfOrder, catchup.seconds, catchup.eventsPerSecond, `${catchup.relayRssBeforeMb} / ${catchup.relayRssPeakMb}`, catchup.selectSeconds]],
     ),
-    `Then ${storm.clients} admins resumed at once, as the clients of a relay that stopped reconnect to another: all had taken the cursor of the same last event, and were away while ${storm.eventsBehind} more were committed (replays from one cursor share their reads of the log).`,
+    `Then ${storm.clients} hospital subscribers (${storm.hospitals} hospitals) resumed at once, as the clients of a relay that stopped reconnect to another: each had the cursor of its hospital's last order and was away while its hospital got ${storm.ordersBehind} more, so each replay read the ${storm.eventsAfterCursors} events of the topic after its cursor (clients of one hospital share their reads).`,
     table(
-      ['Clients', 'Events behind each', 'All subscribed afresh (s)', 'All resumed and caught up (s)', 'Resumes/s', 'Missing', 'Dup.'],
-      [[storm.clients, storm.eventsBehind, storm.freshSeconds, storm.resumeSeconds, storm.resumesPerSecond, storm.missing, storm.duplicates]],
+      ['Clients', 'Hospitals', 'Orders behind each', 'Events after the cursors', 'All subscribed afresh (s)', 'All resumed and caught up (s)', 'Resumes/s', 'Missing', 'Dup.'],
+      [[storm.clients, storm.hospitals, storm.ordersBehind, storm.eventsAfterCursors, storm.freshSeconds, storm.resumeSeconds, storm.resumesPerSecond, storm.missing, storm.duplicates]],
     ),
   ].join('\n\n');
 }

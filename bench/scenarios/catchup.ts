@@ -9,7 +9,7 @@ import { freshDatabase, prepareDatabase } from '../lib/postgres.ts';
 import { createReceivedIds } from '../lib/received-ids.ts';
 import { startSystemProcess } from '../lib/system-process.ts';
 import { SYSTEMS } from '../lib/systems.ts';
-import { subscriberSpecs } from '../lib/tokens.ts';
+import { subscriberSpecs, tenantNames } from '../lib/tokens.ts';
 import { numberAfterKey } from '../lib/dialect.ts';
 import type { ScenarioContext } from './context.ts';
 import { CURSOR, runResumeStorm, STALL_MS, type ResumeStormOptions, type ResumeStormResult } from './resume-storm.ts';
@@ -21,7 +21,11 @@ export interface CatchupOptions {
   readonly storm: ResumeStormOptions;
 }
 
-export const CATCHUP_DEFAULTS: CatchupOptions = { rows: 100_000, rowsPerTransaction: 100, storm: { clients: 2000, eventsBehind: 50 } };
+export const CATCHUP_DEFAULTS: CatchupOptions = {
+  rows: 100_000,
+  rowsPerTransaction: 100,
+  storm: { hospitals: 100, perHospital: 20, ordersBehind: 10 },
+};
 
 export interface CatchupResult {
   readonly rows: number;
@@ -128,9 +132,10 @@ export async function runCatchup(context: ScenarioContext, options: CatchupOptio
     const selectStarted = performance.now();
     await db.query('select * from relay.events where topic = $1', ['orders']);
     const selectSeconds = (performance.now() - selectStarted) / 1000;
-    context.log(`catchup: ${options.storm.clients} clients resuming at once, ${options.storm.eventsBehind} events behind each`);
-    const stormSpecs = await subscriberSpecs(context.jwtSecret, [], 0, options.storm.clients);
-    const storm = await runResumeStorm(system.port, db, stormSpecs, insertRows, options.storm);
+    const { hospitals, perHospital, ordersBehind } = options.storm;
+    context.log(`catchup: ${hospitals * perHospital} hospital subscribers resuming at once, ${ordersBehind} orders behind each`);
+    const stormSpecs = await subscriberSpecs(context.jwtSecret, tenantNames(hospitals), perHospital, 0);
+    const storm = await runResumeStorm(system.port, db, stormSpecs, options.storm);
     const result: CatchupResult = {
       rows: options.rows,
       received: received.countBetween(firstId, firstId + options.rows - 1),

@@ -1,28 +1,34 @@
 // Part of catchup: many clients resume at once, as the clients of a relay that was restarted or
-// stopped reconnect to another. Each was connected, took the cursor of the same last event (they
-// are admins: every row reaches each), went away while a few more were committed, and comes back
-// with `since`. How long until every one has all it missed, against the same clients subscribing
-// afresh (the first connections the relay takes: its code is not warm yet).
+// stopped reconnect to another. They are hospital subscribers, several per hospital: each was
+// connected, took the cursor of its hospital's last order, went away while each hospital got a few
+// more, and comes back with `since`. Clients of one hospital share a cursor; each replay reads the
+// whole topic after its cursor and sends what its grant allows. How long until every one has all
+// it missed, against the same clients subscribing afresh (the first connections the relay takes:
+// its code is not warm yet).
 import type pg from 'pg';
 import { numberAfterKey } from '../lib/dialect.ts';
 import { openRawWebSocket, type RawWebSocket } from '../lib/raw-websocket.ts';
 import type { SubscriberSpec } from '../lib/subscriber-messages.ts';
 
 export interface ResumeStormOptions {
-  readonly clients: number;
-  /** Events committed while the clients were away. */
-  readonly eventsBehind: number;
+  readonly hospitals: number;
+  readonly perHospital: number;
+  /** Orders each hospital got while its clients were away: the events each client missed. */
+  readonly ordersBehind: number;
 }
 
 export interface ResumeStormResult {
   readonly clients: number;
-  readonly eventsBehind: number;
+  readonly hospitals: number;
+  readonly ordersBehind: number;
+  /** Events of the topic after the clients' cursors: what each replay reads from the log. */
+  readonly eventsAfterCursors: number;
   /** Every client opening and subscribing afresh, all at once: until the last `subscribed`. */
   readonly freshSeconds: number;
   /** Every client resuming at once: until the last one has every event it missed. */
   readonly resumeSeconds: number;
   readonly resumesPerSecond: number;
-  /** Events a client missed and did not get (of clients × eventsBehind). */
+  /** Events a client missed and did not get (of clients × ordersBehind). */
   readonly missing: number;
   readonly duplicates: number;
 }
@@ -50,19 +56,26 @@ function subscribeClient(port: number, spec: SubscriberSpec, since: string | und
   });
 }
 
+/** One order for each hospital, in one transaction; returns their ids by hospital. */
+async function orderForEach(db: pg.Client, hospitals: readonly string[]): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ id: string; hospital_id: string }>(
+    `insert into public.bench_orders (hospital_id, status, sent_at, note)
+     select h, 'placed', 0, repeat('x', 100) from unnest($1::text[]) h
+     returning id, hospital_id`,
+    [hospitals],
+  );
+  return new Map(rows.map((row) => [row.hospital_id, Number(row.id)]));
+}
+
 /**
  * Runs the storm against a relay on `port` whose database `db` holds public.bench_orders. `specs`
- * are admins (every row reaches each). `insertRows(n)` commits n rows in one transaction.
+ * are hospital subscribers (`tenant`: their hospital).
  */
-export async function runResumeStorm(
-  port: number,
-  db: pg.Client,
-  specs: readonly SubscriberSpec[],
-  insertRows: (count: number) => Promise<unknown>,
-  options: ResumeStormOptions,
-): Promise<ResumeStormResult> {
-  // Live first, all at once: each client keeps the cursor of the first row it receives.
+export async function runResumeStorm(port: number, db: pg.Client, specs: readonly SubscriberSpec[], options: ResumeStormOptions): Promise<ResumeStormResult> {
+  const hospitals = [...new Set(specs.map((spec) => spec.tenant ?? ''))];
+  // Live first, all at once: each client keeps the cursor of the first order it receives.
   const cursors: string[] = [];
+  const seen = specs.map(() => new Set<number>());
   let withCursor = 0;
   let everyCursor!: () => void;
   const allHaveCursors = new Promise<void>((resolve) => (everyCursor = resolve));
@@ -72,26 +85,24 @@ export async function runResumeStorm(
       subscribeClient(port, spec, undefined, (text) => {
         if (cursors[index] !== undefined) return;
         cursors[index] = CURSOR.exec(text)?.[1] ?? '';
+        // Had already: the replay must not send it again.
+        seen[index]!.add(numberAfterKey(text, 'id'));
         if (++withCursor === specs.length) everyCursor();
       }),
     ),
   );
   const freshSeconds = (performance.now() - freshStarted) / 1000;
-  await insertRows(1);
+  await orderForEach(db, hospitals);
   await allHaveCursors;
   for (const socket of live) socket.close();
 
-  // Away: each row in its own transaction, as writers commit them.
-  for (let i = 0; i < options.eventsBehind; i++) await insertRows(1);
-  const { rows } = await db.query<{ low: string; high: string }>(
-    `select max(id) - $1::int + 1 as low, max(id) as high from public.bench_orders`,
-    [options.eventsBehind],
-  );
-  const low = Number(rows[0]!.low);
-  const high = Number(rows[0]!.high);
+  // Away: each hospital gets its orders, a transaction per round.
+  const missedBy = new Map(hospitals.map((hospital) => [hospital, new Set<number>()]));
+  for (let i = 0; i < options.ordersBehind; i++) {
+    for (const [hospital, id] of await orderForEach(db, hospitals)) missedBy.get(hospital)!.add(id);
+  }
 
   // Back, all at once.
-  const seen = specs.map(() => new Set<number>());
   /** Of the events each client missed, how many it has. */
   const caughtUp = specs.map(() => 0);
   let duplicates = 0;
@@ -115,7 +126,7 @@ export async function runResumeStorm(
       return;
     }
     mine.add(id);
-    if (id < low || id > high || ++caughtUp[index]! < options.eventsBehind) return;
+    if (!missedBy.get(specs[index]!.tenant ?? '')?.has(id) || ++caughtUp[index]! < options.ordersBehind) return;
     resumeEnded = performance.now();
     if (++complete === specs.length) endWait();
   };
@@ -129,11 +140,12 @@ export async function runResumeStorm(
   const resumed = await subscriptions;
   for (const socket of resumed) socket.close();
   const resumeSeconds = (resumeEnded - resumeStarted) / 1000;
-  let missing = 0;
-  for (const mine of seen) for (let id = low; id <= high; id++) if (!mine.has(id)) missing++;
+  const missing = specs.reduce((sum, _, index) => sum + options.ordersBehind - caughtUp[index]!, 0);
   return {
     clients: specs.length,
-    eventsBehind: options.eventsBehind,
+    hospitals: hospitals.length,
+    ordersBehind: options.ordersBehind,
+    eventsAfterCursors: hospitals.length * options.ordersBehind,
     freshSeconds: round2(freshSeconds),
     resumeSeconds: round2(resumeSeconds),
     resumesPerSecond: Math.round(specs.length / resumeSeconds),

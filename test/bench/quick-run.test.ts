@@ -62,12 +62,13 @@ t.test('npm run bench -- catchup --quick: one client resumes through the backlog
   t.equal(catchup.duplicates, 0, 'none of it twice');
   t.equal(catchup.outOfOrder, 0, 'in commit order');
   const { storm } = catchup;
-  t.equal(storm.clients, 100, 'the quick storm: 100 clients');
-  t.equal(storm.eventsBehind, 10, '10 events behind each');
+  t.equal(storm.clients, 100, 'the quick storm: 100 hospital subscribers');
+  t.equal(storm.hospitals, 10, 'of 10 hospitals');
+  t.equal(storm.ordersBehind, 5, '5 orders behind each');
   t.equal(storm.missing, 0, 'every client got every event it missed');
   t.equal(storm.duplicates, 0, 'none twice');
   t.ok(storm.resumeSeconds > 0 && storm.resumesPerSecond > 0, `${storm.resumesPerSecond} resumes/s`);
-  t.match(stdout, /\| Clients \| Events behind each \|/, 'the report has the storm table');
+  t.match(stdout, /\| Clients \| Hospitals \| Orders behind each \|/, 'the report has the storm table');
 });
 
 t.test('npm run bench -- --help prints the usage; an unknown option, scenario, system or rate says so, with the usage, and exits 2', async (t) => {
