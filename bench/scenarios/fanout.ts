@@ -26,7 +26,7 @@ export interface FanoutOptions {
  * deliveries here) then drains in well under a minute. Judged on deliveries, not on keeping up with
  * a step, so that a system whose peak sits near that step is drained in every run or in none.
  */
-export const DRAIN_MIN_RATE = 1000;
+const DRAIN_MIN_RATE = 1000;
 const DRAIN_MIN_SHARE = 0.5;
 
 export const FANOUT_DEFAULTS: FanoutOptions = {
