@@ -46,11 +46,17 @@ export interface Identity {
   readonly claims: Claims;
 }
 
+/** A live event held for a catching-up subscription, and its frame under the subscription's access. */
+interface HeldEvent {
+  readonly event: RelayEvent;
+  readonly frame: string;
+}
+
 /** Live events held for a subscription while its replay runs. */
 interface CatchUp {
   /** Events at or before this position are the replay's (or the client's) already. */
   readonly after: LogPosition;
-  readonly held: string[];
+  held: HeldEvent[];
   heldBytes: number;
   /** The replay has sent everything up to where live delivery was when it began. */
   replayDone: boolean;
@@ -171,7 +177,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   function goLive(session: Session, subscription: Subscription): number {
     const held = subscription.catchUp?.held ?? [];
     stopCatchingUp(session, subscription);
-    if (held.length > 0) session.socket.gathered(() => held.forEach((frame) => session.socket.send(frame)));
+    if (held.length > 0) session.socket.gathered(() => held.forEach(({ frame }) => session.socket.send(frame)));
     session.socket.joinChannel(subscription.channel);
     return held.length;
   }
@@ -182,11 +188,11 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
     const frame = renderEvent(subscription.access, event, new Map());
     if (catchUp.replayDone) {
       // The client's cursor was ahead of this relay; this is the first event after it.
-      if (frame !== null) catchUp.held.push(frame);
+      if (frame !== null) catchUp.held.push({ event, frame });
       return goLive(session, subscription);
     }
     if (frame === null) return 0;
-    catchUp.held.push(frame);
+    catchUp.held.push({ event, frame });
     catchUp.heldBytes += frame.length;
     if (catchUp.heldBytes > maxHeldBytes) {
       session.socket.logger().info({ topic: subscription.topic }, 'a catching-up subscriber fell too far behind; closing it');
@@ -214,7 +220,27 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       router.leave(subscription.channel);
       subscription.access = compiled.access;
       subscription.channel = channel;
+      if (subscription.catchUp) renderHeldAgain(subscription.catchUp, compiled.access);
     }
+  }
+
+  /**
+   * Held frames were rendered under the access the subscription had then; once its claims or
+   * grants change, nothing may go out under the old ones (a row or column no longer allowed).
+   * Events the old access passed over stay passed over, as they would for a live subscriber:
+   * the change applies from here on.
+   */
+  function renderHeldAgain(catchUp: CatchUp, access: Access): void {
+    const held: HeldEvent[] = [];
+    let heldBytes = 0;
+    for (const { event } of catchUp.held) {
+      const frame = renderEvent(access, event, new Map());
+      if (frame === null) continue;
+      held.push({ event, frame });
+      heldBytes += frame.length;
+    }
+    catchUp.held = held;
+    catchUp.heldBytes = heldBytes;
   }
 
   return {

@@ -77,8 +77,10 @@ export async function handleClientMessage(context: MessageContext, session: Sess
         const verified = await context.verifier.verify(message.token);
         // Replies first: subscriptions that the new claims end are reported after `authed`.
         session.socket.send(authedFrame(verified.exp, message.ref));
-        hub.setIdentity(session, identityOf(verified));
+        const identity = identityOf(verified);
+        hub.setIdentity(session, identity);
         context.onAuthed?.(verified.exp);
+        session.socket.logger().debug({ role: identity.role, sub: identity.sub }, 'auth: claims replaced');
       } catch (error) {
         const reason = refusalReason(error);
         session.socket.logger().info({ reason }, 'auth: refreshed token refused');
