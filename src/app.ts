@@ -75,7 +75,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
 
     const hub = createSubscriptionHub({
       livePosition: () => events.position(),
-      maxHeldBytes: config.limits.maxBackpressureBytes,
+      maxUnsentBytes: config.limits.maxBackpressureBytes,
       maxSubscriptionsPerSession: config.limits.maxSubscriptions,
       filterLimits: { maxDepth: config.limits.maxFilterDepth, maxNodes: config.limits.maxFilterNodes },
       logger,

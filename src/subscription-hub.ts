@@ -33,6 +33,8 @@ export interface SubscriberSocket {
   end(code: number, reason: string): void;
   /** Whether the client has read most of what was sent (or the connection is gone): a replay may send on. */
   writable(): boolean;
+  /** Bytes sent to this client and not yet taken by the kernel (0 once the connection is gone). */
+  unsentBytes(): number;
   /** Resolves once writable() holds. */
   whenWritable(): Promise<void>;
   /** The connection's logger: every line about it carries its connection id. */
@@ -76,6 +78,8 @@ export interface Session {
   readonly socket: SubscriberSocket;
   identity: Identity;
   readonly subscriptions: Map<string, Subscription>;
+  /** UTF-8 bytes of the live events held for all its catching-up subscriptions. */
+  heldBytes: number;
 }
 
 export type Outcome = { readonly ok: true } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
@@ -129,8 +133,11 @@ export interface SubscriptionHubOptions {
   readonly notifyRevoked: (session: Session, topic: string, message: string) => void;
   /** The position of the last event delivered live (the event stream's). */
   readonly livePosition: () => LogPosition;
-  /** Bytes of live events held for one catching-up subscription before its connection is closed. */
-  readonly maxHeldBytes?: number;
+  /**
+   * A connection's unsent data, held live events included, past which it is closed as too slow
+   * (maxBackpressureBytes: what the client has not taken is the same whether uWS or the hub holds it).
+   */
+  readonly maxUnsentBytes?: number;
   /** Close code for a client that cannot keep up (4008). */
   readonly slowConsumerCloseCode?: number;
   /** Subscriptions one session may hold; more give `too_many_subscriptions`. */
@@ -147,7 +154,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   const sessions = new Set<Session>();
   /** Catching-up subscriptions by topic: live events reach them one by one, not by channel. */
   const catchingUp = new Map<string, Set<{ session: Session; subscription: Subscription }>>();
-  const maxHeldBytes = options.maxHeldBytes ?? 4 * 1024 * 1024;
+  const maxUnsentBytes = options.maxUnsentBytes ?? 4 * 1024 * 1024;
   const maxSubscriptions = options.maxSubscriptionsPerSession ?? Infinity;
   let catalog: Catalog = { grants: [], topics: new Set() };
   let subscriptionCount = 0;
@@ -166,6 +173,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   }
 
   function stopCatchingUp(session: Session, subscription: Subscription): void {
+    session.heldBytes -= subscription.catchUp?.heldBytes ?? 0;
     subscription.catchUp = null;
     const waiting = catchingUp.get(subscription.topic);
     if (!waiting) return;
@@ -192,9 +200,12 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       return goLive(session, subscription);
     }
     if (frame === null) return 0;
+    const bytes = Buffer.byteLength(frame);
     catchUp.held.push({ event, frame });
-    catchUp.heldBytes += frame.length;
-    if (catchUp.heldBytes > maxHeldBytes) {
+    catchUp.heldBytes += bytes;
+    session.heldBytes += bytes;
+    // Per connection: each of its subscriptions catching up holds events for the same client.
+    if (session.heldBytes + session.socket.unsentBytes() > maxUnsentBytes) {
       session.socket.logger().info({ topic: subscription.topic }, 'a catching-up subscriber fell too far behind; closing it');
       session.socket.end(options.slowConsumerCloseCode ?? 4008, 'too far behind');
     }
@@ -220,7 +231,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       router.leave(subscription.channel);
       subscription.access = compiled.access;
       subscription.channel = channel;
-      if (subscription.catchUp) renderHeldAgain(subscription.catchUp, compiled.access);
+      if (subscription.catchUp) renderHeldAgain(session, subscription.catchUp, compiled.access);
     }
   }
 
@@ -230,22 +241,23 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
    * Events the old access passed over stay passed over, as they would for a live subscriber:
    * the change applies from here on.
    */
-  function renderHeldAgain(catchUp: CatchUp, access: Access): void {
+  function renderHeldAgain(session: Session, catchUp: CatchUp, access: Access): void {
     const held: HeldEvent[] = [];
     let heldBytes = 0;
     for (const { event } of catchUp.held) {
       const frame = renderEvent(access, event, new Map());
       if (frame === null) continue;
       held.push({ event, frame });
-      heldBytes += frame.length;
+      heldBytes += Buffer.byteLength(frame);
     }
     catchUp.held = held;
+    session.heldBytes += heldBytes - catchUp.heldBytes;
     catchUp.heldBytes = heldBytes;
   }
 
   return {
     open(socket, identity) {
-      const session: Session = { socket, identity, subscriptions: new Map() };
+      const session: Session = { socket, identity, subscriptions: new Map(), heldBytes: 0 };
       sessions.add(session);
       return session;
     },

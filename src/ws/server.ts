@@ -409,6 +409,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       },
       end: (code, reason) => void (data.closed || ws.end(code, reason)),
       writable,
+      unsentBytes: () => (data.closed ? 0 : ws.getBufferedAmount()),
       whenWritable: () => (writable() ? Promise.resolve() : new Promise((resolve) => data.drainWaiters.push(resolve))),
     };
   }
