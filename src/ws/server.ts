@@ -271,6 +271,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
   function handleInOrder(socket: Socket, data: ConnectionData, session: Session, text: string): void {
     data.busy = true;
     const onAuthed = (exp: number | null): void => {
+      // A refresh whose keys arrived after the close: a closed socket must not be scheduled again.
+      if (data.closed) return;
       data.exp = exp;
       expiries.set(socket, exp);
     };
