@@ -103,6 +103,19 @@ export function parseClientMessage(text: string): ParsedClientMessage {
   }
 }
 
+/** The frame's `ref`, when it has a usable one: for the reply to a frame refused unread (over the rate limit). */
+export function refOfFrame(text: string): MessageRef | undefined {
+  let frame: unknown;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) return undefined;
+  const ref = own(frame as JsonObject, 'ref');
+  return isRef(ref) ? ref : undefined;
+}
+
 function refuse(message: string, ref?: MessageRef): ParsedClientMessage {
   return { ok: false, error: { code: 'bad_request', message, ...(ref !== undefined && { ref }) } };
 }

@@ -8,6 +8,7 @@ import { normalizeOrigin, type Limits } from '../config-limits.ts';
 import type { TokenVerifier, VerifiedToken } from '../auth/verify-token.ts';
 import { extractToken } from '../auth/extract-token.ts';
 import type { RelayMetrics } from '../metrics.ts';
+import { refOfFrame } from '../protocol/client-messages.ts';
 import { CLOSE_CODES } from '../protocol/error-codes.ts';
 import { errorFrame, welcomeFrame } from '../protocol/server-frames.ts';
 import type { ReplayContext } from '../replay.ts';
@@ -54,9 +55,11 @@ interface ConnectionData {
   readonly channels: Set<string>;
   /**
    * Frames are handled one after another: while one awaits (`auth` may fetch keys, `since` reads
-   * the log), later frames wait here. Otherwise a frame is handled at once, inside uWS's callback.
+   * the log), later frames wait here, and so do the replies to frames refused before parsing, so
+   * that every reply comes in the order of its frame. Otherwise a frame is handled at once,
+   * inside uWS's callback.
    */
-  readonly waiting: string[];
+  readonly waiting: Array<string | (() => void)>;
   busy: boolean;
   /** Replays waiting for the socket's unsent data to drain. */
   readonly drainWaiters: (() => void)[];
@@ -203,19 +206,23 @@ export function createWsServer(options: WsServerOptions): WsServer {
         ws.end(CLOSE_CODES.rateLimited.code, 'rate limit exceeded');
         return;
       }
+      let text: string | undefined;
+      try {
+        if (!isBinary) text = decoder.decode(message);
+      } catch {
+        text = undefined;
+      }
       if (decision === 'refuse') {
-        const limit = `${limits.maxMessagesPerSecond} messages per second`;
-        session.socket.sendError({ code: 'rate_limited', message: `over ${limit}; this message was dropped` });
+        // Parsed for its `ref` only: the refusal budget bounds this work as the rate bounds the rest.
+        const ref = text === undefined ? undefined : refOfFrame(text);
+        const message = `over ${limits.maxMessagesPerSecond} messages per second; this message was dropped`;
+        replyInOrder(data, () => session.socket.sendError({ code: 'rate_limited', message, ...(ref !== undefined && { ref }) }));
         return;
       }
-      let text: string;
-      try {
-        if (isBinary) throw new Error('binary');
-        text = decoder.decode(message);
-      } catch {
+      if (text === undefined) {
         // A binary frame or invalid UTF-8 is a bad request, not a reason to drop the connection.
         session.socket.logger().debug({ binary: isBinary, bytes: message.byteLength }, 'bad request: not a UTF-8 text frame');
-        session.socket.sendError({ code: 'bad_request', message: 'expected a UTF-8 text frame holding a JSON object' });
+        replyInOrder(data, () => session.socket.sendError({ code: 'bad_request', message: 'expected a UTF-8 text frame holding a JSON object' }));
         return;
       }
       if (data.busy) data.waiting.push(text);
@@ -280,9 +287,19 @@ export function createWsServer(options: WsServerOptions): WsServer {
       .catch((error: unknown) => connectionLogger(data).error({ err: error }, 'message handling failed'))
       .finally(() => {
         data.busy = false;
-        const next = data.waiting.shift();
-        if (next !== undefined && !data.closed) handleInOrder(socket, data, session, next);
+        while (!data.busy && !data.closed) {
+          const next = data.waiting.shift();
+          if (next === undefined) return;
+          if (typeof next === 'string') handleInOrder(socket, data, session, next);
+          else next();
+        }
       });
+  }
+
+  /** Sends a reply now, or after the replies to the frames still waiting to be handled. */
+  function replyInOrder(data: ConnectionData, reply: () => void): void {
+    if (data.busy) data.waiting.push(reply);
+    else reply();
   }
 
   function join(ws: Socket, channel: string): void {

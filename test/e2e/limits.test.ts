@@ -3,6 +3,7 @@
 import t from 'tap';
 import WebSocket from 'ws';
 import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
+import { readLog } from '../helpers/event-log.ts';
 import { guarded } from '../helpers/guard.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import { connectClient, upgradeRefusal, type Frame } from '../helpers/ws-client.ts';
@@ -25,9 +26,31 @@ t.test('RELAY_MAX_MESSAGES_PER_SECOND: a burst over it gets rate_limited, a floo
   const limited = frames.filter((frame) => frame.type === 'error');
   t.ok(limited.length >= 5, `then rate_limited errors (${limited.length})`);
   t.ok(limited.every((frame) => frame.code === 'rate_limited'), 'every refusal says rate_limited');
+  const refs = frames.map((frame) => frame.ref);
+  t.ok(
+    refs.every((ref, index) => typeof ref === 'number' && (index === 0 || ref > (refs[index - 1] as number))),
+    `every reply, refusals too, carries the ref of its message, in order (${JSON.stringify(refs)})`,
+  );
   t.ok(frames.length < 40, 'not every message was handled');
   t.equal(closed.code, 1008, 'going on past the limit closes with 1008 (policy violation)');
   t.strictSame(await framesBeforePong(witness), [], 'another client is untouched');
+});
+
+t.test('refusals wait their turn: a frame refused while an earlier one awaits the log is answered after it', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_MAX_MESSAGES_PER_SECOND: '3' });
+  await relay.db.pool.query(`select relay.publish('orders', 'note', '{"n": 1}')`);
+  await relay.db.pool.query(`select relay.publish('orders', 'note', '{"n": 2}')`);
+  const [first] = await readLog(relay.db.pool, 'orders');
+  const client = await relay.connect(ADMIN);
+  // The subscribe awaits its first page from the log; the pings arrive meanwhile.
+  client.send({ type: 'subscribe', topic: 'orders', since: first!.cursor, ref: 'sub' });
+  for (let i = 0; i < 5; i++) client.send({ type: 'ping', ref: i });
+  const replies = await client.take(7);
+  t.strictSame(
+    replies.map((frame) => `${frame.type === 'error' ? String(frame.code) : frame.type} ${String(frame.ref ?? (frame.data as { n: number } | undefined)?.n)}`),
+    ['subscribed sub', 'event 2', 'pong 0', 'pong 1', 'rate_limited 2', 'rate_limited 3', 'rate_limited 4'],
+    'the subscription and its replay, the two pings the budget allows, then the refusals, each with its ref',
+  );
 });
 
 t.test('RELAY_MAX_SUBSCRIPTIONS: one more gives too_many_subscriptions; unsubscribing makes room', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { MAX_TOPIC_LENGTH, parseClientMessage } from '../../src/protocol/client-messages.ts';
+import { MAX_TOPIC_LENGTH, parseClientMessage, refOfFrame } from '../../src/protocol/client-messages.ts';
 
 t.test('every message type parses', async (t) => {
   const cases: Array<[string, string, unknown]> = [
@@ -116,4 +116,19 @@ t.test('inherited properties never count as fields, even if Object.prototype is 
     { ok: false, error: { code: 'bad_request', message: '"topic" must be a non-empty string' } },
     { ok: false, error: { code: 'bad_request', message: '"token" must be a non-empty string' } },
   ]);
+});
+
+t.test('refOfFrame finds a usable ref whatever else the frame holds, and nothing else', async (t) => {
+  const cases: Array<[string, unknown]> = [
+    ['{"type":"ping","ref":"r1"}', 'r1'],
+    ['{"type":"no such type","ref":7}', 7],
+    ['{"ref":0}', 0],
+    ['{"type":"ping"}', undefined],
+    ['{"ref":{"nested":1}}', undefined],
+    ['{"ref":1e999}', undefined],
+    ['[{"ref":"r"}]', undefined],
+    ['{"ref":"r"', undefined],
+    ['"ref"', undefined],
+  ];
+  for (const [text, ref] of cases) t.equal(refOfFrame(text), ref, text);
 });
