@@ -155,7 +155,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       isListening: () => listener?.isListening() ?? false,
       limits: config.limits,
       metrics,
-      replay: { eventLog, epoch: identity.epoch, hub, metrics },
+      replay: { eventLog, epoch: identity.epoch, hub, metrics, maxPageBytes: config.limits.maxBackpressureBytes },
     });
     const port = await server.start();
     const wsUrl = `ws://${config.host}:${port}/ws`;

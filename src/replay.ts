@@ -6,6 +6,7 @@ import type { EventLog, LoggedEvent, LogPage } from './db/event-log.ts';
 import { relayEventOf } from './event-stream.ts';
 import type { RelayEvent } from './events.ts';
 import type { RelayMetrics } from './metrics.ts';
+import { eventsWithinBudget, nextPageLimit } from './replay-pages.ts';
 import type { Session, SubscriptionHub } from './subscription-hub.ts';
 
 export interface ReplayContext {
@@ -14,6 +15,8 @@ export interface ReplayContext {
   readonly hub: SubscriptionHub;
   readonly metrics: Pick<RelayMetrics, 'replaysStarted' | 'eventsReplayed' | 'eventsDelivered'>;
   readonly pageSize?: number;
+  /** The JSON text a replay holds at once (its page), whatever the size of the events. */
+  readonly maxPageBytes?: number;
 }
 
 /**
@@ -48,6 +51,7 @@ export async function startReplay(
 ): Promise<ReplayStart> {
   const { eventLog, hub, metrics } = context;
   const pageSize = context.pageSize ?? 500;
+  const maxPageBytes = context.maxPageBytes ?? 4 * 1024 * 1024;
   const token = hub.catchUpToken(session, topic);
   if (!token) throw new Error(`startReplay: the subscription to ${topic} is not catching up`);
   const current = (): boolean => hub.catchUpToken(session, topic) === token;
@@ -65,23 +69,33 @@ export async function startReplay(
   beforeFirstPage();
   metrics.replaysStarted.inc();
 
+  // Handed over and let go: a page the closure captured would be held whole while the replay runs.
+  const handOver: { firstPage: LogPage | null } = { firstPage: first };
   const rest = (async () => {
     let after: LogPosition = since;
-    let page: LogPage = first;
+    let page: LogPage = handOver.firstPage!;
+    handOver.firstPage = null;
+    /** The limit `page` was read with. */
+    let limit = pageSize;
     for (;;) {
       // Retention overtook a slow replay: what follows would have a hole.
       if (after.pos <= page.prunedThrough) return endSubscription();
-      const sent = await sendPage(page);
+      // Only what fits the budget is held while the client takes it; the rest is read again.
+      const kept = page.events.slice(0, eventsWithinBudget(page.events, maxPageBytes));
+      const readToTheEnd = kept.length === page.events.length && kept.length < limit;
+      page = { events: kept, prunedThrough: page.prunedThrough };
+      const sent = await sendPage(kept);
       // Counted per page: a replay sends thousands of frames a second.
       metrics.eventsReplayed.inc(sent);
       metrics.eventsDelivered.inc(sent);
       if (!current()) return;
-      const last = page.events.at(-1);
-      if (!last || page.events.length < pageSize) break;
+      const last = kept.at(-1);
+      if (!last || readToTheEnd) break;
+      limit = nextPageLimit(kept, maxPageBytes, pageSize);
       await session.socket.whenWritable();
       if (!current()) return;
       after = last;
-      page = await eventLog.readPage(after, upTo, topic, pageSize);
+      page = await eventLog.readPage(after, upTo, topic, limit);
     }
     metrics.eventsDelivered.inc(hub.finishCatchUp(session, topic, token));
   })().catch((error: unknown) => {
@@ -98,8 +112,7 @@ export async function startReplay(
    * goes out gathered: a frame sent alone costs a system call, and a replay sends thousands a
    * second. Returns how many it sent.
    */
-  async function sendPage(page: LogPage): Promise<number> {
-    const { events } = page;
+  async function sendPage(events: readonly LoggedEvent[]): Promise<number> {
     let sent = 0;
     let next = 0;
     while (next < events.length && current()) {

@@ -16,6 +16,8 @@ export interface LoggedEvent {
   readonly ts: number;
   readonly topic: string;
   readonly event: string;
+  /** The length of its data and old as JSON text: about what holding it costs before parsing. */
+  readonly textLength: number;
   /**
    * Its data, old and changed, parsed at the first call: a relay with no subscriber for the topic
    * never parses them. Null when the row's body is malformed (the triggers never write one).
@@ -101,6 +103,7 @@ function loggedEvents(rows: readonly Omit<PageRow, 'pruned_through' | 'drawn_thr
       ts: row.ts,
       topic: row.topic,
       event: row.event,
+      textLength: (data?.length ?? 0) + (old?.length ?? 0),
       body: () => (body === undefined ? (body = parseEventBodyText(data, old, changed)) : body),
     });
   }

@@ -4,6 +4,8 @@
 // reads keeps receiving every event, batch after batch, without waiting for the slow ones. And a
 // client that reads is not closed as slow because its replay had large events to send.
 import t from 'tap';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { collectFrames } from '../helpers/event-collector.ts';
 import { subscribe } from '../helpers/frames.ts';
 import { startTestRelay } from '../helpers/relay.ts';
@@ -103,4 +105,39 @@ t.test('a resuming client that reads is not cut off, even when one page of its r
   t.strictSame(ids, [...Array.from({ length: rows }, (_, i) => `r${i}`), 'end'], 'every event after the cursor, once, in order');
   t.equal(client.socket.readyState, client.socket.OPEN, 'the client is still connected');
   t.equal(relay.logLines.filter((line) => String(line.msg).includes('fell too far behind')).length, 0, 'nobody was closed as too slow');
+});
+
+t.test('clients paused in the middle of a replay of large events each hold about a send budget, not a page', async (t) => {
+  // Collected on demand, so that what the relay holds is measured apart from what it dropped.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const heldBytes = (): number => {
+    gc();
+    const { heapUsed, external } = process.memoryUsage();
+    return heapUsed + external;
+  };
+  const relay = await startTestRelay(t);
+  const live = await relay.connect(ADMIN);
+  await subscribe(live, 'orders', { filter: { status: 'marker' } });
+  const liveFrames = collectFrames(live);
+  await relay.db.pool.query(`insert into orders (id, status) values ('start', 'marker')`);
+  const start = await liveFrames.waitFor(isEvent, 'the start order');
+  // 300 orders of 200 KB: a page of 500 events would hold all 60 MB.
+  await relay.db.pool.query(
+    `insert into orders (id, status, rider)
+     select 'r' || n, 'placed', jsonb_build_object('pad', repeat('y', 200000)) from generate_series(1, 300) n`,
+  );
+  await relay.db.pool.query(`insert into orders (id, status) values ('end', 'marker')`);
+  await liveFrames.waitFor((frame) => isEvent(frame) && (frame.data as { id: string }).id === 'end', 'the end order, live');
+  const before = heldBytes();
+
+  const clients = 4;
+  for (let i = 0; i < clients; i++) {
+    const client = await relay.connect(ADMIN);
+    t.match(await subscribe(client, 'orders', { since: start.cursor }), { type: 'subscribed' });
+    // Read nothing more: the replay waits for this client with whatever it holds.
+    (client.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+  }
+  const grewMb = (heldBytes() - before) / 2 ** 20;
+  t.ok(grewMb < clients * 25, `${clients} paused replays hold ${grewMb.toFixed(0)} MB in all (at most 25 MB each; a page of 500 would be 60 MB each)`);
 });
