@@ -232,10 +232,20 @@ function parseJwksUrl(raw: string): string {
   try {
     url = new URL(raw);
   } catch {
-    // Reported below with the value, which is a public address.
+    // Reported below.
   }
-  if (url?.protocol === 'http:' || url?.protocol === 'https:') return raw;
-  throw new ConfigError('JWT_JWKS_URL', `must be an http:// or https:// URL, got ${shown(raw)}`);
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+    // A JWKS address is public, but one written with `user:password@` is not: without an `@` a
+    // value can hold no credentials, so only such a value is shown.
+    const value = raw.includes('@') ? 'a value not shown (it may hold a password)' : shown(raw);
+    throw new ConfigError('JWT_JWKS_URL', `must be an http:// or https:// URL, got ${value}`);
+  }
+  if (url.username !== '' || url.password !== '') {
+    // Node's fetch refuses to build a request from such a URL: the relay would start, then answer
+    // every token with 401. The value is not shown: it holds the password.
+    throw new ConfigError('JWT_JWKS_URL', 'must not hold a user name or password (fetch refuses such a URL); value not shown');
+  }
+  return raw;
 }
 
 // JWT_ALGORITHMS narrows the algorithms that fit the key; without it, all of them are accepted.

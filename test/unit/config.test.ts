@@ -191,6 +191,26 @@ t.test('a database URL that does not parse is not echoed (it may hold a password
   t.notMatch(error.message, /hunter2/);
 });
 
+t.test('a JWKS URL with credentials is refused at start-up, and they are never echoed', async (t) => {
+  // Node's fetch refuses such a URL: the relay used to start, then answer every token with 401.
+  const cases: Array<[string, RegExp]> = [
+    ['http://admin:s3cretpw@127.0.0.1:18601/jwks', /must not hold a user name or password/],
+    ['https://admin:s3cretpw@id.example/jwks', /must not hold a user name or password/],
+    ['https://:s3cretpw@id.example/jwks', /must not hold a user name or password/],
+    ['https://admin@id.example/jwks', /must not hold a user name or password/],
+    ['ftp://admin:s3cretpw@keys.example/jwks', /must be an http:\/\/ or https:\/\/ URL, got a value not shown/],
+    // No scheme: URL reads `admin:` as the scheme, and the rest as a path.
+    ['admin:s3cretpw@127.0.0.1/jwks', /must be an http:\/\/ or https:\/\/ URL, got a value not shown/],
+    ['admin:s3cretpw@ keys', /must be an http:\/\/ or https:\/\/ URL, got a value not shown/],
+  ];
+  for (const [url, pattern] of cases) {
+    const error = t.throws(() => load({ JWT_JWKS_URL: url }), ConfigError, url) as ConfigError;
+    t.equal(error.variable, 'JWT_JWKS_URL', `${url}: names the variable`);
+    t.match(error.message, pattern, `${url}: says what is wrong`);
+    t.notMatch(error.message, /s3cretpw|admin/, `${url}: neither the password nor the user name is shown`);
+  }
+});
+
 t.test('a secret is never echoed, only its length', async (t) => {
   const error = t.throws(() => load({ JWT_SECRET: 'hunter2-hunter2' })) as ConfigError;
   t.notMatch(error.message, /hunter2/);
