@@ -114,12 +114,18 @@ export function loadConfig(env: Env, readFile: ReadTextFile = (path) => readFile
     port,
     auth,
     token: { ...(issuer !== undefined && { issuer }), ...(audience !== undefined && { audience }), roleClaim },
-    retentionMs: parseDuration('RELAY_RETENTION', setting(env, 'RELAY_RETENTION') ?? DEFAULT_RETENTION),
+    retentionMs: parseDuration(
+      'RELAY_RETENTION',
+      setting(env, 'RELAY_RETENTION') ?? DEFAULT_RETENTION,
+      // Pruning subtracts it from now() in PostgreSQL: 100000000d was accepted, then every prune
+      // failed with "timestamp out of range" and the log grew for ever.
+      MAX_RETENTION,
+    ),
     shutdownTimeoutMs: parseDuration(
       'RELAY_SHUTDOWN_TIMEOUT',
       setting(env, 'RELAY_SHUTDOWN_TIMEOUT') ?? DEFAULT_SHUTDOWN_TIMEOUT,
       // It is awaited with setTimeout, which fires at once for anything longer.
-      MAX_TIMER_MS,
+      { ms: MAX_TIMER_MS, text: 'about 24.8 days' },
     ),
     logLevel: parseLogLevel(setting(env, 'LOG_LEVEL') ?? 'info'),
     includeExample: parseBoolean('RELAY_EXAMPLE', setting(env, 'RELAY_EXAMPLE') ?? 'true'),
@@ -289,12 +295,26 @@ function parseClaimPath(raw: string): string {
 /** The longest delay setTimeout can wait (longer ones fire at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-function parseDuration(name: string, raw: string, maxMs = Number.MAX_SAFE_INTEGER): number {
+/** A longest accepted duration, and how the error line says it. */
+interface DurationMax {
+  readonly ms: number;
+  readonly text: string;
+}
+
+/**
+ * Ten years: far beyond what a replay log is for, far within PostgreSQL's timestamps (now() minus
+ * it must stay a valid timestamptz) and JavaScript's safe integers.
+ */
+const MAX_RETENTION: DurationMax = { ms: 3650 * MS_PER_UNIT.d, text: '3650d' };
+
+function parseDuration(name: string, raw: string, max?: DurationMax): number {
   const match = /^(\d+)([smhd])$/.exec(raw);
   if (!match) throw new ConfigError(name, `must be a duration like 90s, 30m, 24h or 7d, got ${shown(raw)}`);
   const ms = Number(match[1]) * MS_PER_UNIT[match[2] as keyof typeof MS_PER_UNIT];
   if (ms <= 0) throw new ConfigError(name, `must be longer than 0, got ${shown(raw)}`);
-  if (!Number.isSafeInteger(ms) || ms > maxMs) throw new ConfigError(name, `is too long, got ${shown(raw)}`);
+  if (!Number.isSafeInteger(ms) || ms > (max?.ms ?? Number.MAX_SAFE_INTEGER)) {
+    throw new ConfigError(name, `is too long${max ? ` (at most ${max.text})` : ''}, got ${shown(raw)}`);
+  }
   return ms;
 }
 
