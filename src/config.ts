@@ -105,6 +105,9 @@ export function loadConfig(env: Env, readFile: ReadTextFile = (path) => readFile
   const host = parseHost(setting(env, 'HOST') ?? '127.0.0.1');
   const port = parsePort(setting(env, 'PORT') ?? '8080');
   const auth = parseAuth(env, readFile);
+  // Checked even when no JWKS uses it: every setting is checked at start-up (contract section 1),
+  // so a typo does not lie in wait for the day a JWKS URL is set.
+  if (auth.kind !== 'jwks') parseJwksCooldown(env);
   const issuer = setting(env, 'JWT_ISSUER');
   const audience = parseList(env, 'JWT_AUDIENCE');
   const roleClaim = parseClaimPath(setting(env, 'JWT_ROLE_CLAIM') ?? 'role');
@@ -194,10 +197,14 @@ function parseAuth(env: Env, readFile: ReadTextFile): AuthConfig {
       return {
         kind: 'jwks',
         url: parseJwksUrl(env.JWT_JWKS_URL ?? ''),
-        refetchCooldownMs: parseDuration('JWT_JWKS_COOLDOWN', setting(env, 'JWT_JWKS_COOLDOWN') ?? DEFAULT_JWKS_COOLDOWN),
+        refetchCooldownMs: parseJwksCooldown(env),
         algorithms: chooseAlgorithms(requested, ASYMMETRIC_ALGORITHMS, 'keys from a JWKS (asymmetric only)'),
       };
   }
+}
+
+function parseJwksCooldown(env: Env): number {
+  return parseDuration('JWT_JWKS_COOLDOWN', setting(env, 'JWT_JWKS_COOLDOWN') ?? DEFAULT_JWKS_COOLDOWN);
 }
 
 function parseSecretAuth(secret: string, requested: string | undefined): SecretAuthConfig {

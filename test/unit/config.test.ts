@@ -159,6 +159,10 @@ t.test('each bad value stops start-up with one line naming the variable', async 
     [{ RELAY_EXAMPLE: 'yes' }, 'RELAY_EXAMPLE', /must be true or false, got "yes"/],
     [{ RELAY_EXAMPLE: 'TRUE' }, 'RELAY_EXAMPLE', /got "TRUE"/],
     [{ JWT_JWKS_URL: 'https://id.example/jwks', JWT_JWKS_COOLDOWN: '30' }, 'JWT_JWKS_COOLDOWN', /must be a duration like 90s/],
+    // Without a JWKS it is unused, but checked all the same: before, any value passed.
+    [{ JWT_JWKS_COOLDOWN: 'abc' }, 'JWT_JWKS_COOLDOWN', /^JWT_JWKS_COOLDOWN: must be a duration like 90s, 30m, 24h or 7d, got "abc"$/],
+    [{ JWT_SECRET: SECRET_32, JWT_JWKS_COOLDOWN: '0s' }, 'JWT_JWKS_COOLDOWN', /must be longer than 0/],
+    [{ JWT_PUBLIC_KEY: rsa.publicKeyPem, JWT_JWKS_COOLDOWN: '30' }, 'JWT_JWKS_COOLDOWN', /must be a duration/],
     [{ RELAY_MAX_BACKPRESSURE: '4GiB' }, 'RELAY_MAX_BACKPRESSURE', /must be a size from 64KiB to 1024MiB \(bytes, or with KiB or MiB\), got "4GiB"/],
     [{ RELAY_MAX_BACKPRESSURE: '1KiB' }, 'RELAY_MAX_BACKPRESSURE', /from 64KiB/],
     [{ RELAY_MAX_FRAME_SIZE: '10' }, 'RELAY_MAX_FRAME_SIZE', /must be a size from 1KiB to 4MiB/],
