@@ -1,8 +1,10 @@
 import { createPublicKey, type JsonWebKeyInput, type KeyObject } from 'node:crypto';
-import { createRemoteJWKSet, errors, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, errors, type JWK, type JWTPayload } from 'jose';
 import type { KeyedAuthConfig, TokenClaimsConfig } from '../config.ts';
 import { readClaim } from '../filters/claims.ts';
+import type { JwsAlgorithm } from './algorithms.ts';
 import { verifyJwsSignature, type VerificationKeyMaterial } from './jws-signature.ts';
+import { checkVerificationKey, type PublicKeyResult } from './public-key.ts';
 import { parseCompactJws, type JwsHeader } from './compact-jws.ts';
 import { TOKEN_ERROR_REASONS as REASONS, TokenError, type TokenErrorReason } from './token-error.ts';
 
@@ -98,7 +100,7 @@ function keySourceFor(auth: KeyedAuthConfig): KeySource {
  */
 function remoteKeySource(url: string, cooldownMs: number): KeySource {
   const remote = createRemoteJWKSet(new URL(url));
-  const imported = new Map<string, KeyObject>();
+  const imported = new Map<string, PublicKeyResult>();
   let lastFetchStartedMs = -Infinity;
   let pending: Promise<void> | undefined;
 
@@ -133,16 +135,17 @@ function remoteKeySource(url: string, cooldownMs: number): KeySource {
       if (candidates.length !== 1) return null;
       const jwk = candidates[0]!;
       const cacheKey = JSON.stringify(jwk);
-      let key = imported.get(cacheKey);
-      if (!key) {
-        try {
-          key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' });
-        } catch (error) {
-          throw new TokenError(REASONS.unknownKey, { cause: error });
-        }
-        imported.set(cacheKey, key);
+      let checked = imported.get(cacheKey);
+      if (!checked) {
+        checked = importJwk(jwk);
+        imported.set(cacheKey, checked);
       }
-      return key;
+      // The rules of JWT_PUBLIC_KEY: a 1024-bit RSA key or an Ed448 key in the set verifies nothing.
+      if (!checked.ok) throw new TokenError(REASONS.unknownKey, { cause: new Error(`the JWKS key ${checked.problem}`) });
+      if (!checked.algorithms.includes(header.alg as JwsAlgorithm)) {
+        throw new TokenError(REASONS.unknownKey, { cause: new Error(`the JWKS key cannot verify ${header.alg}`) });
+      }
+      return checked.key;
     },
     async fetch() {
       if (!fetchAllowed()) throw new TokenError(remote.jwks() ? REASONS.unknownKey : REASONS.keysUnavailable);
@@ -153,6 +156,20 @@ function remoteKeySource(url: string, cooldownMs: number): KeySource {
       }
     },
   };
+}
+
+/** A JWKS member as a public key, checked as JWT_PUBLIC_KEY is checked. */
+function importJwk(jwk: JWK): PublicKeyResult {
+  // As for a PEM: a private key has no business in a published set (createPublicKey would derive
+  // its public half and carry on).
+  if (jwk.d !== undefined) return { ok: false, problem: 'is a private key' };
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' });
+  } catch {
+    return { ok: false, problem: `is not a public key Node can import (kty ${String(jwk.kty)})` };
+  }
+  return checkVerificationKey(key);
 }
 
 /** The registered claims jose would check, with the same reasons. */
