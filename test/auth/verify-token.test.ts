@@ -246,3 +246,47 @@ t.test('an Ed448 key never verifies EdDSA or Ed25519, whoever hands it over', as
     t.equal(valid, false, `${alg}: a good Ed448 signature does not count`);
   }
 });
+
+t.test('a JWKS token without kid: each key its alg can use is tried, so a rotation works, with no refetch', async (t) => {
+  const ecNew = generateTestKeyPair('ec-p256');
+  const jwks = await serveJwks(t, [
+    publicJwk(rsa.privateKey, { kid: 'rsa-old' }),
+    publicJwk(otherRsa.privateKey, { kid: 'rsa-new' }),
+    publicJwk(rsa1024.privateKey, { kid: 'rsa-small' }),
+    publicJwk(ec256.privateKey, { kid: 'ec-old', alg: 'ES256', use: 'sig' }),
+    publicJwk(ecNew.privateKey, { kid: 'ec-new', alg: 'ES256', use: 'sig' }),
+    publicJwk(ec384.privateKey, { kid: 'ec384' }),
+    publicJwk(ed448.privateKey, { kid: 'ed448' }),
+    publicJwk(ed25519.privateKey, { kid: 'ed25519' }),
+  ]);
+  const verifier = verifierFor({ JWT_JWKS_URL: jwks.url });
+  const withoutKid = (key: KeyObject, alg: string) => new SignJWT(claims).setProtectedHeader({ alg }).sign(key);
+  const accepted: Array<[string, KeyObject, string]> = [
+    ['RS256, the old RSA key', rsa.privateKey, 'RS256'],
+    ['RS256, the new RSA key', otherRsa.privateKey, 'RS256'],
+    ['PS256, the new RSA key', otherRsa.privateKey, 'PS256'],
+    ['ES256, the old P-256 key', ec256.privateKey, 'ES256'],
+    ['ES256, the new P-256 key', ecNew.privateKey, 'ES256'],
+    ['ES384, the only P-384 key', ec384.privateKey, 'ES384'],
+    ['EdDSA, the Ed25519 key beside an Ed448 one', ed25519.privateKey, 'EdDSA'],
+  ];
+  for (const [name, key, alg] of accepted) t.equal(await refusal(verifier, await withoutKid(key, alg)), 'accepted', name);
+  const stranger = generateTestKeyPair('ec-p256');
+  t.equal(await refusal(verifier, await withoutKid(stranger.privateKey, 'ES256')), 'bad signature', 'ES256 by a key not in the set');
+  const byRsa1024 = signByHand({ alg: 'RS256' }, claims, (input) => cryptoSign('sha256', input, rsa1024.privateKey));
+  t.equal(await refusal(verifier, byRsa1024), 'bad signature', 'RS256 by the 1024-bit key of the set: not tried');
+  // Before, a token without kid facing several keys asked for a refetch, each time.
+  t.equal(jwks.fetches(), 1, 'one fetch for all of them');
+});
+
+t.test('a token without kid tries at most 4 keys of a JWKS', async (t) => {
+  const keys = Array.from({ length: 5 }, () => generateTestKeyPair('ec-p256'));
+  const jwkOf = (index: number) => publicJwk(keys[index]!.privateKey, { kid: `k${index}` });
+  const four = verifierFor({ JWT_JWKS_URL: (await serveJwks(t, [0, 1, 2, 3].map(jwkOf))).url });
+  const five = verifierFor({ JWT_JWKS_URL: (await serveJwks(t, [0, 1, 2, 3, 4].map(jwkOf))).url });
+  const signed = (index: number, kid?: string) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'ES256', ...(kid && { kid }) }).sign(keys[index]!.privateKey);
+  t.equal(await refusal(four, await signed(3)), 'accepted', 'four P-256 keys: the fourth signed it');
+  t.equal(await refusal(five, await signed(4)), 'unknown signing key', 'five P-256 keys: not tried');
+  t.equal(await refusal(five, await signed(4, 'k4')), 'accepted', 'five P-256 keys: a token with kid is fine');
+});
