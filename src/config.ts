@@ -105,6 +105,9 @@ export function loadConfig(env: Env, readFile: ReadTextFile = (path) => readFile
   const host = parseHost(setting(env, 'HOST') ?? '127.0.0.1');
   const port = parsePort(setting(env, 'PORT') ?? '8080');
   const auth = parseAuth(env, readFile);
+  // Checked even when no JWKS uses it: every setting is checked at start-up (contract section 1),
+  // so a typo does not lie in wait for the day a JWKS URL is set.
+  if (auth.kind !== 'jwks') parseJwksCooldown(env);
   const issuer = setting(env, 'JWT_ISSUER');
   const audience = parseList(env, 'JWT_AUDIENCE');
   const roleClaim = parseClaimPath(setting(env, 'JWT_ROLE_CLAIM') ?? 'role');
@@ -114,12 +117,18 @@ export function loadConfig(env: Env, readFile: ReadTextFile = (path) => readFile
     port,
     auth,
     token: { ...(issuer !== undefined && { issuer }), ...(audience !== undefined && { audience }), roleClaim },
-    retentionMs: parseDuration('RELAY_RETENTION', setting(env, 'RELAY_RETENTION') ?? DEFAULT_RETENTION),
+    retentionMs: parseDuration(
+      'RELAY_RETENTION',
+      setting(env, 'RELAY_RETENTION') ?? DEFAULT_RETENTION,
+      // Pruning subtracts it from now() in PostgreSQL: 100000000d was accepted, then every prune
+      // failed with "timestamp out of range" and the log grew for ever.
+      MAX_RETENTION,
+    ),
     shutdownTimeoutMs: parseDuration(
       'RELAY_SHUTDOWN_TIMEOUT',
       setting(env, 'RELAY_SHUTDOWN_TIMEOUT') ?? DEFAULT_SHUTDOWN_TIMEOUT,
       // It is awaited with setTimeout, which fires at once for anything longer.
-      MAX_TIMER_MS,
+      { ms: MAX_TIMER_MS, text: 'about 24.8 days' },
     ),
     logLevel: parseLogLevel(setting(env, 'LOG_LEVEL') ?? 'info'),
     includeExample: parseBoolean('RELAY_EXAMPLE', setting(env, 'RELAY_EXAMPLE') ?? 'true'),
@@ -188,10 +197,14 @@ function parseAuth(env: Env, readFile: ReadTextFile): AuthConfig {
       return {
         kind: 'jwks',
         url: parseJwksUrl(env.JWT_JWKS_URL ?? ''),
-        refetchCooldownMs: parseDuration('JWT_JWKS_COOLDOWN', setting(env, 'JWT_JWKS_COOLDOWN') ?? DEFAULT_JWKS_COOLDOWN),
+        refetchCooldownMs: parseJwksCooldown(env),
         algorithms: chooseAlgorithms(requested, ASYMMETRIC_ALGORITHMS, 'keys from a JWKS (asymmetric only)'),
       };
   }
+}
+
+function parseJwksCooldown(env: Env): number {
+  return parseDuration('JWT_JWKS_COOLDOWN', setting(env, 'JWT_JWKS_COOLDOWN') ?? DEFAULT_JWKS_COOLDOWN);
 }
 
 function parseSecretAuth(secret: string, requested: string | undefined): SecretAuthConfig {
@@ -232,10 +245,20 @@ function parseJwksUrl(raw: string): string {
   try {
     url = new URL(raw);
   } catch {
-    // Reported below with the value, which is a public address.
+    // Reported below.
   }
-  if (url?.protocol === 'http:' || url?.protocol === 'https:') return raw;
-  throw new ConfigError('JWT_JWKS_URL', `must be an http:// or https:// URL, got ${shown(raw)}`);
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+    // A JWKS address is public, but one written with `user:password@` is not: without an `@` a
+    // value can hold no credentials, so only such a value is shown.
+    const value = raw.includes('@') ? 'a value not shown (it may hold a password)' : shown(raw);
+    throw new ConfigError('JWT_JWKS_URL', `must be an http:// or https:// URL, got ${value}`);
+  }
+  if (url.username !== '' || url.password !== '') {
+    // Node's fetch refuses to build a request from such a URL: the relay would start, then answer
+    // every token with 401. The value is not shown: it holds the password.
+    throw new ConfigError('JWT_JWKS_URL', 'must not hold a user name or password (fetch refuses such a URL); value not shown');
+  }
+  return raw;
 }
 
 // JWT_ALGORITHMS narrows the algorithms that fit the key; without it, all of them are accepted.
@@ -279,12 +302,26 @@ function parseClaimPath(raw: string): string {
 /** The longest delay setTimeout can wait (longer ones fire at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-function parseDuration(name: string, raw: string, maxMs = Number.MAX_SAFE_INTEGER): number {
+/** A longest accepted duration, and how the error line says it. */
+interface DurationMax {
+  readonly ms: number;
+  readonly text: string;
+}
+
+/**
+ * Ten years: far beyond what a replay log is for, far within PostgreSQL's timestamps (now() minus
+ * it must stay a valid timestamptz) and JavaScript's safe integers.
+ */
+const MAX_RETENTION: DurationMax = { ms: 3650 * MS_PER_UNIT.d, text: '3650d' };
+
+function parseDuration(name: string, raw: string, max?: DurationMax): number {
   const match = /^(\d+)([smhd])$/.exec(raw);
   if (!match) throw new ConfigError(name, `must be a duration like 90s, 30m, 24h or 7d, got ${shown(raw)}`);
   const ms = Number(match[1]) * MS_PER_UNIT[match[2] as keyof typeof MS_PER_UNIT];
   if (ms <= 0) throw new ConfigError(name, `must be longer than 0, got ${shown(raw)}`);
-  if (!Number.isSafeInteger(ms) || ms > maxMs) throw new ConfigError(name, `is too long, got ${shown(raw)}`);
+  if (!Number.isSafeInteger(ms) || ms > (max?.ms ?? Number.MAX_SAFE_INTEGER)) {
+    throw new ConfigError(name, `is too long${max ? ` (at most ${max.text})` : ''}, got ${shown(raw)}`);
+  }
   return ms;
 }
 

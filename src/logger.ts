@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { extractToken } from './auth/extract-token.ts';
 
 export type { Logger } from 'pino';
 
@@ -19,32 +20,39 @@ const JWS_LIKE = /eyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){0,2}/g;
 
 /**
  * `url` with the value of every credential parameter of its query replaced; the parameter stays,
- * so the line still says that a token was given. A parameter's name is compared decoded
- * (`access%5Ftoken` is `access_token` to URLSearchParams, as it is to the relay).
+ * so the line still says that a token was given.
+ *
+ * The query is split exactly as the relay's own reader splits it (src/auth/extract-token.ts:
+ * URLSearchParams over everything after the first `?`), not as a browser splits a URL: a parser of
+ * our own that disagreed on any detail (a second `?`, `#` taken for a fragment) let the relay read
+ * a token that the log then printed whole. So pairs are split on `&` only (`#` is an ordinary
+ * character), a name ends at its first `=` and is decoded (percent-encoding, `+`) by URLSearchParams
+ * itself, and a pair's whole value is blanked, however it is encoded. Names are compared without
+ * leading `?`s and case-insensitively: that blanks a little more than the relay reads, never less.
  */
 export function redactUrl(url: string): string {
   const start = url.indexOf('?');
   if (start < 0) return url;
-  const end = url.indexOf('#', start);
-  const query = url.slice(start + 1, end < 0 ? undefined : end);
-  const redacted = query
+  const redacted = url
+    .slice(start + 1)
     .split('&')
     .map((pair) => {
       const equals = pair.indexOf('=');
       const name = equals < 0 ? pair : pair.slice(0, equals);
-      return SECRET_PARAMETERS.has(decodedName(name).toLowerCase()) ? `${name}=${CENSOR}` : pair;
+      return isSecretParameter(name) ? `${name}=${CENSOR}` : pair;
     })
     .join('&');
-  return `${url.slice(0, start + 1)}${redacted}${end < 0 ? '' : url.slice(end)}`;
+  // Fails closed: were the relay's reader ever to split a query otherwise than above, anything it
+  // would still read as a token from the result means that no part of the query is shown.
+  const readable = extractToken({ query: redacted, authorization: '' });
+  return `${url.slice(0, start + 1)}${readable === null || readable === CENSOR ? redacted : CENSOR}`;
 }
 
-function decodedName(name: string): string {
-  try {
-    return decodeURIComponent(name.replace(/\+/g, ' '));
-  } catch {
-    // Not valid percent-encoding: URLSearchParams keeps such a name as it is, and so do we.
-    return name;
-  }
+function isSecretParameter(rawName: string): boolean {
+  // `rawName` holds no `&` and no `=`: this is one pair whose value is the name, decoded as
+  // URLSearchParams decodes names (it never throws, whatever the percent-encoding).
+  const name = new URLSearchParams(`n=${rawName}`).get('n') ?? rawName;
+  return SECRET_PARAMETERS.has(name.replace(/^\?+/, '').toLowerCase());
 }
 
 const urlSerializer = (value: unknown): unknown => (typeof value === 'string' ? redactUrl(value) : value);

@@ -19,6 +19,33 @@ export const EDDSA_ALGORITHMS = ['EdDSA', 'Ed25519'] as const;
 /** Every algorithm that a public key or a JWKS can verify. */
 export const ASYMMETRIC_ALGORITHMS = [...RSA_ALGORITHMS, ...EC_ALGORITHMS, ...EDDSA_ALGORITHMS] as const;
 
+/** An asymmetric `alg` value: verified with a public key or a JWKS. */
+export type AsymmetricAlgorithm = (typeof ASYMMETRIC_ALGORITHMS)[number];
+
+/** What a JWK must hold to verify an algorithm. */
+export interface JwkShape {
+  readonly kty: string;
+  readonly crv?: string;
+}
+
+/**
+ * The JWK `kty` (and `crv`) of the keys that can verify each asymmetric algorithm (RFC 7518
+ * section 6, RFC 8037): how a JWKS member is matched to a token that names no `kid`.
+ */
+export const JWK_SHAPE_BY_ALGORITHM: Readonly<Record<AsymmetricAlgorithm, JwkShape>> = {
+  RS256: { kty: 'RSA' },
+  RS384: { kty: 'RSA' },
+  RS512: { kty: 'RSA' },
+  PS256: { kty: 'RSA' },
+  PS384: { kty: 'RSA' },
+  PS512: { kty: 'RSA' },
+  ES256: { kty: 'EC', crv: 'P-256' },
+  ES384: { kty: 'EC', crv: 'P-384' },
+  ES512: { kty: 'EC', crv: 'P-521' },
+  EdDSA: { kty: 'OKP', crv: 'Ed25519' },
+  Ed25519: { kty: 'OKP', crv: 'Ed25519' },
+};
+
 /** Every algorithm the relay knows; `none` is deliberately absent. */
 export const SUPPORTED_ALGORITHMS = [...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS] as const;
 

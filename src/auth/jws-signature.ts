@@ -74,7 +74,9 @@ export function verifyJwsSignature(
           verify(scheme.hash, signingInput, { key, dsaEncoding: 'ieee-p1363' }, signature)
         );
       case 'eddsa':
-        return (type === 'ed25519' || type === 'ed448') && verify(null, signingInput, key, signature);
+        // Both names mean Ed25519 here (src/auth/algorithms.ts): `Ed25519` names that curve alone,
+        // and Ed448 keys are refused for `EdDSA` too, as JWT_PUBLIC_KEY refuses them.
+        return type === 'ed25519' && verify(null, signingInput, key, signature);
     }
   } catch {
     // node:crypto throws on a signature of the wrong length or shape: that is a bad signature.

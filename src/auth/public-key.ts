@@ -44,6 +44,15 @@ export function parsePublicKey(pem: string): PublicKeyResult {
     // Node's message names OpenSSL internals, not what the user should do.
     return { ok: false, problem: 'is not a PEM public key (SPKI, PKCS#1 or X.509 certificate)' };
   }
+  return checkVerificationKey(key);
+}
+
+/**
+ * The algorithms a public key may verify, or why it may verify none: the one set of rules for
+ * JWT_PUBLIC_KEY and for each key of a JWKS (RSA of at least 2048 bits, the three JWS curves,
+ * Ed25519 and not Ed448), so that neither source accepts a key the other refuses.
+ */
+export function checkVerificationKey(key: KeyObject): PublicKeyResult {
   const details = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
     case 'rsa':

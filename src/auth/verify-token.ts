@@ -1,8 +1,10 @@
 import { createPublicKey, type JsonWebKeyInput, type KeyObject } from 'node:crypto';
-import { createRemoteJWKSet, errors, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, errors, type JWK, type JWTPayload } from 'jose';
 import type { KeyedAuthConfig, TokenClaimsConfig } from '../config.ts';
 import { readClaim } from '../filters/claims.ts';
+import { JWK_SHAPE_BY_ALGORITHM, type JwkShape, type JwsAlgorithm } from './algorithms.ts';
 import { verifyJwsSignature, type VerificationKeyMaterial } from './jws-signature.ts';
+import { checkVerificationKey, type PublicKeyResult } from './public-key.ts';
 import { parseCompactJws, type JwsHeader } from './compact-jws.ts';
 import { TOKEN_ERROR_REASONS as REASONS, TokenError, type TokenErrorReason } from './token-error.ts';
 
@@ -35,6 +37,8 @@ export interface TokenVerifier {
 // Far above any real JWT, far below what would make base64 decoding costly.
 const MAX_TOKEN_CHARS = 16 * 1024;
 const MAX_IAT_SKEW_SECONDS = 60;
+/** Most keys of a JWKS tried for one token (one without `kid`); see remoteKeySource. */
+const MAX_KEYS_TRIED = 4;
 
 /**
  * A verifier for `auth`'s key. Only the configured algorithms are accepted, and each only with a
@@ -48,9 +52,13 @@ export function createTokenVerifier(auth: KeyedAuthConfig, rules: TokenClaimsCon
   function verifyNow(token: string): VerifiedToken | null {
     const jws = parseCompactJws(token, MAX_TOKEN_CHARS);
     if (!accepted.has(jws.alg)) throw new TokenError(REASONS.algorithmNotAccepted);
-    const key = keys.keyFor(jws.header);
-    if (key === null) return null;
-    if (!verifyJwsSignature(jws.alg, key, jws.signingInput, jws.signature)) throw new TokenError(REASONS.badSignature);
+    const candidates = keys.keysFor(jws.header, jws.alg);
+    if (candidates === null) return null;
+    // More than one only for a JWKS token without `kid` (both keys of a rotation, say): any one
+    // that verifies will do, as with jose.
+    if (!candidates.some((key) => verifyJwsSignature(jws.alg, key, jws.signingInput, jws.signature))) {
+      throw new TokenError(REASONS.badSignature);
+    }
     checkClaims(jws.payload, rules, Math.floor(Date.now() / 1000));
     return identityOf(jws.payload, rules.roleClaim);
   }
@@ -69,10 +77,14 @@ export function createTokenVerifier(auth: KeyedAuthConfig, rules: TokenClaimsCon
   };
 }
 
-/** Where the key for a token's header comes from. */
+/** Where the keys for a token's header come from. */
 interface KeySource {
-  /** The key, or null when it is not known yet (fetch() may find it). */
-  keyFor(header: JwsHeader): VerificationKeyMaterial | null;
+  /**
+   * The keys that may have signed a token with this header and `alg` (at least one), or null when
+   * none is known yet (fetch() may find it). Throws a TokenError when the keys it knows for the
+   * token may not verify it.
+   */
+  keysFor(header: JwsHeader, alg: JwsAlgorithm): readonly VerificationKeyMaterial[] | null;
   /** Fetches the keys again, unless that was tried too recently (then rejects with a TokenError). */
   fetch(): Promise<void>;
 }
@@ -81,10 +93,10 @@ function keySourceFor(auth: KeyedAuthConfig): KeySource {
   switch (auth.kind) {
     case 'secret': {
       const secret = new TextEncoder().encode(auth.secret);
-      return { keyFor: () => secret, fetch: async () => undefined };
+      return { keysFor: () => [secret], fetch: async () => undefined };
     }
     case 'public-key':
-      return { keyFor: () => auth.key, fetch: async () => undefined };
+      return { keysFor: () => [auth.key], fetch: async () => undefined };
     case 'jwks':
       return remoteKeySource(auth.url, auth.refetchCooldownMs);
   }
@@ -98,7 +110,7 @@ function keySourceFor(auth: KeyedAuthConfig): KeySource {
  */
 function remoteKeySource(url: string, cooldownMs: number): KeySource {
   const remote = createRemoteJWKSet(new URL(url));
-  const imported = new Map<string, KeyObject>();
+  const imported = new Map<string, PublicKeyResult>();
   let lastFetchStartedMs = -Infinity;
   let pending: Promise<void> | undefined;
 
@@ -115,7 +127,7 @@ function remoteKeySource(url: string, cooldownMs: number): KeySource {
   }
 
   return {
-    keyFor(header) {
+    keysFor(header, alg) {
       // A stale set keeps serving (a relay must not stall on its identity provider) while a fetch
       // in the background replaces it; so a key removed from the set stops working within the
       // cache age plus one cooldown.
@@ -124,25 +136,47 @@ function remoteKeySource(url: string, cooldownMs: number): KeySource {
           // Deliberately ignored: the cached keys stay in use and the next token retries after the cooldown.
         });
       }
+      const shape = (JWK_SHAPE_BY_ALGORITHM as Partial<Record<JwsAlgorithm, JwkShape>>)[alg];
+      // Never for a JWKS: its accepted algorithms are asymmetric (src/config.ts).
+      if (!shape) throw new TokenError(REASONS.algorithmNotAccepted);
+      // Matched as jose matches a set's members: the token's kid if it names one, and the key
+      // type and curve its alg needs, so that a token without kid still finds its key when the
+      // set publishes more than one (the old and the new key of a rotation).
       const candidates = (remote.jwks()?.keys ?? []).filter(
         (jwk) =>
           (header.kid === undefined || jwk.kid === header.kid) &&
-          (jwk.alg === undefined || jwk.alg === header.alg) &&
-          (jwk.use === undefined || jwk.use === 'sig'),
+          jwk.kty === shape.kty &&
+          (shape.crv === undefined || jwk.crv === shape.crv) &&
+          (jwk.alg === undefined || jwk.alg === alg) &&
+          (jwk.use === undefined || jwk.use === 'sig') &&
+          (jwk.key_ops === undefined || (Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))),
       );
-      if (candidates.length !== 1) return null;
-      const jwk = candidates[0]!;
-      const cacheKey = JSON.stringify(jwk);
-      let key = imported.get(cacheKey);
-      if (!key) {
-        try {
-          key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' });
-        } catch (error) {
-          throw new TokenError(REASONS.unknownKey, { cause: error });
+      if (candidates.length === 0) return null;
+      const usable: KeyObject[] = [];
+      const refused: string[] = [];
+      for (const jwk of candidates) {
+        const cacheKey = JSON.stringify(jwk);
+        let checked = imported.get(cacheKey);
+        if (!checked) {
+          checked = importJwk(jwk);
+          imported.set(cacheKey, checked);
         }
-        imported.set(cacheKey, key);
+        // The rules of JWT_PUBLIC_KEY: a 1024-bit RSA key or an Ed448 key in the set verifies nothing.
+        if (!checked.ok) refused.push(checked.problem);
+        else if (!checked.algorithms.includes(alg)) refused.push(`cannot verify ${alg}`);
+        else usable.push(checked.key);
       }
-      return key;
+      // The set holds keys for this token, and the relay refuses them: a refetch would not help.
+      if (usable.length === 0) {
+        throw new TokenError(REASONS.unknownKey, { cause: new Error(`the JWKS keys for it: ${refused.join('; ')}`) });
+      }
+      // Each key tried is a signature check on the event loop, for any token an attacker sends
+      // without kid: a few cover a rotation, a set with more such keys needs kids in its tokens.
+      if (usable.length > MAX_KEYS_TRIED) {
+        const problem = `${usable.length} JWKS keys fit a token without kid; at most ${MAX_KEYS_TRIED} are tried`;
+        throw new TokenError(REASONS.unknownKey, { cause: new Error(problem) });
+      }
+      return usable;
     },
     async fetch() {
       if (!fetchAllowed()) throw new TokenError(remote.jwks() ? REASONS.unknownKey : REASONS.keysUnavailable);
@@ -153,6 +187,20 @@ function remoteKeySource(url: string, cooldownMs: number): KeySource {
       }
     },
   };
+}
+
+/** A JWKS member as a public key, checked as JWT_PUBLIC_KEY is checked. */
+function importJwk(jwk: JWK): PublicKeyResult {
+  // As for a PEM: a private key has no business in a published set (createPublicKey would derive
+  // its public half and carry on).
+  if (jwk.d !== undefined) return { ok: false, problem: 'is a private key' };
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: jwk as JsonWebKeyInput['key'], format: 'jwk' });
+  } catch {
+    return { ok: false, problem: `is not a public key Node can import (kty ${String(jwk.kty)})` };
+  }
+  return checkVerificationKey(key);
 }
 
 /** The registered claims jose would check, with the same reasons. */

@@ -6,7 +6,7 @@
 
 /** Items due at a whole second. */
 export interface ExpirySchedule<T> {
-  /** Schedules `item` for `expSeconds` (replacing its earlier time); null clears it. */
+  /** Schedules `item` for `expSeconds`, never before it (replacing its earlier time); null clears it. */
   set(item: T, expSeconds: number | null): void;
   delete(item: T): void;
   /** Removes and returns the items whose time has come: `exp <= nowSeconds` (a JWT is expired at its exp). */
@@ -44,8 +44,10 @@ export function createExpirySchedule<T>(startSeconds: number): ExpirySchedule<T>
     set(item, expSeconds) {
       remove(item);
       if (expSeconds === null) return;
+      // Rounded up: `exp` may have a fraction (RFC 7519 allows it), and the bucket of second N is
+      // taken from N.0 on, so rounding down closed a connection up to a second before its exp.
       // Already due (a token that expired while it was being checked): the next tick takes it.
-      const second = Math.max(Math.floor(expSeconds), takenThrough + 1);
+      const second = Math.max(Math.ceil(expSeconds), takenThrough + 1);
       secondOf.set(item, second);
       const bucket = buckets.get(second);
       if (bucket) bucket.add(item);

@@ -1,7 +1,9 @@
+import { createPublicKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CompactSign, SignJWT, exportJWK } from 'jose';
-import t from 'tap';
+import { CompactSign, SignJWT, exportJWK, type JWK } from 'jose';
+import t, { type Test } from 'tap';
+import { verifyJwsSignature } from '../../src/auth/jws-signature.ts';
 import { createTokenVerifier, type TokenVerifier } from '../../src/auth/verify-token.ts';
 import { TokenError } from '../../src/auth/token-error.ts';
 import { loadConfig, type KeyedAuthConfig } from '../../src/config.ts';
@@ -11,6 +13,7 @@ import {
   nowSeconds,
   signHmacToken,
   signPss256ByHand,
+  signByHand,
   signToken,
   signWithPublicKeyAsSecret,
   unsecuredToken,
@@ -24,6 +27,8 @@ const rsaPss = generateTestKeyPair('rsa-pss');
 const ec256 = generateTestKeyPair('ec-p256');
 const ec384 = generateTestKeyPair('ec-p384');
 const ed25519 = generateTestKeyPair('ed25519');
+const ed448 = generateTestKeyPair('ed448');
+const rsa1024 = generateTestKeyPair('rsa-1024');
 
 // Auth configs come from loadConfig, as in production, so the two are tested together.
 function authFrom(env: Record<string, string>): KeyedAuthConfig {
@@ -194,3 +199,94 @@ function signHmacTokenRaw(payloadJson: string): Promise<string> {
   const encode = (text: string) => new TextEncoder().encode(text);
   return new CompactSign(encode(payloadJson)).setProtectedHeader({ alg: 'HS256' }).sign(encode(TEST_SECRET));
 }
+
+/** The public half of `privateKey` as a JWK, with `extra` members (kid, alg, use). */
+function publicJwk(privateKey: KeyObject, extra: JWK = {}): JWK {
+  return { ...(createPublicKey(privateKey).export({ format: 'jwk' }) as JWK), ...extra };
+}
+
+/** A JWKS endpoint on a free port serving `keys`; `fetches` counts its requests. */
+async function serveJwks(t: Test, keys: readonly JWK[]): Promise<{ url: string; fetches: () => number }> {
+  let fetches = 0;
+  const server = createServer((_req, res) => {
+    fetches++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`, fetches: () => fetches };
+}
+
+t.test('a JWKS key is held to the rules of JWT_PUBLIC_KEY: no Ed448, no RSA under 2048 bits', async (t) => {
+  // What JWT_PUBLIC_KEY refuses at start-up, a JWKS used to verify with.
+  for (const [name, keys] of [['Ed448', ed448], ['1024-bit RSA', rsa1024]] as const) {
+    t.throws(() => authFrom({ JWT_PUBLIC_KEY: keys.publicKeyPem }), /^JWT_PUBLIC_KEY: /, `JWT_PUBLIC_KEY refuses an ${name} key`);
+  }
+  const jwks = await serveJwks(t, [
+    publicJwk(ed448.privateKey, { kid: 'ed448' }),
+    publicJwk(rsa1024.privateKey, { kid: 'rsa1024', alg: 'RS256' }),
+    publicJwk(ed25519.privateKey, { kid: 'ed25519' }),
+  ]);
+  const verifier = verifierFor({ JWT_JWKS_URL: jwks.url });
+  const byEd448 = (alg: string) => signByHand({ alg, kid: 'ed448' }, claims, (input) => cryptoSign(null, input, ed448.privateKey));
+  const byRsa1024 = signByHand({ alg: 'RS256', kid: 'rsa1024' }, claims, (input) => cryptoSign('sha256', input, rsa1024.privateKey));
+  t.equal(await refusal(verifier, byEd448('Ed25519')), 'unknown signing key', 'alg Ed25519 with an Ed448 key of the set');
+  t.equal(await refusal(verifier, byEd448('EdDSA')), 'unknown signing key', 'alg EdDSA with an Ed448 key of the set');
+  t.equal(await refusal(verifier, byRsa1024), 'unknown signing key', 'RS256 with a 1024-bit RSA key of the set');
+  const good = await new SignJWT(claims).setProtectedHeader({ alg: 'Ed25519', kid: 'ed25519' }).sign(ed25519.privateKey);
+  t.equal(await refusal(verifier, good), 'accepted', 'the Ed25519 key of the same set verifies');
+});
+
+t.test('an Ed448 key never verifies EdDSA or Ed25519, whoever hands it over', async (t) => {
+  const ed448Public = createPublicKey(ed448.privateKey);
+  for (const alg of ['EdDSA', 'Ed25519'] as const) {
+    const token = signByHand({ alg }, claims, (input) => cryptoSign(null, input, ed448.privateKey));
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const valid = verifyJwsSignature(alg, ed448Public, Buffer.from(`${header}.${payload}`), Buffer.from(signature, 'base64url'));
+    t.equal(valid, false, `${alg}: a good Ed448 signature does not count`);
+  }
+});
+
+t.test('a JWKS token without kid: each key its alg can use is tried, so a rotation works, with no refetch', async (t) => {
+  const ecNew = generateTestKeyPair('ec-p256');
+  const jwks = await serveJwks(t, [
+    publicJwk(rsa.privateKey, { kid: 'rsa-old' }),
+    publicJwk(otherRsa.privateKey, { kid: 'rsa-new' }),
+    publicJwk(rsa1024.privateKey, { kid: 'rsa-small' }),
+    publicJwk(ec256.privateKey, { kid: 'ec-old', alg: 'ES256', use: 'sig' }),
+    publicJwk(ecNew.privateKey, { kid: 'ec-new', alg: 'ES256', use: 'sig' }),
+    publicJwk(ec384.privateKey, { kid: 'ec384' }),
+    publicJwk(ed448.privateKey, { kid: 'ed448' }),
+    publicJwk(ed25519.privateKey, { kid: 'ed25519' }),
+  ]);
+  const verifier = verifierFor({ JWT_JWKS_URL: jwks.url });
+  const withoutKid = (key: KeyObject, alg: string) => new SignJWT(claims).setProtectedHeader({ alg }).sign(key);
+  const accepted: Array<[string, KeyObject, string]> = [
+    ['RS256, the old RSA key', rsa.privateKey, 'RS256'],
+    ['RS256, the new RSA key', otherRsa.privateKey, 'RS256'],
+    ['PS256, the new RSA key', otherRsa.privateKey, 'PS256'],
+    ['ES256, the old P-256 key', ec256.privateKey, 'ES256'],
+    ['ES256, the new P-256 key', ecNew.privateKey, 'ES256'],
+    ['ES384, the only P-384 key', ec384.privateKey, 'ES384'],
+    ['EdDSA, the Ed25519 key beside an Ed448 one', ed25519.privateKey, 'EdDSA'],
+  ];
+  for (const [name, key, alg] of accepted) t.equal(await refusal(verifier, await withoutKid(key, alg)), 'accepted', name);
+  const stranger = generateTestKeyPair('ec-p256');
+  t.equal(await refusal(verifier, await withoutKid(stranger.privateKey, 'ES256')), 'bad signature', 'ES256 by a key not in the set');
+  const byRsa1024 = signByHand({ alg: 'RS256' }, claims, (input) => cryptoSign('sha256', input, rsa1024.privateKey));
+  t.equal(await refusal(verifier, byRsa1024), 'bad signature', 'RS256 by the 1024-bit key of the set: not tried');
+  // Before, a token without kid facing several keys asked for a refetch, each time.
+  t.equal(jwks.fetches(), 1, 'one fetch for all of them');
+});
+
+t.test('a token without kid tries at most 4 keys of a JWKS', async (t) => {
+  const keys = Array.from({ length: 5 }, () => generateTestKeyPair('ec-p256'));
+  const jwkOf = (index: number) => publicJwk(keys[index]!.privateKey, { kid: `k${index}` });
+  const four = verifierFor({ JWT_JWKS_URL: (await serveJwks(t, [0, 1, 2, 3].map(jwkOf))).url });
+  const five = verifierFor({ JWT_JWKS_URL: (await serveJwks(t, [0, 1, 2, 3, 4].map(jwkOf))).url });
+  const signed = (index: number, kid?: string) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'ES256', ...(kid && { kid }) }).sign(keys[index]!.privateKey);
+  t.equal(await refusal(four, await signed(3)), 'accepted', 'four P-256 keys: the fourth signed it');
+  t.equal(await refusal(five, await signed(4)), 'unknown signing key', 'five P-256 keys: not tried');
+  t.equal(await refusal(five, await signed(4, 'k4')), 'accepted', 'five P-256 keys: a token with kid is fine');
+});

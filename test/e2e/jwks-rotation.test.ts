@@ -113,3 +113,20 @@ t.test('after the cooldown, a new kid is fetched once, and its tokens work on up
   t.equal(jwks.fetches.length, 2, 'within the cooldown again: no fetch');
   await client.close();
 });
+
+t.test('during a rotation (old and new key published), tokens without kid signed by either connect, with no refetch', async (t) => {
+  const jwks = await startJwksServer(t, kids);
+  await jwks.publish([k1, k2]);
+  const relay = await startTestRelay(t, jwksEnv(jwks.url));
+  for (const [name, keys] of [['the old key', k1], ['the new key', k2]] as const) {
+    for (let i = 0; i < 3; i++) {
+      const token = await new SignJWT({ ...ADMIN, sub: `s${i}`, exp: nowSeconds() + 600 }).setProtectedHeader({ alg: 'ES256' }).sign(keys.privateKey);
+      const client = await connectClient(url(relay, token));
+      t.match(client.welcome, { type: 'welcome', role: 'admin', sub: `s${i}` }, `${name}, no kid, connection ${i}`);
+      await client.close();
+    }
+  }
+  const forged = await new SignJWT({ ...ADMIN, exp: nowSeconds() + 600 }).setProtectedHeader({ alg: 'ES256' }).sign(generateTestKeyPair('ec-p256').privateKey);
+  t.match(await upgradeRefusal(url(relay, forged)), { status: 401, body: { reason: 'bad signature' } }, 'no kid, signed by neither key');
+  t.equal(jwks.fetches.length, 1, 'the start-up fetch only: a token without kid no longer asks for a refetch');
+});

@@ -6,7 +6,7 @@ import { nextFrame } from '../helpers/frames.ts';
 import { watchLogLines, type LogLine } from '../helpers/log-lines.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import { nowSeconds } from '../helpers/tokens.ts';
-import { connectClient, upgradeRefusal, type TestClient } from '../helpers/ws-client.ts';
+import { connectClient, rawUpgradeRefusal, upgradeRefusal, type TestClient } from '../helpers/ws-client.ts';
 
 /** Log messages about one connection: each must carry the connection's id. */
 const CONNECTION_MESSAGES = new Set([
@@ -89,4 +89,30 @@ t.test('no token reaches the log, and each connection logs under one id', async 
   t.ok(about(opened.get('bob')).some((line) => line.msg === 'bad request: not a UTF-8 text frame'), "bob's binary frame is logged under his id");
   const orphans = relay.logLines.filter((line) => CONNECTION_MESSAGES.has(line.msg as string) && line.connection === undefined);
   t.strictSame(orphans, [], 'no line about a connection lacks its id');
+});
+
+t.test('a token read from an oddly written query is blanked in the log, however it is encoded', async (t) => {
+  const relay = await startTestRelay(t);
+  const expired = await relay.token({ role: 'admin', sub: 'late', exp: nowSeconds() - 60 });
+  // `e` as %65 at the start of the header and the payload: the relay decodes it, and no eyJ shows.
+  const encoded = expired.replace(/^e/, '%65').replace('.e', '.%65');
+  const targets = [`/ws??access_token=${encoded}`, `/ws?x=1#&access_token=${encoded}`, `/ws?%61ccess_token=${encoded}`];
+  for (const target of targets) {
+    const refusal = await rawUpgradeRefusal(relay.httpUrl, target);
+    // "token expired" shows that the relay did read this token, and verified its signature.
+    t.match(refusal, { status: 401, body: { error: 'unauthorized', reason: 'token expired' } }, `${target.slice(0, 20)}...: read as a token`);
+  }
+  // Logged before the 401 was written, so before the client had it.
+  const urls = relay.logLines.filter((line) => line.msg === 'upgrade refused').map((line) => line.url);
+  t.strictSame(urls, ['/ws??access_token=[redacted]', '/ws?x=1#&access_token=[redacted]', '/ws?%61ccess_token=[redacted]'], 'each refused URL is logged, its token blanked');
+  const text = JSON.stringify(relay.logLines);
+  const [, payload, signature] = expired.split('.') as [string, string, string];
+  for (const [what, secret] of [
+    ['the token', expired],
+    ['the token as sent', encoded],
+    ['its payload', payload.slice(3)],
+    ['its signature', signature],
+  ] as const) {
+    t.notOk(text.includes(secret), `no log line holds ${what}`);
+  }
 });

@@ -104,6 +104,7 @@ t.before(() => {
 });
 
 t.test('a bad setting exits with code 1 and one line on stderr naming the variable', async (t) => {
+  const UNUSABLE_DATABASE = { DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/none', PORT: '0' };
   const cases: Array<[env: Record<string, string>, variable: string, secret?: string]> = [
     [{ PORT: 'abc' }, 'PORT'],
     [{ PORT: '70000' }, 'PORT'],
@@ -111,6 +112,11 @@ t.test('a bad setting exits with code 1 and one line on stderr naming the variab
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ RELAY_RETENTION: 'forever' }, 'RELAY_RETENTION'],
     [{ JWT_SECRET: 'short-secret-value' }, 'JWT_SECRET', 'short-secret-value'],
+    // Node's fetch refuses a URL with credentials: refused here rather than a 401 for every token.
+    // The database (nothing listens on port 1) and PORT 0 make a relay that wrongly starts fail at
+    // once, instead of starting an embedded PostgreSQL and serving on 8080.
+    [{ JWT_JWKS_URL: 'http://admin:s3cretpw@127.0.0.1:18601/jwks', ...UNUSABLE_DATABASE }, 'JWT_JWKS_URL', 's3cretpw'],
+    [{ JWT_JWKS_URL: 'ftp://admin:s3cretpw@127.0.0.1:18601/jwks', ...UNUSABLE_DATABASE }, 'JWT_JWKS_URL', 's3cretpw'],
   ];
   for (const [env, variable, secret] of cases) {
     const relay = runRelay(t, env);

@@ -5,6 +5,8 @@
 import t, { type Test } from 'tap';
 import WebSocket from 'ws';
 import { changeCatalog } from '../helpers/catalog.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createEventLog } from '../../src/db/event-log.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { guarded } from '../helpers/guard.ts';
 import { describeDifference, eventsUntil, positionAt, readLog } from '../helpers/event-log.ts';
@@ -324,4 +326,15 @@ t.test('relay.prune deletes the oldest commits in batches of at most batch_size,
   for (let n = await prune(); n > 0; n = await prune()) total += n;
   t.equal(total, 20, 'together they pruned the 20 commits, each once');
   t.strictSame((await state()).commits, [], 'the log is empty');
+});
+
+t.test('the longest RELAY_RETENTION accepted prunes without an error, keeping every event', async (t) => {
+  // 100000000d used to be accepted, then every prune failed with "timestamp out of range".
+  const { retentionMs } = loadConfig({ RELAY_RETENTION: '3650d' });
+  t.throws(() => loadConfig({ RELAY_RETENTION: '3651d' }), /at most 3650d/, 'one day more is refused at start-up');
+  const db = await createTestDatabase(t);
+  await db.pool.query(`select relay.publish('p', 'e', '{}')`);
+  t.equal(await createEventLog(db.pool).prune(retentionMs, 10), 0, 'relay.prune with now() minus 3650 days: nothing pruned');
+  const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from relay.events');
+  t.equal(rows[0]!.n, 1, 'the event is still in the log');
 });

@@ -26,6 +26,21 @@ t.test('at exp the client gets token_expired, then close 4001; not before exp', 
   t.match(stats, { sessions: 0, subscriptions: 0 }, 'its session and subscription are gone');
 });
 
+t.test('an exp with a fraction of a second: the connection ends after it, never before', async (t) => {
+  const relay = await startTestRelay(t);
+  // RFC 7519 allows a fractional NumericDate. .999: whatever the phase of the relay's one-second
+  // tick, a close in the second that starts at the whole part comes before exp (it used to).
+  const exp = nowSeconds() + 2.999;
+  const client = await connectClient(`${relay.wsUrl}?access_token=${await signHmacToken(TEST_SECRET, { ...ADMIN, exp })}`);
+  t.teardown(() => client.close());
+  t.equal(client.welcome.exp, exp, 'welcome says the exp as given');
+  await nextFrame(client, 'token_expired', undefined, CLOSE_GUARD_MS);
+  const seconds = Date.now() / 1000;
+  t.ok(seconds >= exp, `token_expired at ${seconds.toFixed(3)}, not before exp ${exp}`);
+  t.ok(seconds < exp + 2, 'within about a second after exp');
+  t.equal((await guarded(client.closed(), CLOSE_GUARD_MS, 'the close')).code, 4001);
+});
+
 t.test('auth with a later exp keeps the connection past the old exp; a shorter one ends it sooner', async (t) => {
   const relay = await startTestRelay(t);
   const exp = nowSeconds() + 3;

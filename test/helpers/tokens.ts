@@ -86,6 +86,16 @@ export function signPss256ByHand(privateKey: KeyObject, claims: TestClaims): str
   return `${signingInput}.${base64url.encode(signature)}`;
 }
 
+/**
+ * A token with `header` and `claims` whose signature `sign` makes from the signing input: for
+ * keys jose will not sign with (Ed448, RSA under 2048 bits), as an attacker or a careless
+ * identity provider could.
+ */
+export function signByHand(header: Record<string, unknown>, claims: TestClaims, sign: (signingInput: Buffer) => Buffer): string {
+  const signingInput = `${encodeJson(header)}.${encodeJson(claims)}`;
+  return `${signingInput}.${base64url.encode(sign(Buffer.from(signingInput)))}`;
+}
+
 /** An unsecured token (`alg: none`, empty signature), built by hand since jose will not make one to verify. */
 export function unsecuredToken(claims: TestClaims): string {
   return `${encodeJson({ alg: 'none', typ: 'JWT' })}.${encodeJson(claims)}.`;

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import WebSocket from 'ws';
 
 /** A parsed server frame. */
@@ -101,5 +103,40 @@ export function upgradeRefusal(
       });
     });
     socket.once('error', (error) => reject(error));
+  });
+}
+
+/**
+ * Like upgradeRefusal, but sends `target` (the request line's path and query) byte for byte: a
+ * WebSocket client parses its URL first, which drops a `#...` part that a raw request may still send.
+ */
+export function rawUpgradeRefusal(httpUrl: string, target: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(httpUrl, {
+      path: target,
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': randomBytes(16).toString('base64'),
+      },
+    });
+    request.once('upgrade', (_response, socket) => {
+      socket.destroy();
+      reject(new Error('the upgrade was accepted'));
+    });
+    request.once('response', (response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      response.on('end', () => {
+        try {
+          resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
+        } catch (error) {
+          reject(new Error(`refusal body is not JSON: ${text}`, { cause: error }));
+        }
+      });
+    });
+    request.once('error', reject);
+    request.end();
   });
 }

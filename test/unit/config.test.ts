@@ -82,6 +82,7 @@ t.test('good values are taken', async (t) => {
     ['retention 30m', { RELAY_RETENTION: '30m' }, (c) => c.retentionMs, 1_800_000],
     ['retention 24h', { RELAY_RETENTION: '24h' }, (c) => c.retentionMs, 86_400_000],
     ['retention 7d', { RELAY_RETENTION: '7d' }, (c) => c.retentionMs, 604_800_000],
+    ['retention at its maximum, 3650d', { RELAY_RETENTION: '3650d' }, (c) => c.retentionMs, 315_360_000_000],
     ['shutdown timeout 3s', { RELAY_SHUTDOWN_TIMEOUT: '3s' }, (c) => c.shutdownTimeoutMs, 3_000],
     ['shutdown timeout 2m', { RELAY_SHUTDOWN_TIMEOUT: '2m' }, (c) => c.shutdownTimeoutMs, 120_000],
     ['log level silent', { LOG_LEVEL: 'silent' }, (c) => c.logLevel, 'silent'],
@@ -144,16 +145,24 @@ t.test('each bad value stops start-up with one line naming the variable', async 
     [{ RELAY_RETENTION: '1.5h' }, 'RELAY_RETENTION', /got "1.5h"/],
     [{ RELAY_RETENTION: '-1h' }, 'RELAY_RETENTION', /got "-1h"/],
     [{ RELAY_RETENTION: '0s' }, 'RELAY_RETENTION', /must be longer than 0/],
-    [{ RELAY_RETENTION: '99999999999999999d' }, 'RELAY_RETENTION', /too long/],
+    [{ RELAY_RETENTION: '99999999999999999d' }, 'RELAY_RETENTION', /too long \(at most 3650d\)/],
+    // Accepted before, then every prune failed with "timestamp out of range" (now() minus it).
+    [{ RELAY_RETENTION: '100000000d' }, 'RELAY_RETENTION', /^RELAY_RETENTION: is too long \(at most 3650d\), got "100000000d"$/],
+    [{ RELAY_RETENTION: '3651d' }, 'RELAY_RETENTION', /too long \(at most 3650d\)/],
+    [{ RELAY_RETENTION: '87601h' }, 'RELAY_RETENTION', /too long \(at most 3650d\)/],
     [{ RELAY_SHUTDOWN_TIMEOUT: '10' }, 'RELAY_SHUTDOWN_TIMEOUT', /must be a duration like 90s, 30m, 24h or 7d, got "10"/],
     [{ RELAY_SHUTDOWN_TIMEOUT: '0s' }, 'RELAY_SHUTDOWN_TIMEOUT', /must be longer than 0/],
     // setTimeout fires at once for a delay over 2^31-1 ms (about 24.8 days).
-    [{ RELAY_SHUTDOWN_TIMEOUT: '25d' }, 'RELAY_SHUTDOWN_TIMEOUT', /too long/],
+    [{ RELAY_SHUTDOWN_TIMEOUT: '25d' }, 'RELAY_SHUTDOWN_TIMEOUT', /too long \(at most about 24.8 days\)/],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL', /must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"/],
     [{ LOG_LEVEL: 'INFO' }, 'LOG_LEVEL', /got "INFO"/],
     [{ RELAY_EXAMPLE: 'yes' }, 'RELAY_EXAMPLE', /must be true or false, got "yes"/],
     [{ RELAY_EXAMPLE: 'TRUE' }, 'RELAY_EXAMPLE', /got "TRUE"/],
     [{ JWT_JWKS_URL: 'https://id.example/jwks', JWT_JWKS_COOLDOWN: '30' }, 'JWT_JWKS_COOLDOWN', /must be a duration like 90s/],
+    // Without a JWKS it is unused, but checked all the same: before, any value passed.
+    [{ JWT_JWKS_COOLDOWN: 'abc' }, 'JWT_JWKS_COOLDOWN', /^JWT_JWKS_COOLDOWN: must be a duration like 90s, 30m, 24h or 7d, got "abc"$/],
+    [{ JWT_SECRET: SECRET_32, JWT_JWKS_COOLDOWN: '0s' }, 'JWT_JWKS_COOLDOWN', /must be longer than 0/],
+    [{ JWT_PUBLIC_KEY: rsa.publicKeyPem, JWT_JWKS_COOLDOWN: '30' }, 'JWT_JWKS_COOLDOWN', /must be a duration/],
     [{ RELAY_MAX_BACKPRESSURE: '4GiB' }, 'RELAY_MAX_BACKPRESSURE', /must be a size from 64KiB to 1024MiB \(bytes, or with KiB or MiB\), got "4GiB"/],
     [{ RELAY_MAX_BACKPRESSURE: '1KiB' }, 'RELAY_MAX_BACKPRESSURE', /from 64KiB/],
     [{ RELAY_MAX_FRAME_SIZE: '10' }, 'RELAY_MAX_FRAME_SIZE', /must be a size from 1KiB to 4MiB/],
@@ -189,6 +198,26 @@ t.test('each bad value stops start-up with one line naming the variable', async 
 t.test('a database URL that does not parse is not echoed (it may hold a password)', async (t) => {
   const error = t.throws(() => load({ DATABASE_URL: 'postgres//user:hunter2@db' })) as ConfigError;
   t.notMatch(error.message, /hunter2/);
+});
+
+t.test('a JWKS URL with credentials is refused at start-up, and they are never echoed', async (t) => {
+  // Node's fetch refuses such a URL: the relay used to start, then answer every token with 401.
+  const cases: Array<[string, RegExp]> = [
+    ['http://admin:s3cretpw@127.0.0.1:18601/jwks', /must not hold a user name or password/],
+    ['https://admin:s3cretpw@id.example/jwks', /must not hold a user name or password/],
+    ['https://:s3cretpw@id.example/jwks', /must not hold a user name or password/],
+    ['https://admin@id.example/jwks', /must not hold a user name or password/],
+    ['ftp://admin:s3cretpw@keys.example/jwks', /must be an http:\/\/ or https:\/\/ URL, got a value not shown/],
+    // No scheme: URL reads `admin:` as the scheme, and the rest as a path.
+    ['admin:s3cretpw@127.0.0.1/jwks', /must be an http:\/\/ or https:\/\/ URL, got a value not shown/],
+    ['admin:s3cretpw@ keys', /must be an http:\/\/ or https:\/\/ URL, got a value not shown/],
+  ];
+  for (const [url, pattern] of cases) {
+    const error = t.throws(() => load({ JWT_JWKS_URL: url }), ConfigError, url) as ConfigError;
+    t.equal(error.variable, 'JWT_JWKS_URL', `${url}: names the variable`);
+    t.match(error.message, pattern, `${url}: says what is wrong`);
+    t.notMatch(error.message, /s3cretpw|admin/, `${url}: neither the password nor the user name is shown`);
+  }
 });
 
 t.test('a secret is never echoed, only its length', async (t) => {

@@ -15,6 +15,17 @@ t.test('items are due at their second (a JWT is expired at exp), in no other tic
   t.equal(schedule.size, 0);
 });
 
+t.test('an exp with a fraction is never due before it: its second is rounded up', async (t) => {
+  const schedule = createExpirySchedule<string>(100);
+  schedule.set('fraction', 102.9);
+  schedule.set('just over', 102.001);
+  schedule.set('whole', 102);
+  t.strictSame(schedule.takeDue(101), []);
+  // Before, the fractions were due here, at 102.0: up to 0.9 s before their exp.
+  t.strictSame(schedule.takeDue(102), ['whole'], 'at 102, only the exp of 102 is due');
+  t.strictSame(schedule.takeDue(103).sort(), ['fraction', 'just over'], 'at 103, the ones that expired in between');
+});
+
 t.test('set again moves an item (an auth refresh); null or delete clears it', async (t) => {
   const schedule = createExpirySchedule<string>(0);
   schedule.set('refreshed', 5);
