@@ -3,6 +3,7 @@
 
 import t, { type Test } from 'tap';
 import pg from 'pg';
+import { waitOrFinish } from '../helpers/backend-waits.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { eventsBeforeSentinel, listenForEvents, type EventNotification, type Listener } from '../helpers/notifications.ts';
 
@@ -306,6 +307,77 @@ t.test('a deferred trigger that publishes at commit time is delivered too', asyn
     ],
   );
   t.equal(events[0]?.pos, events[1]?.pos, 'one position for the transaction');
+});
+
+/** Each event's `label`, for the events of row `id` of items, in the order the listener read them. */
+const labelsOf = (events: EventNotification[], id: number): unknown[] =>
+  events.filter((e) => e.topic === 'items' && e.data?.['id'] === id).map((e) => e.data?.['label']);
+
+async function backendPid(client: pg.ClientBase): Promise<number> {
+  const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
+  return rows[0]!.pid;
+}
+
+t.test('a write after the position was drawn early moves the transaction after the commits it followed', async (t) => {
+  // SET CONSTRAINTS ALL IMMEDIATE draws the position mid-transaction. A write made after it, on a
+  // row that another transaction changed and committed meanwhile, must come after that change:
+  // with the early position, subscribers ended on the other transaction's value, not the table's.
+  const listener = await listen(t);
+  const early = await connect(t);
+  const [row, other] = [newId(), newId()];
+  await db.pool.query(`insert into items values ($1, 'start')`, [row]);
+  await early.query('begin');
+  await early.query(`insert into items values ($1, 'drawn early')`, [other]);
+  await early.query('set constraints all immediate');
+  await db.pool.query(`update items set label = 'committed in between' where id = $1`, [row]);
+  await early.query(`update items set label = 'written last' where id = $1`, [row]);
+  await early.query('commit');
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  const { rows } = await db.pool.query<{ label: string }>(`select label from items where id = $1`, [row]);
+  t.equal(rows[0]?.label, 'written last');
+  t.same(labelsOf(events, row), ['start', 'committed in between', 'written last'], 'the last event of the row is its value in the table');
+  t.same(labelsOf(events, other), ['drawn early'], 'the earlier event of that transaction comes with it');
+  const position = (label: string): number | undefined => events.find((e) => e.data?.['label'] === label)?.pos;
+  t.ok(
+    position('committed in between')! < position('written last')!,
+    `the write made last has the higher position: ${position('committed in between')} < ${position('written last')}`,
+  );
+});
+
+t.test('a deferred trigger that writes a watched row at commit, after waiting for its lock, is ordered after its holder', async (t) => {
+  // The commit stamp fires first (queued by the transaction's first event), then the application's
+  // deferred trigger, whose update waits for another writer's row lock. That writer commits first,
+  // so its change must come first.
+  await db.pool.query(`
+    create table audit_requests (item_id int);
+    create function audit_item() returns trigger language plpgsql as $$
+    begin
+      update items set label = 'audited' where id = NEW.item_id;
+      return null;
+    end $$;
+    create constraint trigger audit_item after insert on audit_requests
+      deferrable initially deferred for each row execute function audit_item();`);
+  const listener = await listen(t);
+  const auditor = await connect(t);
+  const canceller = await connect(t);
+  const [shipped, audited] = [newId(), newId()];
+  await db.pool.query(`insert into items values ($1, 'new'), ($2, 'new')`, [shipped, audited]);
+  await auditor.query('begin');
+  await auditor.query(`update items set label = 'shipped' where id = $1`, [shipped]);
+  await auditor.query(`insert into audit_requests values ($1)`, [audited]);
+  const auditorPid = await backendPid(auditor);
+  await canceller.query('begin');
+  await canceller.query(`update items set label = 'cancelled' where id = $1`, [audited]);
+  const auditorCommit = auditor.query('commit');
+  const outcome = await waitOrFinish(db.pool, auditorPid, auditorCommit, ['Lock']);
+  t.equal(outcome, 'Lock', 'the audit at commit waits for the row lock of the cancelling transaction');
+  await canceller.query('commit');
+  await auditorCommit;
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  const { rows } = await db.pool.query<{ label: string }>(`select label from items where id = $1`, [audited]);
+  t.equal(rows[0]?.label, 'audited');
+  t.same(labelsOf(events, audited), ['new', 'cancelled', 'audited'], 'subscribers end on the value the table holds');
+  t.same(labelsOf(events, shipped), ['new', 'shipped']);
 });
 
 /** Rejects with `message` if `promise` has not settled within 10 s (a guard against a lock wait). */
