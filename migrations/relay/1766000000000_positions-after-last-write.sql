@@ -11,6 +11,22 @@
 -- - Now the stamp, queued again, moves the transaction's row of relay.commits to a new position.
 --   The position it leaves is never committed: the relay passes it as it passes a rolled-back one,
 --   once the transaction has ended (relay.wait_for_committers).
+--
+-- Committers are waited for without advisory locks.
+-- - The stamp took pg_advisory_xact_lock(1919250029, its backend's pid), and
+--   relay.wait_for_committers waited for every holder of a lock of that class. Advisory locks
+--   need no privilege: any role that could connect could hold one and freeze a writer's commits
+--   (pg_advisory_lock_shared(1919250029, its pid)) or every relay. And a prepared transaction
+--   keeps its locks: the next commit with events of the session that prepared it waited for
+--   COMMIT PREPARED, for ever, as statement_timeout does not apply at commit.
+-- - A committer holds ROW EXCLUSIVE on relay.commits from the moment its INSERT is planned (or,
+--   from plpgsql's cached plan, locked before it runs), so before nextval is evaluated, until its
+--   transaction ends, after its commit is visible. Committers never wait for each other on it.
+--   relay.wait_for_committers now waits for the transactions that hold it, which takes a role that
+--   may write relay.commits (LOCK TABLE, INSERT, UPDATE and DELETE check that first), or one with
+--   USAGE on schema relay (a publisher, the relay's own) that PREPAREs an INSERT into it in an
+--   open transaction: its privileges are checked only when it runs. A role with no rights on
+--   schema relay cannot name the table at all.
 
 create or replace function relay.stamp_commit() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
@@ -21,8 +37,6 @@ declare
 begin
   -- Events appended from here on queue this trigger again.
   unused := set_config('relay.open_xid', '', true);
-  -- A lock of this backend's own: no two committers ever wait for each other here.
-  unused := pg_advisory_xact_lock(1919250029, pg_backend_pid());
   -- The position this transaction drew, if it drew one: transaction-local, so rolled back with a
   -- savepoint together with the row it names, and '' in the next transaction. The row must also
   -- carry this transaction's xid: a session-level setting cannot make it move another's row.
@@ -34,6 +48,8 @@ begin
     returning c.pos into drawn;
   end if;
   if drawn is null then
+    -- Planning (or locking the cached plan of) this INSERT takes ROW EXCLUSIVE on relay.commits
+    -- before nextval runs: relay.wait_for_committers waits for its holders.
     insert into relay.commits (pos, xid, committed_at)
     values (nextval('relay.commit_position'), NEW.xid, clock_timestamp())
     returning pos into drawn;
@@ -49,7 +65,64 @@ begin
   return null;
 end $$;
 
+-- Returns once every transaction that had drawn a commit position when it was called has ended:
+-- each holds ROW EXCLUSIVE on relay.commits from before it draws until its commit is visible. A
+-- position drawn by then and still not visible afterwards was rolled back, or left behind by a
+-- transaction that drew again (see stamp_commit): it never will be.
+-- - pg_locks is readable by every role, so a relay that is not a superuser sees every holder.
+-- - A prepared transaction keeps its locks (pg_locks shows them with no pid): its position may
+--   still commit, so it is waited for until COMMIT PREPARED or ROLLBACK PREPARED.
+-- - Holders are told apart by virtual transaction, which names one transaction (a prepared one's
+--   is -1/its xid): a backend that ends one and starts another is not waited for twice.
+-- - Nothing here can be waited on, so the holders' ends are polled: every millisecond at first,
+--   then less often, up to every 10 ms (each look at pg_locks takes every lock partition's lock
+--   briefly). Retention's deletes hold the lock too, and are waited for: they are short.
+create or replace function relay.wait_for_committers() returns void
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+declare
+  this_database oid := (select d.oid from pg_database d where d.datname = current_database());
+  committers text[];
+  pause_s float8 := 0.001;
+begin
+  select array_agg(l.virtualtransaction) into committers
+    from pg_locks l
+   where l.locktype = 'relation' and l.database = this_database and l.relation = 'relay.commits'::regclass
+     and l.mode = 'RowExclusiveLock' and l.granted and l.pid is distinct from pg_backend_pid();
+  while committers is not null loop
+    perform pg_sleep(pause_s);
+    pause_s := least(pause_s * 2, 0.01);
+    select array_agg(l.virtualtransaction) into committers
+      from pg_locks l
+     where l.locktype = 'relation' and l.database = this_database and l.relation = 'relay.commits'::regclass
+       and l.mode = 'RowExclusiveLock' and l.granted and l.virtualtransaction = any(committers);
+  end loop;
+end $$;
+
 -- Down Migration
+
+-- As in 1763800000000_relay-schema.sql.
+create or replace function relay.wait_for_committers() returns void
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+declare
+  holder int;
+begin
+  for holder in
+    select l.objid::bigint::int
+      from pg_locks l
+     where l.locktype = 'advisory' and l.classid = 1919250029 and l.objsubid = 2
+       -- A prepared transaction's locks have no pid: it is waited for too.
+       and l.granted and l.pid is distinct from pg_backend_pid()
+  loop
+    -- Taken and given back at once: held until the statement ends, it would keep this holder's
+    -- next commit waiting while the loop waits for the others.
+    perform pg_advisory_lock_shared(1919250029, holder);
+    perform pg_advisory_unlock_shared(1919250029, holder);
+  end loop;
+exception when others or query_canceled then
+  -- A session lock outlives an error: never leave one on a pooled connection.
+  perform pg_advisory_unlock_all();
+  raise;
+end $$;
 
 -- As in 1765000000000_whole-old-rows.sql.
 create or replace function relay.stamp_commit() returns trigger

@@ -28,15 +28,15 @@ async function drawPositionEarly(relay: TestRelay, t: { teardown(fn: () => unkno
 const orderIds = (frames: readonly Frame[]): unknown[] => frames.map((frame) => (frame.data as { id: string }).id);
 
 /**
- * Resolves once the relay waits for the committer on backend `pid` to end (relay.wait_for_committers):
- * it has read a later position while this one's was still missing. Polls pg_locks, the only place
- * the wait shows.
+ * Resolves once the relay waits for committers to end (relay.wait_for_committers): it has read a
+ * later position while an earlier one was still missing. Polls pg_stat_activity, where the wait shows.
  */
-async function relayWaitsFor(relay: TestRelay, pid: number): Promise<void> {
+async function relayWaitsForCommitters(relay: TestRelay): Promise<void> {
   for (;;) {
     const { rows } = await relay.db.pool.query(
-      `select 1 from pg_locks where locktype = 'advisory' and classid = 1919250029 and objid = $1 and not granted`,
-      [pid],
+      `select 1 from pg_stat_activity
+        where datname = current_database() and application_name = 'pg-relay' and state = 'active'
+          and query like '%relay.wait_for_committers()%'`,
     );
     if (rows.length > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -47,11 +47,10 @@ t.test('a position drawn first and committed last is delivered first, and its wr
   const relay = await startTestRelay(t);
   const admin = await adminOnOrders(relay);
   const early = await drawPositionEarly(relay, t, 'drawn-first');
-  const { rows } = await early.query<{ pid: number }>('select pg_backend_pid() as pid');
   // Before this design the early stamp held a lock that this commit would wait for.
   await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('committed-first', 'H1', 'new')`);
   // The relay has seen the later position and holds it back until the earlier one is settled.
-  await relayWaitsFor(relay, rows[0]!.pid);
+  await relayWaitsForCommitters(relay);
   await early.query('commit');
   const frames = [await admin.next((f) => f.type === 'event'), await admin.next((f) => f.type === 'event')];
   t.same(orderIds(frames), ['drawn-first', 'committed-first'], 'position order, not visibility order');

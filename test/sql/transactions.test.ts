@@ -1,9 +1,10 @@
 // Events are delivered if and only if their transaction commits, after it commits, stamped with a
 // position that follows commit order (contract section 2; docs/cursors.md).
 
+import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import pg from 'pg';
-import { waitOrFinish } from '../helpers/backend-waits.ts';
+import { finishesWithoutLockWait, waitOrFinish } from '../helpers/backend-waits.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { eventsBeforeSentinel, listenForEvents, type EventNotification, type Listener } from '../helpers/notifications.ts';
 
@@ -378,6 +379,81 @@ t.test('a deferred trigger that writes a watched row at commit, after waiting fo
   t.equal(rows[0]?.label, 'audited');
   t.same(labelsOf(events, audited), ['new', 'cancelled', 'audited'], 'subscribers end on the value the table holds');
   t.same(labelsOf(events, shipped), ['new', 'shipped']);
+});
+
+t.test('the position is drawn only under the lock that relay.wait_for_committers waits for', async (t) => {
+  // wait_for_committers waits for every transaction that holds ROW EXCLUSIVE on relay.commits:
+  // a committer must hold it before it draws, also when its session runs the stamp's cached plan.
+  const writer = await connect(t);
+  const locker = await connect(t);
+  const drawn = async (): Promise<string> => {
+    const { rows } = await db.pool.query<{ drawn: string }>(`select pg_sequence_last_value('relay.commit_position')::text as drawn`);
+    return rows[0]!.drawn;
+  };
+  const pid = await backendPid(writer);
+  for (const round of ['first', 'second']) {
+    await locker.query('begin');
+    await locker.query('lock table relay.commits in access exclusive mode');
+    const before = await drawn();
+    const commit = writer.query(`insert into items values ($1, $2)`, [newId(), round]);
+    t.equal(await waitOrFinish(db.pool, pid, commit, ['Lock']), 'Lock', `${round} commit: the stamp waits for relay.commits`);
+    t.equal(await drawn(), before, `${round} commit: no position drawn while it waits`);
+    await locker.query('rollback');
+    await commit;
+    t.equal(BigInt(await drawn()), BigInt(before) + 1n, `${round} commit: drawn once it holds the lock`);
+  }
+});
+
+const { rows: preparedSetting } = await db.pool.query<{ max: string }>(`select current_setting('max_prepared_transactions') as max`);
+const twoPhaseOff =
+  Number(preparedSetting[0]?.max) > 0
+    ? false
+    : 'the server has max_prepared_transactions = 0, so PREPARE TRANSACTION is refused (run PostgreSQL with -c max_prepared_transactions=10 to test it)';
+
+t.test('a prepared transaction that drew a position does not hold back its session, and is waited for until it ends', { skip: twoPhaseOff }, async (t) => {
+  // A database of its own: PREPARE TRANSACTION refuses a transaction that notifies, which its
+  // commit stamp does when a reader has armed the wake-up bell (the other tests' listeners do).
+  const own = await createTestDatabase(t);
+  const connectOwn = async (): Promise<pg.Client> => {
+    const client = new pg.Client({ connectionString: own.url });
+    await client.connect();
+    t.teardown(() => client.end());
+    return client;
+  };
+  const writer = await connectOwn();
+  const writerPid = await backendPid(writer);
+  const gid = `relay_test_${randomBytes(6).toString('hex')}`;
+  let prepared = false;
+  const endPrepared = async (how: 'commit' | 'rollback'): Promise<void> => {
+    await own.pool.query(`${how} prepared '${gid}'`);
+    prepared = false;
+  };
+  t.teardown(() => (prepared ? endPrepared('rollback') : undefined));
+  await writer.query('begin');
+  await writer.query(`insert into orders (id, hospital_id) values ('prepared', 'H1')`);
+  await writer.query(`prepare transaction '${gid}'`);
+  prepared = true;
+  const next = writer.query(`insert into orders (id, hospital_id) values ('next', 'H1')`);
+  t.ok(
+    await finishesWithoutLockWait(own.pool, writerPid, next, () => endPrepared('rollback')),
+    'the session commits its next events at once (it waited for COMMIT PREPARED, and statement_timeout does not apply at commit)',
+  );
+  if (!prepared) return;
+
+  const waiter = await connectOwn();
+  const waiterPid = await backendPid(waiter);
+  const wait = waiter.query('select relay.wait_for_committers()');
+  t.equal(
+    await waitOrFinish(own.pool, waiterPid, wait, ['Timeout', 'Lock']),
+    'Timeout',
+    'relay.wait_for_committers waits for the prepared transaction (its position may still commit)',
+  );
+  await endPrepared('commit');
+  await wait;
+  const { rows } = await own.pool.query<{ id: string }>(
+    `select e.data->>'id' as id from relay.commits c join relay.events e using (xid) order by c.pos, e.id`,
+  );
+  t.same(rows.map((row) => row.id), ['prepared', 'next'], 'both committed, in the order they drew their positions');
 });
 
 /** Rejects with `message` if `promise` has not settled within 10 s (a guard against a lock wait). */
