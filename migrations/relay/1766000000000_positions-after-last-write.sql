@@ -8,9 +8,10 @@
 --   had drawn. But the writes behind those events may have waited for another transaction's row
 --   lock, or read its commit, after that one drew a higher position: the same row's changes then
 --   reached subscribers in the wrong order, and they ended on a value the table no longer held.
--- - Now the stamp, queued again, moves the transaction's row of relay.commits to a new position.
---   The position it leaves is never committed: the relay passes it as it passes a rolled-back one,
---   once the transaction has ended (relay.wait_for_committers).
+-- - Now the stamp, queued again, moves the transaction's row of relay.commits to a new position,
+--   unless no position was drawn since its own. The position it leaves is never committed: the
+--   relay passes it as it passes a rolled-back one, once the transaction has ended
+--   (relay.wait_for_committers), which holds back the positions after it for a few reads.
 --
 -- Committers are waited for without advisory locks.
 -- - The stamp took pg_advisory_xact_lock(1919250029, its backend's pid), and
@@ -42,6 +43,12 @@ begin
   -- carry this transaction's xid: a session-level setting cannot make it move another's row.
   stamped := current_setting('relay.stamped_pos', true);
   if stamped <> '' then
+    -- Nobody has drawn since: every transaction that ended before these events were written drew
+    -- before it ended, so below this position, which is still the latest. Kept, it leaves no gap
+    -- for the relay to wait out.
+    if pg_sequence_last_value('relay.commit_position') = stamped::bigint then
+      return null;
+    end if;
     update relay.commits c
        set pos = nextval('relay.commit_position'), committed_at = clock_timestamp()
      where c.pos = stamped::bigint and c.xid = NEW.xid

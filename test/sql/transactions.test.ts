@@ -319,6 +319,21 @@ async function backendPid(client: pg.ClientBase): Promise<number> {
   return rows[0]!.pid;
 }
 
+t.test('events appended at commit after the stamp keep its position when no other was drawn since', async (t) => {
+  // A position left behind holds back delivery of the later ones until its transaction has ended:
+  // a transaction that draws again only when it must leaves no gap for a relay to wait out.
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const { rows } = await db.pool.query<{ drawn: string }>(`select pg_sequence_last_value('relay.commit_position')::text as drawn`);
+  await writer.query('begin');
+  await writer.query(`select relay.publish('late', 'early', '{}')`);
+  await writer.query(`insert into late_source values ($1)`, [newId()]);
+  await writer.query('commit');
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.same(events.map((e) => e.event), ['early', 'at_commit']);
+  t.equal(events[1]?.pos, Number(rows[0]!.drawn) + 1, 'the position drawn first, the next one after the last commit');
+});
+
 t.test('a write after the position was drawn early moves the transaction after the commits it followed', async (t) => {
   // SET CONSTRAINTS ALL IMMEDIATE draws the position mid-transaction. A write made after it, on a
   // row that another transaction changed and committed meanwhile, must come after that change:
