@@ -63,7 +63,9 @@ export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent | n
  * - Committers draw positions without waiting for each other, so a position can become visible
  *   before a lower one. The stream delivers a position only after every lower one: it stops at a
  *   missing position and reads again, and if the position stays missing, waits for every
- *   committer that had drawn one to end; a position still missing then was rolled back.
+ *   committer that had drawn one to end; a position still missing then was rolled back, or left
+ *   behind by a transaction that appended events after drawing it and drew again (see
+ *   migrations/relay/1766000000000_positions-after-last-write.sql).
  * - A committer notifies only when a relay asked for it (each read arms the wake-up bell, see
  *   relay.read_log_commits), so a busy relay costs writers no NOTIFY. A committer that looked at
  *   the bell before the read armed it may not notify: its position is at most the read's

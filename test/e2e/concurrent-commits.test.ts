@@ -3,6 +3,7 @@
 // every event once, in position order, with no wait for a position that will never come.
 import type pg from 'pg';
 import t from 'tap';
+import { waitOrFinish } from '../helpers/backend-waits.ts';
 import { createRandom, seedFrom } from '../helpers/random.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
 import type { Frame, TestClient } from '../helpers/ws-client.ts';
@@ -27,15 +28,15 @@ async function drawPositionEarly(relay: TestRelay, t: { teardown(fn: () => unkno
 const orderIds = (frames: readonly Frame[]): unknown[] => frames.map((frame) => (frame.data as { id: string }).id);
 
 /**
- * Resolves once the relay waits for the committer on backend `pid` to end (relay.wait_for_committers):
- * it has read a later position while this one's was still missing. Polls pg_locks, the only place
- * the wait shows.
+ * Resolves once the relay waits for committers to end (relay.wait_for_committers): it has read a
+ * later position while an earlier one was still missing. Polls pg_stat_activity, where the wait shows.
  */
-async function relayWaitsFor(relay: TestRelay, pid: number): Promise<void> {
+async function relayWaitsForCommitters(relay: TestRelay): Promise<void> {
   for (;;) {
     const { rows } = await relay.db.pool.query(
-      `select 1 from pg_locks where locktype = 'advisory' and classid = 1919250029 and objid = $1 and not granted`,
-      [pid],
+      `select 1 from pg_stat_activity
+        where datname = current_database() and application_name = 'pg-relay' and state = 'active'
+          and query like '%relay.wait_for_committers()%'`,
     );
     if (rows.length > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -46,11 +47,10 @@ t.test('a position drawn first and committed last is delivered first, and its wr
   const relay = await startTestRelay(t);
   const admin = await adminOnOrders(relay);
   const early = await drawPositionEarly(relay, t, 'drawn-first');
-  const { rows } = await early.query<{ pid: number }>('select pg_backend_pid() as pid');
   // Before this design the early stamp held a lock that this commit would wait for.
   await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('committed-first', 'H1', 'new')`);
   // The relay has seen the later position and holds it back until the earlier one is settled.
-  await relayWaitsFor(relay, rows[0]!.pid);
+  await relayWaitsForCommitters(relay);
   await early.query('commit');
   const frames = [await admin.next((f) => f.type === 'event'), await admin.next((f) => f.type === 'event')];
   t.same(orderIds(frames), ['drawn-first', 'committed-first'], 'position order, not visibility order');
@@ -85,6 +85,51 @@ t.test('a position rolled back after it was drawn does not hold back the commits
     after.some((row) => row.pos === rows[0]?.drawn),
     `position ${rows[0]?.drawn} was drawn, then rolled back: the log never holds it`,
   );
+});
+
+t.test('a transaction that writes a row at commit, after waiting for its lock, is delivered after the one that held it', async (t) => {
+  // An application's deferred trigger, fired at commit after the commit stamp, updates a row that
+  // another transaction holds. Its transaction drew a position before that one committed, and
+  // draws a new one for the row it writes afterwards: subscribers must end on the row as the
+  // table holds it, and the position it left behind must not hold back delivery.
+  const relay = await startTestRelay(t);
+  await relay.db.pool.query(`
+    create table audit_requests (order_id text);
+    create function audit_order() returns trigger language plpgsql as $$
+    begin
+      update orders set status = 'audited' where id = NEW.order_id;
+      return null;
+    end $$;
+    create constraint trigger audit_order after insert on audit_requests
+      deferrable initially deferred for each row execute function audit_order();`);
+  const admin = await adminOnOrders(relay);
+  await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('x1', 'H1', 'new'), ('x2', 'H1', 'new')`);
+  for (let i = 0; i < 2; i++) await admin.next((f) => f.type === 'event' && f.event === 'insert');
+  const auditor = await relay.db.pool.connect();
+  t.teardown(() => auditor.release());
+  const canceller = await relay.db.pool.connect();
+  t.teardown(() => canceller.release());
+  const { rows: auditorBackend } = await auditor.query<{ pid: number }>('select pg_backend_pid() as pid');
+  await auditor.query('begin');
+  await auditor.query(`update orders set status = 'shipped' where id = 'x1'`);
+  await auditor.query(`insert into audit_requests values ('x2')`);
+  await canceller.query('begin');
+  await canceller.query(`update orders set status = 'cancelled' where id = 'x2'`);
+  const audited = auditor.query('commit');
+  t.equal(
+    await waitOrFinish(relay.db.pool, auditorBackend[0]!.pid, audited, ['Lock']),
+    'Lock',
+    'the audit, at commit, waits for the cancelling transaction',
+  );
+  await canceller.query('commit');
+  await audited;
+  const frames: Frame[] = [];
+  while (frames.length < 3) frames.push(await admin.next((f) => f.type === 'event'));
+  const { rows } = await relay.db.pool.query<{ status: string }>(`select status from orders where id = 'x2'`);
+  const x2 = frames.filter((frame) => (frame.data as { id: string }).id === 'x2').map((frame) => (frame.data as { status: string }).status);
+  t.same(x2, ['cancelled', 'audited'], 'x2 as it was changed: cancelled, then audited by the transaction that waited');
+  t.equal(x2.at(-1), rows[0]?.status, 'the subscriber ends on the value the table holds');
+  t.same(orderIds(frames), ['x2', 'x1', 'x2'], "the auditing transaction's events together, after the cancel");
 });
 
 t.test('a committer that saw the bell disarmed and committed after the relay read is still delivered', async (t) => {

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import pg from 'pg';
+import { finishesWithoutLockWait, waitOrFinish } from '../helpers/backend-waits.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { eventsBeforeSentinel, listenForEvents } from '../helpers/notifications.ts';
 
@@ -136,4 +137,58 @@ t.test('the trigger functions cannot be called directly', async (t) => {
   const { client } = await connectAs(t, [`grant usage on schema relay to $role`]);
   await t.rejects(client.query(`select relay.capture_row_change()`), /permission denied for function capture_row_change/);
   await t.rejects(client.query(`select relay.stamp_commit()`), /permission denied for function stamp_commit/);
+});
+
+t.test('a role with no privileges holds back neither a writer’s commit nor the relay’s wait for committers', async (t) => {
+  // Advisory locks need no privilege. The commit stamp took one named after its backend, and
+  // relay.wait_for_committers waited for every holder of that class: any role that could connect
+  // could freeze a writer's commits, and every relay, for as long as it liked.
+  const { client: intruder } = await connectAs(t);
+  const connect = async (): Promise<{ client: pg.Client; pid: number }> => {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    t.teardown(() => client.end());
+    const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
+    return { client, pid: rows[0]!.pid };
+  };
+  const writer = await connect();
+  const waiter = await connect();
+  const hold = async (): Promise<void> => {
+    await intruder.query('select pg_advisory_lock_shared(1919250029, $1)', [writer.pid]);
+    await intruder.query('select pg_advisory_lock(1919250029, 42)');
+  };
+  const letGo = (): Promise<unknown> => intruder.query('select pg_advisory_unlock_all()');
+
+  await hold();
+  const commit = writer.client.query(`insert into orders (id, hospital_id) values ('sec-held', 'h1')`);
+  t.ok(await finishesWithoutLockWait(db.pool, writer.pid, commit, letGo), 'the writer commits at once');
+  t.match(await listener.next(), { topic: 'orders', event: 'insert', data: { id: 'sec-held' } });
+
+  await hold();
+  const wait = waiter.client.query('select relay.wait_for_committers()');
+  t.ok(await finishesWithoutLockWait(db.pool, waiter.pid, wait, letGo), 'relay.wait_for_committers returns at once');
+
+  // What it waits for now, ROW EXCLUSIVE on relay.commits, takes a write privilege on that table.
+  for (const sql of ['lock table relay.commits in row exclusive mode', `prepare held as insert into relay.commits values (1, '1', now())`]) {
+    await intruder.query('begin');
+    await t.rejects(intruder.query(sql), { code: '42501' }, sql);
+    await intruder.query('rollback');
+  }
+});
+
+t.test('a relay role that is no superuser waits for a transaction that has drawn a position', async (t) => {
+  // relay.wait_for_committers finds committers in pg_locks, which every role may read.
+  const { client: relayRole } = await connectAs(t, [`grant usage on schema relay to $role`, `grant select on all tables in schema relay to $role`]);
+  const { rows } = await relayRole.query<{ pid: number }>('select pg_backend_pid() as pid');
+  const committer = new pg.Client({ connectionString: db.url });
+  await committer.connect();
+  t.teardown(() => committer.end());
+  await committer.query('begin');
+  await committer.query(`insert into orders (id, hospital_id) values ('sec-drawn', 'h1')`);
+  await committer.query('set constraints all immediate');
+  const wait = relayRole.query('select relay.wait_for_committers()');
+  t.equal(await waitOrFinish(db.pool, rows[0]!.pid, wait, ['Timeout', 'Lock']), 'Timeout', 'it waits while the committer runs');
+  await committer.query('commit');
+  await wait;
+  t.match(await listener.next(), { topic: 'orders', event: 'insert', data: { id: 'sec-drawn' } });
 });

@@ -1,8 +1,10 @@
 // Events are delivered if and only if their transaction commits, after it commits, stamped with a
 // position that follows commit order (contract section 2; docs/cursors.md).
 
+import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import pg from 'pg';
+import { finishesWithoutLockWait, waitOrFinish } from '../helpers/backend-waits.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { eventsBeforeSentinel, listenForEvents, type EventNotification, type Listener } from '../helpers/notifications.ts';
 
@@ -306,6 +308,167 @@ t.test('a deferred trigger that publishes at commit time is delivered too', asyn
     ],
   );
   t.equal(events[0]?.pos, events[1]?.pos, 'one position for the transaction');
+});
+
+/** Each event's `label`, for the events of row `id` of items, in the order the listener read them. */
+const labelsOf = (events: EventNotification[], id: number): unknown[] =>
+  events.filter((e) => e.topic === 'items' && e.data?.['id'] === id).map((e) => e.data?.['label']);
+
+async function backendPid(client: pg.ClientBase): Promise<number> {
+  const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid');
+  return rows[0]!.pid;
+}
+
+t.test('events appended at commit after the stamp keep its position when no other was drawn since', async (t) => {
+  // A position left behind holds back delivery of the later ones until its transaction has ended:
+  // a transaction that draws again only when it must leaves no gap for a relay to wait out.
+  const listener = await listen(t);
+  const writer = await connect(t);
+  const { rows } = await db.pool.query<{ drawn: string }>(`select pg_sequence_last_value('relay.commit_position')::text as drawn`);
+  await writer.query('begin');
+  await writer.query(`select relay.publish('late', 'early', '{}')`);
+  await writer.query(`insert into late_source values ($1)`, [newId()]);
+  await writer.query('commit');
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.same(events.map((e) => e.event), ['early', 'at_commit']);
+  t.equal(events[1]?.pos, Number(rows[0]!.drawn) + 1, 'the position drawn first, the next one after the last commit');
+});
+
+t.test('a write after the position was drawn early moves the transaction after the commits it followed', async (t) => {
+  // SET CONSTRAINTS ALL IMMEDIATE draws the position mid-transaction. A write made after it, on a
+  // row that another transaction changed and committed meanwhile, must come after that change:
+  // with the early position, subscribers ended on the other transaction's value, not the table's.
+  const listener = await listen(t);
+  const early = await connect(t);
+  const [row, other] = [newId(), newId()];
+  await db.pool.query(`insert into items values ($1, 'start')`, [row]);
+  await early.query('begin');
+  await early.query(`insert into items values ($1, 'drawn early')`, [other]);
+  await early.query('set constraints all immediate');
+  await db.pool.query(`update items set label = 'committed in between' where id = $1`, [row]);
+  await early.query(`update items set label = 'written last' where id = $1`, [row]);
+  await early.query('commit');
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  const { rows } = await db.pool.query<{ label: string }>(`select label from items where id = $1`, [row]);
+  t.equal(rows[0]?.label, 'written last');
+  t.same(labelsOf(events, row), ['start', 'committed in between', 'written last'], 'the last event of the row is its value in the table');
+  t.same(labelsOf(events, other), ['drawn early'], 'the earlier event of that transaction comes with it');
+  const position = (label: string): number | undefined => events.find((e) => e.data?.['label'] === label)?.pos;
+  t.ok(
+    position('committed in between')! < position('written last')!,
+    `the write made last has the higher position: ${position('committed in between')} < ${position('written last')}`,
+  );
+});
+
+t.test('a deferred trigger that writes a watched row at commit, after waiting for its lock, is ordered after its holder', async (t) => {
+  // The commit stamp fires first (queued by the transaction's first event), then the application's
+  // deferred trigger, whose update waits for another writer's row lock. That writer commits first,
+  // so its change must come first.
+  await db.pool.query(`
+    create table audit_requests (item_id int);
+    create function audit_item() returns trigger language plpgsql as $$
+    begin
+      update items set label = 'audited' where id = NEW.item_id;
+      return null;
+    end $$;
+    create constraint trigger audit_item after insert on audit_requests
+      deferrable initially deferred for each row execute function audit_item();`);
+  const listener = await listen(t);
+  const auditor = await connect(t);
+  const canceller = await connect(t);
+  const [shipped, audited] = [newId(), newId()];
+  await db.pool.query(`insert into items values ($1, 'new'), ($2, 'new')`, [shipped, audited]);
+  await auditor.query('begin');
+  await auditor.query(`update items set label = 'shipped' where id = $1`, [shipped]);
+  await auditor.query(`insert into audit_requests values ($1)`, [audited]);
+  const auditorPid = await backendPid(auditor);
+  await canceller.query('begin');
+  await canceller.query(`update items set label = 'cancelled' where id = $1`, [audited]);
+  const auditorCommit = auditor.query('commit');
+  const outcome = await waitOrFinish(db.pool, auditorPid, auditorCommit, ['Lock']);
+  t.equal(outcome, 'Lock', 'the audit at commit waits for the row lock of the cancelling transaction');
+  await canceller.query('commit');
+  await auditorCommit;
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  const { rows } = await db.pool.query<{ label: string }>(`select label from items where id = $1`, [audited]);
+  t.equal(rows[0]?.label, 'audited');
+  t.same(labelsOf(events, audited), ['new', 'cancelled', 'audited'], 'subscribers end on the value the table holds');
+  t.same(labelsOf(events, shipped), ['new', 'shipped']);
+});
+
+t.test('the position is drawn only under the lock that relay.wait_for_committers waits for', async (t) => {
+  // wait_for_committers waits for every transaction that holds ROW EXCLUSIVE on relay.commits:
+  // a committer must hold it before it draws, also when its session runs the stamp's cached plan.
+  const writer = await connect(t);
+  const locker = await connect(t);
+  const drawn = async (): Promise<string> => {
+    const { rows } = await db.pool.query<{ drawn: string }>(`select pg_sequence_last_value('relay.commit_position')::text as drawn`);
+    return rows[0]!.drawn;
+  };
+  const pid = await backendPid(writer);
+  for (const round of ['first', 'second']) {
+    await locker.query('begin');
+    await locker.query('lock table relay.commits in access exclusive mode');
+    const before = await drawn();
+    const commit = writer.query(`insert into items values ($1, $2)`, [newId(), round]);
+    t.equal(await waitOrFinish(db.pool, pid, commit, ['Lock']), 'Lock', `${round} commit: the stamp waits for relay.commits`);
+    t.equal(await drawn(), before, `${round} commit: no position drawn while it waits`);
+    await locker.query('rollback');
+    await commit;
+    t.equal(BigInt(await drawn()), BigInt(before) + 1n, `${round} commit: drawn once it holds the lock`);
+  }
+});
+
+const { rows: preparedSetting } = await db.pool.query<{ max: string }>(`select current_setting('max_prepared_transactions') as max`);
+const twoPhaseOff =
+  Number(preparedSetting[0]?.max) > 0
+    ? false
+    : 'the server has max_prepared_transactions = 0, so PREPARE TRANSACTION is refused (run PostgreSQL with -c max_prepared_transactions=10 to test it)';
+
+t.test('a prepared transaction that drew a position does not hold back its session, and is waited for until it ends', { skip: twoPhaseOff }, async (t) => {
+  // A database of its own: PREPARE TRANSACTION refuses a transaction that notifies, which its
+  // commit stamp does when a reader has armed the wake-up bell (the other tests' listeners do).
+  const own = await createTestDatabase(t);
+  const connectOwn = async (): Promise<pg.Client> => {
+    const client = new pg.Client({ connectionString: own.url });
+    await client.connect();
+    t.teardown(() => client.end());
+    return client;
+  };
+  const writer = await connectOwn();
+  const writerPid = await backendPid(writer);
+  const gid = `relay_test_${randomBytes(6).toString('hex')}`;
+  let prepared = false;
+  const endPrepared = async (how: 'commit' | 'rollback'): Promise<void> => {
+    await own.pool.query(`${how} prepared '${gid}'`);
+    prepared = false;
+  };
+  t.teardown(() => (prepared ? endPrepared('rollback') : undefined));
+  await writer.query('begin');
+  await writer.query(`insert into orders (id, hospital_id) values ('prepared', 'H1')`);
+  await writer.query(`prepare transaction '${gid}'`);
+  prepared = true;
+  const next = writer.query(`insert into orders (id, hospital_id) values ('next', 'H1')`);
+  t.ok(
+    await finishesWithoutLockWait(own.pool, writerPid, next, () => endPrepared('rollback')),
+    'the session commits its next events at once (it waited for COMMIT PREPARED, and statement_timeout does not apply at commit)',
+  );
+  if (!prepared) return;
+
+  const waiter = await connectOwn();
+  const waiterPid = await backendPid(waiter);
+  const wait = waiter.query('select relay.wait_for_committers()');
+  t.equal(
+    await waitOrFinish(own.pool, waiterPid, wait, ['Timeout', 'Lock']),
+    'Timeout',
+    'relay.wait_for_committers waits for the prepared transaction (its position may still commit)',
+  );
+  await endPrepared('commit');
+  await wait;
+  const { rows } = await own.pool.query<{ id: string }>(
+    `select e.data->>'id' as id from relay.commits c join relay.events e using (xid) order by c.pos, e.id`,
+  );
+  t.same(rows.map((row) => row.id), ['prepared', 'next'], 'both committed, in the order they drew their positions');
 });
 
 /** Rejects with `message` if `promise` has not settled within 10 s (a guard against a lock wait). */
