@@ -3,7 +3,7 @@
 // and the contract still promises no gap and no duplicate, to the subscriber that stayed connected
 // and to the one that resumes with `since` (section 3), and an honest /health (section 4).
 // The cluster is private to this file: the shared server of the test run is never touched.
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
@@ -28,7 +28,9 @@ function elapsed(line: LogLine, fromMs: number): number {
 }
 
 t.test('PostgreSQL restarts under continuous writes: nothing lost, nothing twice, /health honest', async (t) => {
-  // Under the project's .relay/ (owned by the OS user postgres when running as root).
+  // Under the project's .relay/ (owned by the OS user postgres when running as root), which a
+  // fresh clone tested against DATABASE_URL has not made yet.
+  await mkdir(projectPath('.relay'), { recursive: true });
   const cluster = await startEmbeddedPostgres({
     dir: await mkdtemp(join(projectPath('.relay'), 'restart-test-')),
     temporary: true,
