@@ -20,7 +20,7 @@ async function connectAs(t: Test, privileges: string[] = []): Promise<{ role: st
   const role = `relay_test_${randomBytes(5).toString('hex')}`;
   await db.pool.query(`create role ${role} nologin`);
   t.teardown(async () => {
-    await db.pool.query(`drop owned by ${role}`);
+    await db.pool.query(`drop owned by ${role} cascade`);
     await db.pool.query(`drop role ${role}`);
   });
   for (const privilege of privileges) await db.pool.query(privilege.replaceAll('$role', role));
@@ -191,4 +191,125 @@ t.test('a relay role that is no superuser waits for a transaction that has drawn
   await committer.query('commit');
   await wait;
   t.match(await listener.next(), { topic: 'orders', event: 'insert', data: { id: 'sec-drawn' } });
+});
+
+// The row trigger writes the log as the relay's owner. PostgreSQL's to_jsonb calls a cast to json
+// that the owner of a column's type defined, as whoever converts the row: were that the relay's
+// owner, the owner of any watched table could run its own SQL with the relay owner's rights.
+
+/** The role that owns the relay schema: what the trigger functions could run as. */
+async function relayOwner(): Promise<string> {
+  const { rows } = await db.pool.query<{ owner: string }>(`select nspowner::regrole::text as owner from pg_namespace where nspname = 'relay'`);
+  return rows[0]!.owner;
+}
+
+/** A role owning a schema of its own (named after it) with a table in it, watched by the database owner as `topic`. */
+async function watchedTableOwner(t: Test, topic: string): Promise<{ role: string; client: pg.Client; table: string }> {
+  const { role, client } = await connectAs(t);
+  await db.pool.query(`create schema ${role} authorization ${role}`);
+  const table = `${role}.things`;
+  await client.query(`create table ${table} (id int primary key, v text)`);
+  await db.pool.query(`select relay.watch($1, $2)`, [table, topic]);
+  return { role, client, table };
+}
+
+t.test('the owner of a watched table cannot run SQL as the relay’s owner through a cast to json', async (t) => {
+  const { role, client, table } = await watchedTableOwner(t, 'cast_attack');
+  await client.query(`create type ${role}.mood as enum ('ok')`);
+  // What the audit found: a grant for itself and an event on a topic it has no business in.
+  await client.query(`
+    create function ${role}.mood_to_json(${role}.mood) returns json language plpgsql as $f$
+    begin
+      insert into relay.grants (topic, role, filter) values ('orders', 'attacker', '{}');
+      perform relay.append_event('orders', 'update', jsonb_build_object('id', 'forged', 'by', current_user), null, null);
+      return to_json(current_user::text);
+    end $f$`);
+  await client.query(`create cast (${role}.mood as json) with function ${role}.mood_to_json(${role}.mood)`);
+  await client.query(`alter table ${table} add column m ${role}.mood`);
+
+  await t.rejects(
+    client.query(`insert into ${table} (id, v, m) values (2, 'b', 'ok')`),
+    { code: '42501', message: /permission denied for schema relay/ },
+    'the cast runs with the writer’s rights, which do not reach the relay schema',
+  );
+  const { rows } = await db.pool.query(`select count(*)::int as n from relay.grants where role = 'attacker'`);
+  t.equal(rows[0]?.n, 0, 'no grant was made');
+  t.same(await eventsBeforeSentinel(listener, db.pool), [], 'nothing was published, forged or not');
+});
+
+t.test('a cast to json, however the row reaches it, runs as the writer', async (t) => {
+  const owner = await relayOwner();
+  const { role, client, table } = await watchedTableOwner(t, 'cast_shapes');
+  const { role: writer, client: writerClient } = await connectAs(t, [
+    `grant usage on schema ${role} to $role`,
+    `grant select, insert, update, delete on ${table} to $role`,
+  ]);
+  // The cast says who ran it; the writer may read and write the table, nothing more.
+  await client.query(`create type ${role}.mood as enum ('ok', 'meh')`);
+  await client.query(`create function ${role}.mood_to_json(${role}.mood) returns json language sql as $f$ select to_json(current_user::text) $f$`);
+  await client.query(`create cast (${role}.mood as json) with function ${role}.mood_to_json(${role}.mood)`);
+  await client.query(`create type ${role}.boxed as (m ${role}.mood)`);
+  await client.query(`create domain ${role}.checked as ${role}.mood check (value is not null)`);
+  await client.query(`alter table ${table} add column plain ${role}.mood, add column list ${role}.mood[],
+                        add column boxed ${role}.boxed, add column checked ${role}.checked`);
+  await client.query(`grant usage on type ${role}.mood, ${role}.boxed, ${role}.checked to public`);
+
+  await writerClient.query(`insert into ${table} values (1, 'a', 'ok', '{ok,ok}', row('ok'), 'ok')`);
+  const inserted = await listener.next();
+  t.same(
+    inserted.data,
+    { id: 1, v: 'a', plain: writer, list: [writer, writer], boxed: { m: writer }, checked: writer },
+    'as a column, in an array, in a composite value and under a domain, the cast saw the writer',
+  );
+  await writerClient.query(`update ${table} set v = 'b'`);
+  const updated = await listener.next();
+  t.match(updated, { event: 'update', data: { plain: writer }, old: { v: 'a' } });
+  await writerClient.query(`delete from ${table}`);
+  t.match(await listener.next(), { event: 'delete', data: { plain: writer } });
+  t.notMatch(JSON.stringify([inserted, updated]), owner, `never as ${owner}, the relay’s owner`);
+});
+
+t.test('a writer cannot hand the trigger a row of its own making', async (t) => {
+  const { client } = await connectAs(t, [`grant select, insert, update, delete on orders to $role`]);
+  const { rows } = await db.pool.query<{ oid: number }>(`select 'orders'::regclass::oid::int as oid`);
+  const forged = JSON.stringify([rows[0]!.oid, { id: 'forged', hospital_id: 'h9' }, null]);
+  await client.query(`select set_config('relay.converted_row', $1, false)`, [forged]);
+  await client.query(`insert into orders (id, hospital_id) values ('hand1', 'h1')`);
+  t.match(await listener.next(), { topic: 'orders', event: 'insert', data: { id: 'hand1', hospital_id: 'h1' } });
+  await client.query('begin');
+  await client.query(`select set_config('relay.converted_row', $1, true)`, [forged]);
+  await client.query(`update orders set status = 'ready' where id = 'hand1'`);
+  await client.query('commit');
+  t.match(await listener.next(), { topic: 'orders', event: 'update', data: { id: 'hand1', status: 'ready' } });
+  t.same(await eventsBeforeSentinel(listener, db.pool), [], 'nothing else');
+});
+
+t.test('a writer’s search_path does not change how its rows are converted', async (t) => {
+  // The converting trigger runs as the writer, with the writer's settings: functions of the
+  // writer's own, first on its search_path, must not stand in for PostgreSQL's.
+  const { role, client } = await connectAs(t, [`grant select, insert, update, delete on orders to $role`]);
+  await db.pool.query(`create schema ${role} authorization ${role}`);
+  const forged = `'{"id": "forged", "hospital_id": "h9"}'`;
+  await client.query(`create function ${role}.to_jsonb(public.orders) returns jsonb language sql as $f$ select ${forged}::jsonb $f$`);
+  await client.query(`create function ${role}.concat_ws(text, oid, jsonb, jsonb) returns text language sql as $f$ select $1 $f$`);
+  await client.query(`create function ${role}.set_config(text, text, boolean) returns text language sql as $f$ select null::text $f$`);
+  await client.query(`set search_path = ${role}, pg_catalog, public`);
+  await client.query(`insert into orders (id, hospital_id) values ('path1', 'h1')`);
+  await client.query(`update orders set status = 'ready' where id = 'path1'`);
+  t.match(await listener.take(2), [
+    { topic: 'orders', event: 'insert', data: { id: 'path1', hospital_id: 'h1' } },
+    { topic: 'orders', event: 'update', data: { id: 'path1', status: 'ready' }, old: { status: 'placed' } },
+  ]);
+});
+
+t.test('without its converting trigger, a watched table refuses writes rather than publish another table’s row', async (t) => {
+  const { client, table } = await watchedTableOwner(t, 'no_convert');
+  await client.query(`drop trigger relay_convert on ${table}`);
+  const { rows } = await db.pool.query<{ oid: number }>(`select 'orders'::regclass::oid::int as oid`);
+  await client.query(`select set_config('relay.converted_row', $1, false)`, [JSON.stringify([rows[0]!.oid, { id: 'o1', secret: 's' }, null])]);
+  await t.rejects(client.query(`insert into ${table} (id, v) values (1, 'a')`), {
+    code: '55000',
+    message: /has no converted row/,
+  });
+  t.same(await eventsBeforeSentinel(listener, db.pool), [], 'nothing was published');
 });
