@@ -18,16 +18,39 @@ export interface FilterLimits {
   readonly maxNodes: number;
   /** Literal values of all `in` lists of the filter, added together. */
   readonly maxInValues: number;
+  /** Characters of one claim path (`{"claim": "a.b"}`), in UTF-16 code units. */
+  readonly maxClaimPathChars: number;
+  /** Dot-separated segments of one claim path. */
+  readonly maxClaimPathSegments: number;
 }
 
-/** Limits of a client's filter: it is untrusted input, evaluated on every event it may receive. */
-export const DEFAULT_FILTER_LIMITS: FilterLimits = { maxDepth: 16, maxNodes: 256, maxInValues: 1000 };
+/**
+ * Limits of a client's filter: it is untrusted input, evaluated on every event it may receive.
+ * Its claim paths are resolved at every subscribe, every `auth` and every grant reload, so they
+ * are kept far below what one frame could carry (a 64 KiB frame holds a path of 32,000 segments)
+ * and far above what a real claim needs (`https://example.com/claims.tenant.id` is 4 segments).
+ */
+export const DEFAULT_FILTER_LIMITS: FilterLimits = {
+  maxDepth: 16,
+  maxNodes: 256,
+  maxInValues: 1000,
+  maxClaimPathChars: 256,
+  maxClaimPathSegments: 32,
+};
 
 /**
  * Limits of a grant's filter: written by the database owner and checked by relay.allow, which
  * enforces the same depth and no size limit; these sizes are only a guard against absurd rows.
+ * Claim paths are not limited: relay.allow accepts any length, and a grant the relay refused would
+ * silently grant nothing.
  */
-export const GRANT_FILTER_LIMITS: FilterLimits = { maxDepth: 16, maxNodes: 100_000, maxInValues: 1_000_000 };
+export const GRANT_FILTER_LIMITS: FilterLimits = {
+  maxDepth: 16,
+  maxNodes: 100_000,
+  maxInValues: 1_000_000,
+  maxClaimPathChars: Infinity,
+  maxClaimPathSegments: Infinity,
+};
 
 export type ParseFilterResult = { readonly ok: true; readonly filter: Filter } | { readonly ok: false; readonly error: string };
 
@@ -130,7 +153,12 @@ class FilterParser {
     if (Object.keys(value).length !== 1) this.fail(path, 'a claim reference has the single key "claim"');
     const dotted = value['claim'];
     if (typeof dotted !== 'string') this.fail(claimPath, `expected a dotted claim path string, got ${describe(dotted)}`);
-    if (dotted.split('.').some((segment) => segment === '')) this.fail(claimPath, `empty segment in claim path ${JSON.stringify(dotted)}`);
+    // Length first, so that a hostile path is refused before it is split (and without echoing it).
+    const { maxClaimPathChars, maxClaimPathSegments } = this.limits;
+    if (dotted.length > maxClaimPathChars) this.fail(claimPath, `claim path longer than ${maxClaimPathChars} characters`);
+    const segments = dotted.split('.');
+    if (segments.length > maxClaimPathSegments) this.fail(claimPath, `claim path of more than ${maxClaimPathSegments} segments`);
+    if (segments.some((segment) => segment === '')) this.fail(claimPath, `empty segment in claim path ${JSON.stringify(dotted)}`);
     return { kind: 'claim', path: dotted };
   }
 
