@@ -3,6 +3,7 @@
 // claim must not turn into "match everything").
 
 import type { Claims } from '../events.ts';
+import { isExactNumber } from '../exact-json.ts';
 import type { ClaimReference, Filter, ResolvedFilter } from './filter-ast.ts';
 import { isPlainObject, isScalar, type Scalar } from './json-values.ts';
 
@@ -105,7 +106,7 @@ function isClaimReference(value: Scalar | readonly Scalar[] | ClaimReference): v
  * hospital_id is null (or absent, which compares as null).
  */
 function claimScalar(claims: Claims, ref: ClaimReference): Scalar {
-  const value = readClaim(claims, ref.path);
+  const value = asDouble(readClaim(claims, ref.path));
   if (value === undefined || value === null) throw new UnresolvedClaimError({ path: ref.path, problem: 'missing' });
   if (!isScalar(value)) throw new UnresolvedClaimError({ path: ref.path, problem: 'not a scalar' });
   return value;
@@ -113,10 +114,19 @@ function claimScalar(claims: Claims, ref: ClaimReference): Scalar {
 
 /** Same rule inside the list: a null element would match rows without the column. */
 function claimList(claims: Claims, ref: ClaimReference): readonly Scalar[] {
-  const value = readClaim(claims, ref.path);
+  const claim = readClaim(claims, ref.path);
+  const value = Array.isArray(claim) ? claim.map(asDouble) : claim;
   if (value === undefined || value === null) throw new UnresolvedClaimError({ path: ref.path, problem: 'missing' });
   if (!Array.isArray(value) || !value.every((item) => item !== null && isScalar(item))) {
     throw new UnresolvedClaimError({ path: ref.path, problem: 'not an array of scalars' });
   }
   return Array.from(value as readonly Scalar[]);
+}
+
+/**
+ * A number the token's payload kept as its text, as the nearest double: what JSON.parse made of
+ * it, and what filters compare for now.
+ */
+function asDouble(value: unknown): unknown {
+  return isExactNumber(value) ? Number(value.value) : value;
 }
