@@ -4,7 +4,10 @@
 // in a replay. Filters and routing still compare such a number as the nearest double, as they
 // compare a token's claims.
 import t, { type Test } from 'tap';
+import { createCatalogReader } from '../../src/db/catalog.ts';
+import { isExactNumber } from '../../src/exact-json.ts';
 import { changeCatalog } from '../helpers/catalog.ts';
+import { createTestDatabase } from '../helpers/database.ts';
 import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
 import type { Frame, TestClient } from '../helpers/ws-client.ts';
@@ -113,4 +116,16 @@ t.test('a row nested 10,000 deep with a long number is delivered, and so is the 
   await relay.db.pool.query(`select relay.publish('ledger', 'next', '{"n": 2}')`);
   t.match(await nextFrame(admin, 'the deep row', isEvent), { event: 'deep' });
   t.match(await nextFrame(admin, 'the row after it', isEvent), { event: 'next', data: { n: 2 } });
+});
+
+t.test('grants are read with their numbers as relay.allow stored them', async (t) => {
+  const db = await createTestDatabase(t);
+  await db.pool.query(`select relay.allow('ledger', 'tenant', '{"account_id": 9007199254740993, "level": {"lte": 3.0000000000000001}}')`);
+  const { grants } = await createCatalogReader(db.pool).load();
+  const filter = grants.find((grant) => grant.role === 'tenant')?.filter as Record<string, unknown>;
+  const accountId = filter.account_id;
+  const level = (filter.level as Record<string, unknown>).lte;
+  // Before, pg's JSON.parse made them 9007199254740992 and 3.
+  t.ok(isExactNumber(accountId) && accountId.value === '9007199254740993', `account_id kept as text: ${String(accountId)}`);
+  t.ok(isExactNumber(level) && level.value === '3.0000000000000001', `lte kept as text: ${String(level)}`);
 });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { parseJsonExactly } from '../../src/exact-json.ts';
 import { GRANT_FILTER_LIMITS, parseFilter } from '../../src/filters/parse-filter.ts';
 
 const OPERATORS = '(expected eq, ne, lt, lte, gt, gte, in)';
@@ -159,4 +160,11 @@ t.test('claim paths are limited in length and segments; grants are not', async (
     error: 'filter.id.claim: claim path of more than 2 segments',
   });
   t.ok(parseFilter(claimFilter(dotted(32_000)), GRANT_FILTER_LIMITS).ok, 'a grant may hold any path relay.allow accepted');
+});
+
+t.test('numbers kept as text (a grant read exactly, a client frame) are accepted wherever a number is', async (t) => {
+  const filter = parseJsonExactly(
+    '{"a":9007199254740993,"b":{"lte":3.0000000000000001},"c":{"in":[1234567890123456789,1]},"not":{"e":{"ne":9007199254740993}}}',
+  );
+  t.equal(parseFilter(filter).ok, true);
 });
