@@ -3,7 +3,7 @@
 // claim must not turn into "match everything").
 
 import type { Claims } from '../events.ts';
-import { isExactNumber } from '../exact-json.ts';
+import { exactScalar } from './exact-numbers.ts';
 import type { ClaimReference, Filter, ResolvedFilter } from './filter-ast.ts';
 import { isPlainObject, isScalar, type Scalar } from './json-values.ts';
 
@@ -97,8 +97,9 @@ function resolveNode(filter: Filter, claims: Claims): ResolvedFilter {
   }
 }
 
+/** By its kind: a number kept as text is an object too. */
 function isClaimReference(value: Scalar | readonly Scalar[] | ClaimReference): value is ClaimReference {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && (value as Partial<ClaimReference>).kind === 'claim';
 }
 
 /**
@@ -106,7 +107,7 @@ function isClaimReference(value: Scalar | readonly Scalar[] | ClaimReference): v
  * hospital_id is null (or absent, which compares as null).
  */
 function claimScalar(claims: Claims, ref: ClaimReference): Scalar {
-  const value = asDouble(readClaim(claims, ref.path));
+  const value = exactScalar(readClaim(claims, ref.path));
   if (value === undefined || value === null) throw new UnresolvedClaimError({ path: ref.path, problem: 'missing' });
   if (!isScalar(value)) throw new UnresolvedClaimError({ path: ref.path, problem: 'not a scalar' });
   return value;
@@ -115,18 +116,10 @@ function claimScalar(claims: Claims, ref: ClaimReference): Scalar {
 /** Same rule inside the list: a null element would match rows without the column. */
 function claimList(claims: Claims, ref: ClaimReference): readonly Scalar[] {
   const claim = readClaim(claims, ref.path);
-  const value = Array.isArray(claim) ? claim.map(asDouble) : claim;
+  const value = Array.isArray(claim) ? claim.map(exactScalar) : claim;
   if (value === undefined || value === null) throw new UnresolvedClaimError({ path: ref.path, problem: 'missing' });
   if (!Array.isArray(value) || !value.every((item) => item !== null && isScalar(item))) {
     throw new UnresolvedClaimError({ path: ref.path, problem: 'not an array of scalars' });
   }
   return Array.from(value as readonly Scalar[]);
-}
-
-/**
- * A number the token's payload kept as its text, as the nearest double: what JSON.parse made of
- * it, and what filters compare for now.
- */
-function asDouble(value: unknown): unknown {
-  return isExactNumber(value) ? Number(value.value) : value;
 }

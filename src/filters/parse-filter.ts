@@ -9,7 +9,7 @@ import {
   type ComparisonOperator,
   type Filter,
 } from './filter-ast.ts';
-import { isExactNumber } from '../exact-json.ts';
+import { exactScalar } from './exact-numbers.ts';
 import { isPlainObject, isScalar, type Scalar } from './json-values.ts';
 
 export interface FilterLimits {
@@ -109,8 +109,7 @@ class FilterParser {
   }
 
   /** `{"col": v}` (equality) or `{"col": {"op": v, ...}}` (several operators are ANDed). */
-  private column(column: string, json: unknown, path: string): Filter {
-    const value = asDouble(json);
+  private column(column: string, value: unknown, path: string): Filter {
     if (isScalar(value) || isClaimObject(value)) {
       return this.node(path, { kind: 'compare', op: 'eq', column, value: this.operand(value, path) });
     }
@@ -133,7 +132,7 @@ class FilterParser {
   }
 
   private operand(json: unknown, path: string): Scalar | ClaimReference {
-    const value = asDouble(json);
+    const value = exactScalar(json);
     if (isScalar(value)) return value;
     if (isPlainObject(value) && Object.hasOwn(value, 'claim')) return this.claim(value, path);
     return this.fail(path, `expected ${SCALAR_EXPECTED} or a claim reference, got ${describe(value)}`);
@@ -146,7 +145,7 @@ class FilterParser {
     this.inValues += value.length;
     if (this.inValues > this.limits.maxInValues) this.fail(path, `more than ${this.limits.maxInValues} "in" values in the filter`);
     return value.map((json: unknown, i) => {
-      const item = asDouble(json);
+      const item = exactScalar(json);
       if (!isScalar(item)) this.fail(`${path}[${i}]`, `expected ${SCALAR_EXPECTED}, got ${describe(item)}`);
       return item;
     });
@@ -179,14 +178,6 @@ class FilterParser {
   private fail(path: string, message: string): never {
     throw new FilterSyntaxError(`${path}: ${message}`);
   }
-}
-
-/**
- * A number kept as its text (a grant's filter is read exactly) as the nearest double: what
- * JSON.parse made of it, and what filters compare for now.
- */
-function asDouble(json: unknown): unknown {
-  return isExactNumber(json) ? Number(json.value) : json;
 }
 
 function isComparisonOperator(op: string): op is ComparisonOperator {
