@@ -39,6 +39,40 @@ export function parseJsonExactly(text: string): unknown {
   return value;
 }
 
+/**
+ * Text that may hold a number a double would change, in JSON from anywhere: a run of 16 digits
+ * and dots, or an exponent (`1e-400` is 0 as a double, `1e400` Infinity). Without either, every
+ * number has at most 15 significant digits between 1e-14 and 1e15, which a double holds exactly.
+ */
+const MAYBE_INEXACT_NUMBER = /\d[\d.]{15}|\d[eE]/;
+
+/**
+ * Parses JSON from outside the database (a token's payload, a client's filter): like
+ * parseJsonExactly, a number that a double would change is kept as its text, but exponents are
+ * looked for too, and a duplicate key keeps its last value as JSON.parse does. JSON too deeply
+ * nested for lossless-json's recursive parser is refused (JsonTooDeepError) rather than read with
+ * its numbers rounded, since rounding is what this is here to prevent; so is text that is not JSON.
+ */
+export function parseUntrustedJsonExactly(text: string): unknown {
+  if (!MAYBE_INEXACT_NUMBER.test(text)) return JSON.parse(text);
+  try {
+    return parse(text, null, { parseNumber: keepInexactNumber, onDuplicateKey: ({ newValue }) => newValue });
+  } catch (error) {
+    // Not JSON at all: JSON.parse's own error says so.
+    JSON.parse(text);
+    throw new JsonTooDeepError('JSON nested too deeply to read its numbers exactly', { cause: error });
+  }
+}
+
+/** Valid JSON that parseUntrustedJsonExactly refuses: nested too deeply to read its numbers exactly. */
+export class JsonTooDeepError extends SyntaxError {
+  override readonly name = 'JsonTooDeepError';
+}
+
+function keepInexactNumber(numberText: string): number | LosslessNumber {
+  return isSafeNumber(numberText) ? Number(numberText) : new LosslessNumber(numberText);
+}
+
 /** Whether `value` is a number kept as its text (see parseJsonExactly). */
 export const isExactNumber: (value: unknown) => value is LosslessNumber = isLosslessNumber;
 

@@ -1,6 +1,7 @@
 // The three parts of a compact JWS (RFC 7515 section 7.1), decoded and checked for shape only.
 
 import type { JWTPayload } from 'jose';
+import { parseUntrustedJsonExactly } from '../exact-json.ts';
 import { isSupportedAlgorithm, type JwsAlgorithm } from './algorithms.ts';
 import { TOKEN_ERROR_REASONS as REASONS, TokenError } from './token-error.ts';
 
@@ -34,11 +35,13 @@ export function parseCompactJws(token: string, maxChars: number): CompactJws {
   const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
   if (!BASE64URL.test(headerPart) || !BASE64URL.test(payloadPart)) throw new TokenError(REASONS.malformed);
   if (signaturePart !== '' && !BASE64URL.test(signaturePart)) throw new TokenError(REASONS.malformed);
-  const header = decodeJsonObject(headerPart);
+  const header = decodeJsonObject(headerPart, JSON.parse);
   if (typeof header.alg !== 'string') throw new TokenError(REASONS.malformed);
   if (header.crit !== undefined || header.b64 !== undefined) throw new TokenError(REASONS.malformed);
   if (!isSupportedAlgorithm(header.alg)) throw new TokenError(REASONS.algorithmNotAccepted);
-  const payload = decodeJsonObject(payloadPart) as JWTPayload;
+  // Claims are compared with row data by exact value: a number a double would change (an account
+  // id of 17 digits) keeps its text, or two accounts would read as one.
+  const payload = decodeJsonObject(payloadPart, parseUntrustedJsonExactly) as JWTPayload;
   return {
     alg: header.alg,
     header: header as JwsHeader,
@@ -48,10 +51,10 @@ export function parseCompactJws(token: string, maxChars: number): CompactJws {
   };
 }
 
-function decodeJsonObject(part: string): Record<string, unknown> {
+function decodeJsonObject(part: string, parseJson: (text: string) => unknown): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    value = parseJson(Buffer.from(part, 'base64url').toString('utf8'));
   } catch (error) {
     throw new TokenError(REASONS.malformed, { cause: error });
   }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Grant } from '../events.ts';
+import { parseJsonExactly } from '../exact-json.ts';
 import { loadSql } from './sql.ts';
 
 /** What running relays know of the database's configuration: grants, and the topics a client may name. */
@@ -18,13 +19,19 @@ async function loadCatalog(pool: pg.Pool, queries: { grants: string; topics: str
   const client = await pool.connect();
   try {
     await client.query('begin isolation level repeatable read read only');
-    const grants = await client.query<{ topic: string; role: string; filter: unknown; columns: string[] | null }>(
+    const grants = await client.query<{ topic: string; role: string; filter: string; columns: string[] | null }>(
       queries.grants,
     );
     const topics = await client.query<{ topic: string }>(queries.topics);
     await client.query('commit');
     return {
-      grants: grants.rows.map((row) => ({ topic: row.topic, role: row.role, filter: row.filter, columns: row.columns })),
+      // Exactly: a grant {"account_id": 9007199254740993} must not read as 9007199254740992.
+      grants: grants.rows.map((row) => ({
+        topic: row.topic,
+        role: row.role,
+        filter: parseJsonExactly(row.filter),
+        columns: row.columns,
+      })),
       topics: new Set(topics.rows.map((row) => row.topic)),
     };
   } catch (error) {

@@ -1,7 +1,10 @@
 // A resolved filter as canonical text: equal for filters that only differ in the order of keys,
 // `and`/`or` branches or `in` values, so that equivalent subscribers share one routing class.
 
+import { isExactNumber } from '../exact-json.ts';
+import { canonicalNumberText } from './exact-numbers.ts';
 import type { ResolvedFilter } from './filter-ast.ts';
+import type { Scalar } from './json-values.ts';
 
 const MATCH_ALL_TEXT = '["all"]';
 const MATCH_NONE_TEXT = '["or"]';
@@ -17,10 +20,20 @@ export function canonicalFilter(filter: ResolvedFilter): string {
     case 'not':
       return `["not",${canonicalFilter(filter.child)}]`;
     case 'compare':
-      return JSON.stringify([filter.op, filter.column, filter.value]);
+      return `[${JSON.stringify(filter.op)},${JSON.stringify(filter.column)},${scalarText(filter.value)}]`;
     case 'in':
-      return `["in",${JSON.stringify(filter.column)},[${sortedUnique(filter.values.map((v) => JSON.stringify(v))).join(',')}]]`;
+      return `["in",${JSON.stringify(filter.column)},[${sortedUnique(filter.values.map(scalarText)).join(',')}]]`;
   }
+}
+
+/**
+ * JSON of a scalar; a number kept as text (one no double holds) as `{"exact":"<digits>e<power>"}`,
+ * equal for equal values and never equal to a scalar's JSON. Its exact value must be in the key:
+ * as their nearest double, tenants 1234567890123456789 and ...790 would share one class, and so
+ * one channel, and each would receive the other's frames.
+ */
+function scalarText(value: Scalar): string {
+  return isExactNumber(value) ? `{"exact":"${canonicalNumberText(value)}"}` : JSON.stringify(value);
 }
 
 /** Flattens nested junctions of the same kind, sorts and dedupes branches, drops neutral ones. */

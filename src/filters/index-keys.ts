@@ -1,8 +1,9 @@
 // Routing keys of a filter: column values that every matching event is sure to hit, so that an
 // event finds its candidate subscribers by lookup instead of testing every subscriber.
 
+import { isExactNumber } from '../exact-json.ts';
 import type { ResolvedFilter } from './filter-ast.ts';
-import { isScalar } from './json-values.ts';
+import { isScalar, type Scalar } from './json-values.ts';
 
 /** Every matching event has, in `column`, a value whose indexValueOf is one of `values`. */
 export interface IndexKey {
@@ -18,16 +19,28 @@ export type IndexKeys = readonly IndexKey[] | 'unindexed';
 
 /** The canonical key text of a data value: JSON of a scalar, undefined for objects and arrays. */
 export function indexValueOf(value: unknown): string | undefined {
-  return isScalar(value) ? JSON.stringify(value) : undefined;
+  return isScalar(value) ? scalarKey(value) : undefined;
+}
+
+/**
+ * A number kept as text is keyed by its nearest double, on the row's side and the filter's alike.
+ * Keys only narrow the classes that matchesFilter then decides for, exactly; equal decimals round
+ * to equal doubles, so every exact match is still a candidate (as are neighbours that round the
+ * same way, which matchesFilter turns down). An infinity (1e400) gets a key no JSON scalar has.
+ */
+function scalarKey(value: Scalar): string {
+  if (!isExactNumber(value)) return JSON.stringify(value);
+  const double = Number(value.value);
+  return Number.isFinite(double) ? JSON.stringify(double) : String(double);
 }
 
 /** The keys every event matching the filter hits at least one of, or 'unindexed'. */
 export function indexKeys(filter: ResolvedFilter): IndexKeys {
   switch (filter.kind) {
     case 'compare':
-      return filter.op === 'eq' ? [{ column: filter.column, values: [JSON.stringify(filter.value)] }] : 'unindexed';
+      return filter.op === 'eq' ? [{ column: filter.column, values: [scalarKey(filter.value)] }] : 'unindexed';
     case 'in':
-      return [{ column: filter.column, values: unique(filter.values.map((value) => JSON.stringify(value))) }];
+      return [{ column: filter.column, values: unique(filter.values.map(scalarKey)) }];
     case 'and':
       return narrowest(filter.children.map(indexKeys));
     case 'or':

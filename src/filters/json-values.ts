@@ -1,7 +1,10 @@
 // Type guards for values that come from JSON (filters, claims, row data).
 
-/** A JSON scalar: the only kind of value a filter compares. */
-export type Scalar = string | number | boolean | null;
+import { isExactNumber } from '../exact-json.ts';
+import type { ExactNumber } from './exact-numbers.ts';
+
+/** A JSON scalar: the only kind of value a filter compares. A number may be kept as its text. */
+export type Scalar = string | number | ExactNumber | boolean | null;
 
 /** True for a JSON scalar; non-finite numbers cannot come from JSON and are refused anyway. */
 export function isScalar(value: unknown): value is Scalar {
@@ -9,7 +12,8 @@ export function isScalar(value: unknown): value is Scalar {
     value === null ||
     typeof value === 'string' ||
     typeof value === 'boolean' ||
-    (typeof value === 'number' && Number.isFinite(value))
+    (typeof value === 'number' && Number.isFinite(value)) ||
+    isExactNumber(value)
   );
 }
 

@@ -4,8 +4,11 @@
 // from data compares exactly like a JSON null, as SQL's IS [NOT] DISTINCT FROM would: `{"c": null}`
 // matches it and `{"c": {"ne": 5}}` matches it too. Ordering compares numbers with numbers and
 // strings with strings (code-unit order, right for ISO timestamps); anything else is false.
+// Numbers compare by exact decimal value, as jsonb does (exact-numbers.ts): a bigint past 2^53
+// equals only itself, never the neighbours that round to the same double.
 
 import { isExactNumber } from '../exact-json.ts';
+import { compareNumbers, isJsonNumber, type ExactNumber } from './exact-numbers.ts';
 import type { ComparisonOperator, ResolvedFilter } from './filter-ast.ts';
 import { isScalar, type Scalar } from './json-values.ts';
 
@@ -24,26 +27,44 @@ export function matchesFilter(filter: ResolvedFilter, data: Readonly<Record<stri
       return compare(filter.op, columnValue(data, filter.column), filter.value);
     case 'in': {
       const actual = columnValue(data, filter.column);
-      return isScalar(actual) && filter.values.includes(actual);
+      // A double is never equal to a filter's number kept as text (exactOrDouble made every
+      // number a double holds a double), so includes() decides for it; a row's number kept as
+      // text is compared by value.
+      return isScalar(actual) && (filter.values.includes(actual) || (isExactNumber(actual) && includesNumber(filter.values, actual)));
     }
   }
 }
 
 /**
  * The column's value, with a missing column read as null; own keys only (`__proto__` is a column).
- * A number kept as its text (more digits than a double holds) compares as the nearest double, as
- * filters' own numbers and the claims of a token do.
+ * A number kept as its text (more digits than a double holds) stays so, to be compared exactly.
  */
 export function columnValue(data: Readonly<Record<string, unknown>>, column: string): unknown {
-  const value = Object.hasOwn(data, column) ? (data[column] ?? null) : null;
-  return isExactNumber(value) ? Number(value.value) : value;
+  return Object.hasOwn(data, column) ? (data[column] ?? null) : null;
 }
 
 function compare(op: ComparisonOperator, actual: unknown, expected: Scalar): boolean {
-  if (op === 'eq') return isScalar(actual) && actual === expected;
-  if (op === 'ne') return !(isScalar(actual) && actual === expected);
+  if (op === 'eq') return sameScalar(actual, expected);
+  if (op === 'ne') return !sameScalar(actual, expected);
   const order = orderOf(actual, expected);
   return order !== undefined && ORDER_HOLDS[op](order);
+}
+
+/**
+ * === decides for two doubles and for anything but numbers; a number kept as text (on either
+ * side: a row's bigint, a grant's or a claim's) is compared with a number by value. A row's number
+ * kept as text may be one a double holds (2^53 is), so it is compared with doubles too.
+ */
+function sameScalar(actual: unknown, expected: Scalar): boolean {
+  return actual === expected || ((isExactNumber(actual) || isExactNumber(expected)) && equalNumbers(actual, expected));
+}
+
+function includesNumber(values: readonly Scalar[], actual: ExactNumber): boolean {
+  return values.some((value) => equalNumbers(actual, value));
+}
+
+function equalNumbers(a: unknown, b: unknown): boolean {
+  return isJsonNumber(a) && isJsonNumber(b) && compareNumbers(a, b) === 0;
 }
 
 const ORDER_HOLDS = {
@@ -61,5 +82,6 @@ function orderOf(actual: unknown, expected: Scalar): number | undefined {
   if (typeof actual === 'string' && typeof expected === 'string') {
     return actual < expected ? -1 : actual > expected ? 1 : 0;
   }
+  if (isJsonNumber(actual) && isJsonNumber(expected)) return compareNumbers(actual, expected);
   return undefined;
 }

@@ -9,6 +9,7 @@ import {
   type ComparisonOperator,
   type Filter,
 } from './filter-ast.ts';
+import { exactScalar } from './exact-numbers.ts';
 import { isPlainObject, isScalar, type Scalar } from './json-values.ts';
 
 export interface FilterLimits {
@@ -18,16 +19,39 @@ export interface FilterLimits {
   readonly maxNodes: number;
   /** Literal values of all `in` lists of the filter, added together. */
   readonly maxInValues: number;
+  /** Characters of one claim path (`{"claim": "a.b"}`), in UTF-16 code units. */
+  readonly maxClaimPathChars: number;
+  /** Dot-separated segments of one claim path. */
+  readonly maxClaimPathSegments: number;
 }
 
-/** Limits of a client's filter: it is untrusted input, evaluated on every event it may receive. */
-export const DEFAULT_FILTER_LIMITS: FilterLimits = { maxDepth: 16, maxNodes: 256, maxInValues: 1000 };
+/**
+ * Limits of a client's filter: it is untrusted input, evaluated on every event it may receive.
+ * Its claim paths are resolved at every subscribe, every `auth` and every grant reload, so they
+ * are kept far below what one frame could carry (a 64 KiB frame holds a path of 32,000 segments)
+ * and far above what a real claim needs (`https://example.com/claims.tenant.id` is 4 segments).
+ */
+export const DEFAULT_FILTER_LIMITS: FilterLimits = {
+  maxDepth: 16,
+  maxNodes: 256,
+  maxInValues: 1000,
+  maxClaimPathChars: 256,
+  maxClaimPathSegments: 32,
+};
 
 /**
  * Limits of a grant's filter: written by the database owner and checked by relay.allow, which
  * enforces the same depth and no size limit; these sizes are only a guard against absurd rows.
+ * Claim paths are not limited: relay.allow accepts any length, and a grant the relay refused would
+ * silently grant nothing.
  */
-export const GRANT_FILTER_LIMITS: FilterLimits = { maxDepth: 16, maxNodes: 100_000, maxInValues: 1_000_000 };
+export const GRANT_FILTER_LIMITS: FilterLimits = {
+  maxDepth: 16,
+  maxNodes: 100_000,
+  maxInValues: 1_000_000,
+  maxClaimPathChars: Infinity,
+  maxClaimPathSegments: Infinity,
+};
 
 export type ParseFilterResult = { readonly ok: true; readonly filter: Filter } | { readonly ok: false; readonly error: string };
 
@@ -107,7 +131,8 @@ class FilterParser {
     return this.node(path, { kind: 'compare', op, column, value: this.operand(value, path) });
   }
 
-  private operand(value: unknown, path: string): Scalar | ClaimReference {
+  private operand(json: unknown, path: string): Scalar | ClaimReference {
+    const value = exactScalar(json);
     if (isScalar(value)) return value;
     if (isPlainObject(value) && Object.hasOwn(value, 'claim')) return this.claim(value, path);
     return this.fail(path, `expected ${SCALAR_EXPECTED} or a claim reference, got ${describe(value)}`);
@@ -119,7 +144,8 @@ class FilterParser {
     // Checked before walking the list, so a huge list is refused without being read.
     this.inValues += value.length;
     if (this.inValues > this.limits.maxInValues) this.fail(path, `more than ${this.limits.maxInValues} "in" values in the filter`);
-    return value.map((item: unknown, i) => {
+    return value.map((json: unknown, i) => {
+      const item = exactScalar(json);
       if (!isScalar(item)) this.fail(`${path}[${i}]`, `expected ${SCALAR_EXPECTED}, got ${describe(item)}`);
       return item;
     });
@@ -130,7 +156,12 @@ class FilterParser {
     if (Object.keys(value).length !== 1) this.fail(path, 'a claim reference has the single key "claim"');
     const dotted = value['claim'];
     if (typeof dotted !== 'string') this.fail(claimPath, `expected a dotted claim path string, got ${describe(dotted)}`);
-    if (dotted.split('.').some((segment) => segment === '')) this.fail(claimPath, `empty segment in claim path ${JSON.stringify(dotted)}`);
+    // Length first, so that a hostile path is refused before it is split (and without echoing it).
+    const { maxClaimPathChars, maxClaimPathSegments } = this.limits;
+    if (dotted.length > maxClaimPathChars) this.fail(claimPath, `claim path longer than ${maxClaimPathChars} characters`);
+    const segments = dotted.split('.');
+    if (segments.length > maxClaimPathSegments) this.fail(claimPath, `claim path of more than ${maxClaimPathSegments} segments`);
+    if (segments.some((segment) => segment === '')) this.fail(claimPath, `empty segment in claim path ${JSON.stringify(dotted)}`);
     return { kind: 'claim', path: dotted };
   }
 

@@ -1,6 +1,8 @@
 // Parsing what clients send (contract section 3). Pure: bad input becomes a bad_request outcome,
 // never an exception, so a hostile client cannot end anything but its own request.
 
+import { isExactNumber, JsonTooDeepError, parseUntrustedJsonExactly } from '../exact-json.ts';
+
 /** A client's correlation id, echoed back in the reply. */
 export type MessageRef = string | number;
 
@@ -78,16 +80,19 @@ const FIELD_PARSERS: Readonly<Record<ClientMessage['type'], (frame: JsonObject) 
 export function parseClientMessage(text: string): ParsedClientMessage {
   let frame: unknown;
   try {
-    frame = JSON.parse(text);
-  } catch {
+    // Exactly, for the filter's sake: {"account_id": 9007199254740993} must not become the
+    // neighbouring account's 9007199254740992.
+    frame = parseUntrustedJsonExactly(text);
+  } catch (error) {
     // The parser's message quotes the input back; ours need not.
+    if (error instanceof JsonTooDeepError) return refuse(TOO_DEEP_FOR_EXACT_NUMBERS);
     return refuse('invalid JSON');
   }
   if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
     return refuse(`a message must be a JSON object, got ${jsonKind(frame)}`);
   }
   const object = frame as JsonObject;
-  const rawRef = own(object, 'ref');
+  const rawRef = asDouble(own(object, 'ref'));
   const ref = isRef(rawRef) ? rawRef : undefined;
   if (rawRef !== undefined && ref === undefined) return refuse('"ref" must be a string or a finite number');
   const type = own(object, 'type');
@@ -114,6 +119,13 @@ export function refOfFrame(text: string): MessageRef | undefined {
   if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) return undefined;
   const ref = own(frame as JsonObject, 'ref');
   return isRef(ref) ? ref : undefined;
+}
+
+const TOO_DEEP_FOR_EXACT_NUMBERS = 'a message with long numbers or exponents nested this deeply cannot be read exactly';
+
+/** A ref kept as its text is taken as the nearest double, as JSON.parse took it before: refs are only echoed. */
+function asDouble(value: unknown): unknown {
+  return isExactNumber(value) ? Number(value.value) : value;
 }
 
 function refuse(message: string, ref?: MessageRef): ParsedClientMessage {

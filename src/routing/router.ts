@@ -94,7 +94,9 @@ export function createRouter(options: RouterOptions = {}): Router {
   function candidates(topic: TopicIndex, event: RelayEvent): Set<AccessClass> {
     const found = new Set(topic.unindexed);
     for (const column of topic.columns.keys()) {
-      // Missing columns compare as null (see match-filter.ts), so they are looked up as null.
+      // Missing columns compare as null (see match-filter.ts), so they are looked up as null. A
+      // number kept as text is looked up as its nearest double (index-keys.ts): a superset of
+      // the classes it matches exactly, which renderEvent's matchesFilter narrows.
       const value = indexValueOf(columnValue(event.data, column));
       if (value === undefined) continue;
       for (const accessClass of topic.byValue.get(`${column}\u0000${value}`) ?? []) found.add(accessClass);

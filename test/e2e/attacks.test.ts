@@ -142,3 +142,28 @@ t.test('100,000 subscribe/unsubscribe cycles on one connection: all answered, no
   t.match(await nextFrame(witness, 'the next order', isEvent), { data: { id: 'after-cycles' } }, 'the other client was served all along');
   t.strictSame(await framesBeforePong(client), [], 'the cycling connection still answers, with no stray event');
 });
+
+t.test('a claim path of 32,000 segments gets bad_request at once; other clients are not held up', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_MAX_MESSAGES_PER_SECOND: '1000000' });
+  const client = await relay.connect(ADMIN);
+  const witness = await relay.connect(ADMIN);
+  // One frame under the 64 KiB limit. Before, it passed parsing and every resolution of the path
+  // tried each of its dot-prefixes as a key: about 100 ms of the event loop, for every client.
+  const path = Array.from({ length: 32_000 }, () => 'a').join('.');
+  const pairs = 40;
+  const started = performance.now();
+  for (let i = 0; i < pairs; i++) {
+    client.send({ type: 'subscribe', topic: 'orders', filter: { id: { claim: path } }, ref: i });
+    client.send({ type: 'unsubscribe', topic: 'orders' });
+  }
+  const pong = framesBeforePong(witness).then(() => performance.now() - started);
+  const replies = await client.take(2 * pairs);
+  for (let i = 0; i < pairs; i++) {
+    t.match(replies[2 * i], { type: 'error', code: 'bad_request', ref: i, message: /claim path longer than 256 characters/ }, `subscribe ${i}`);
+    t.match(replies[2 * i + 1], { type: 'error', code: 'not_subscribed' }, `unsubscribe ${i}`);
+  }
+  // Refusing 40 such frames takes a few milliseconds; the bound only has to tell that from a second.
+  const pongMs = await pong;
+  t.ok(pongMs < 500, `another client's ping was answered ${pongMs.toFixed(0)} ms after the first long path was sent`);
+  t.match(await health(relay), { http: 200, status: 'ok', subscriptions: 0 });
+});

@@ -1,13 +1,17 @@
 // Contract section 2: an event carries the row as PostgreSQL's to_jsonb writes it. Numbers that a
 // double cannot hold (a bigint past 2^53 such as a snowflake id, a numeric of 20 digits, deep in a
 // jsonb column too) reach subscribers digit for digit: live, through a column mask, in `old`, and
-// in a replay. Filters and routing still compare such a number as the nearest double, as they
-// compare a token's claims.
+// in a replay. Filters compare them by exact value, whether they come from a grant, a client's
+// filter or a token's claims: two accounts one apart, the same double, never see each other's rows.
 import t, { type Test } from 'tap';
+import { createCatalogReader } from '../../src/db/catalog.ts';
+import { isExactNumber } from '../../src/exact-json.ts';
 import { changeCatalog } from '../helpers/catalog.ts';
+import { createTestDatabase } from '../helpers/database.ts';
 import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
-import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
-import type { Frame, TestClient } from '../helpers/ws-client.ts';
+import { TEST_SECRET, startTestRelay, type TestRelay } from '../helpers/relay.ts';
+import { nowSeconds, signHmacTokenText } from '../helpers/tokens.ts';
+import { connectClient, type Frame, type TestClient } from '../helpers/ws-client.ts';
 
 const ID = '9007199254740993';
 const ACCOUNT = '1234567890123456789';
@@ -56,8 +60,7 @@ async function insertRow(relay: TestRelay): Promise<void> {
 t.test('long numbers arrive digit for digit, with every column and through a column mask', async (t) => {
   const relay = await startLedger(t);
   const admin = await relay.connect({ role: 'admin', sub: 'a1' });
-  // The claim is a double, as every JSON number of a token is: it matches the row's account.
-  const accountant = await relay.connect({ role: 'accountant', sub: 'c1', account_id: Number(ACCOUNT) });
+  const accountant = await connectWithPayload(t, relay, `"role":"accountant","sub":"c1","account_id":${ACCOUNT}`);
   const other = await relay.connect({ role: 'accountant', sub: 'c2', account_id: 42 });
   const adminEvents = eventTexts(admin);
   const accountantEvents = eventTexts(accountant);
@@ -113,4 +116,121 @@ t.test('a row nested 10,000 deep with a long number is delivered, and so is the 
   await relay.db.pool.query(`select relay.publish('ledger', 'next', '{"n": 2}')`);
   t.match(await nextFrame(admin, 'the deep row', isEvent), { event: 'deep' });
   t.match(await nextFrame(admin, 'the row after it', isEvent), { event: 'next', data: { n: 2 } });
+});
+
+t.test('grants are read with their numbers as relay.allow stored them', async (t) => {
+  const db = await createTestDatabase(t);
+  await db.pool.query(`select relay.allow('ledger', 'tenant', '{"account_id": 9007199254740993, "level": {"lte": 3.0000000000000001}}')`);
+  const { grants } = await createCatalogReader(db.pool).load();
+  const filter = grants.find((grant) => grant.role === 'tenant')?.filter as Record<string, unknown>;
+  const accountId = filter.account_id;
+  const level = (filter.level as Record<string, unknown>).lte;
+  // Before, pg's JSON.parse made them 9007199254740992 and 3.
+  t.ok(isExactNumber(accountId) && accountId.value === '9007199254740993', `account_id kept as text: ${String(accountId)}`);
+  t.ok(isExactNumber(level) && level.value === '3.0000000000000001', `lte kept as text: ${String(level)}`);
+});
+
+/** A client whose token's payload holds `claims` as written (jose would write its numbers as doubles). */
+async function connectWithPayload(t: Test, relay: TestRelay, claims: string): Promise<TestClient> {
+  const payload = `{"exp":${nowSeconds() + 600},${claims}}`;
+  const client = await connectClient(`${relay.wsUrl}?access_token=${signHmacTokenText(TEST_SECRET, payload)}`);
+  t.teardown(() => client.close());
+  return client;
+}
+
+/**
+ * Accounts one apart that are one double: 9007199254740992 and ...993 (2^53 and the next), and
+ * the snowflake-sized 1234567890123456789 and ...790 (doubles are 256 apart there).
+ */
+async function startEntries(t: Test): Promise<TestRelay> {
+  const relay = await startTestRelay(t);
+  await relay.db.pool.query(`create table entries (id int primary key, account_id bigint, level numeric)`);
+  await changeCatalog(
+    relay,
+    `begin;
+     select relay.watch('entries', 'entries');
+     select relay.allow('entries', 'admin');
+     select relay.allow('entries', 'tenant', '{"account_id": 9007199254740993}');
+     select relay.allow('entries', 'neighbour', '{"account_id": 9007199254740992}');
+     select relay.allow('entries', 'snowflake_a', '{"account_id": 1234567890123456789}');
+     select relay.allow('entries', 'snowflake_b', '{"account_id": 1234567890123456790}');
+     select relay.allow('entries', 'capped', '{"level": {"lte": 3}}');
+     select relay.allow('entries', 'member', '{"account_id": {"claim": "acc"}}');
+     commit;`,
+  );
+  return relay;
+}
+
+/** Inserts four rows, one per account, and returns once the admin has all four. */
+async function insertEntries(relay: TestRelay, admin: TestClient): Promise<void> {
+  await relay.db.pool.query(
+    `insert into entries (id, account_id, level) values
+       (1, 9007199254740992, 3), (2, 9007199254740993, 3.0000000000000001),
+       (3, 1234567890123456789, 1), (4, 1234567890123456790, 1)`,
+  );
+  await nextEvents(admin, 4, 'the four rows, to the admin');
+}
+
+/** The next `count` event frames, each awaited with the frame guard. */
+async function nextEvents(client: TestClient, count: number, what: string): Promise<Frame[]> {
+  const events: Frame[] = [];
+  while (events.length < count) events.push(await nextFrame(client, `${what} (${events.length + 1} of ${count})`, isEvent));
+  return events;
+}
+
+/** The ids of the rows `client` received: the `count` it must get, then proof that nothing else came. */
+async function receivedIds(client: TestClient, count: number): Promise<unknown[]> {
+  const events = await nextEvents(client, count, 'its rows');
+  const extra = (await framesBeforePong(client)).filter(isEvent);
+  return [...events, ...extra].map((frame) => (frame.data as Record<string, unknown>).id);
+}
+
+async function subscribeAll(t: Test, clients: readonly TestClient[]): Promise<void> {
+  for (const client of clients) t.match(await subscribe(client, 'entries'), { type: 'subscribed' });
+}
+
+t.test("grants with long numbers: each tenant receives its own account's rows, and only those", async (t) => {
+  const relay = await startEntries(t);
+  const admin = await relay.connect({ role: 'admin', sub: 'a1' });
+  const roles = ['tenant', 'neighbour', 'snowflake_a', 'snowflake_b', 'capped'];
+  const [tenant, neighbour, snowflakeA, snowflakeB, capped] = await Promise.all(roles.map((role) => relay.connect({ role, sub: role })));
+  await subscribeAll(t, [admin, tenant!, neighbour!, snowflakeA!, snowflakeB!, capped!]);
+  await insertEntries(relay, admin);
+  // Before, each grant was read as its nearest double: the tenant also got row 1, the neighbour
+  // row 2, and snowflake_a and snowflake_b shared one class (one channel) and both got rows 3 and 4.
+  t.same(await receivedIds(tenant!, 1), [2], 'account 9007199254740993: its row only');
+  t.same(await receivedIds(neighbour!, 1), [1], 'account 9007199254740992: its row only');
+  t.same(await receivedIds(snowflakeA!, 1), [3], 'account 1234567890123456789: its row only');
+  t.same(await receivedIds(snowflakeB!, 1), [4], 'account 1234567890123456790: its row only');
+  // jsonb says 3.0000000000000001 > 3; as a double it was 3.
+  t.same(await receivedIds(capped!, 3), [1, 3, 4], 'level <= 3 leaves out 3.0000000000000001');
+});
+
+t.test("claims with long numbers: each member receives its own account's rows, and only those", async (t) => {
+  const relay = await startEntries(t);
+  const admin = await relay.connect({ role: 'admin', sub: 'a1' });
+  const member = (acc: string): Promise<TestClient> => connectWithPayload(t, relay, `"role":"member","sub":"m${acc}","acc":${acc}`);
+  const [own, snowflakeA, snowflakeB] = [await member('9007199254740993'), await member('1234567890123456789'), await member('1234567890123456790')];
+  await subscribeAll(t, [admin, own, snowflakeA, snowflakeB]);
+  await insertEntries(relay, admin);
+  // Before, the token's JSON made each claim its nearest double: the first member also got row 1,
+  // and the other two (one role, one double) shared a class and both got rows 3 and 4.
+  t.same(await receivedIds(own, 1), [2], 'acc 9007199254740993: its row only');
+  t.same(await receivedIds(snowflakeA, 1), [3], 'acc 1234567890123456789: its row only');
+  t.same(await receivedIds(snowflakeB, 1), [4], 'acc 1234567890123456790: its row only');
+});
+
+t.test("a client's filter with long numbers matches by exact value", async (t) => {
+  const relay = await startEntries(t);
+  const admin = await relay.connect({ role: 'admin', sub: 'a1' });
+  const byAccount = await relay.connect({ role: 'admin', sub: 'a2' });
+  const byLevel = await relay.connect({ role: 'admin', sub: 'a3' });
+  await subscribeAll(t, [admin]);
+  // Sent as text: JSON.stringify cannot write these numbers.
+  byAccount.sendRaw('{"type":"subscribe","topic":"entries","filter":{"account_id":{"in":[9007199254740993,1234567890123456790]}}}');
+  byLevel.sendRaw('{"type":"subscribe","topic":"entries","filter":{"level":{"gt":3}}}');
+  for (const client of [byAccount, byLevel]) t.match(await nextFrame(client, 'the reply to subscribe'), { type: 'subscribed' });
+  await insertEntries(relay, admin);
+  t.same(await receivedIds(byAccount, 2), [2, 4], 'the two accounts named, not their neighbours');
+  t.same(await receivedIds(byLevel, 1), [2], 'level > 3: only 3.0000000000000001');
 });

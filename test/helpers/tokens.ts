@@ -1,5 +1,5 @@
 // Real tokens for tests: signed with jose (or by hand where jose cannot, or must not, sign).
-import { constants, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { constants, createHmac, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { SignJWT, base64url } from 'jose';
 
 /** Claims of a test token; `exp` / `nbf` / `iat` are raw seconds since the epoch. */
@@ -16,6 +16,15 @@ export const TEST_SECRET = 'test-secret-that-is-long-enough-for-HS512-0123456789
 /** An HS256/384/512 token over `claims`, signed with `secret`. */
 export function signHmacToken(secret: string, claims: TestClaims, alg: 'HS256' | 'HS384' | 'HS512' = 'HS256'): Promise<string> {
   return signToken(new TextEncoder().encode(secret), alg, claims);
+}
+
+/**
+ * An HS256 token whose payload is `payloadText` as written, signed by hand: JSON.stringify (and so
+ * jose) cannot write a number that a double does not hold, such as the claim 9007199254740993.
+ */
+export function signHmacTokenText(secret: string, payloadText: string): string {
+  const signingInput = `${encodeJson({ alg: 'HS256', typ: 'JWT' })}.${base64url.encode(payloadText)}`;
+  return `${signingInput}.${base64url.encode(createHmac('sha256', secret).update(signingInput).digest())}`;
 }
 
 /** A token signed with any key jose accepts, with `claims` exactly as given. */

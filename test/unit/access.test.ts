@@ -1,5 +1,6 @@
 import t from 'tap';
 import type { Claims, Grant } from '../../src/events.ts';
+import { parseUntrustedJsonExactly } from '../../src/exact-json.ts';
 import { compileAccess, type Access } from '../../src/routing/access.ts';
 import { GRANTS, filterOf } from './fixtures.ts';
 
@@ -113,4 +114,24 @@ t.test('access keys: equal for identical views, different otherwise', async (t) 
     ],
   ];
   for (const [left, right, why] of different) t.not(left, right, why);
+});
+
+t.test('access keys tell apart numbers that only differ past a double', async (t) => {
+  // Equal keys share one class and one channel: each of the two would receive the other's frames.
+  const exact = (text: string): unknown => parseUntrustedJsonExactly(text);
+  const tenantGrants = (account: string): readonly Grant[] => [
+    { topic: 'ledger', role: 'tenant', filter: exact(`{"account_id": ${account}}`), columns: null },
+  ];
+  const grantKey = (account: string): string => accessOf('tenant', {}, null, 'ledger', tenantGrants(account)).key;
+  t.not(grantKey('1234567890123456789'), grantKey('1234567890123456790'), 'grant literals');
+  t.equal(grantKey('1234567890123456789'), grantKey('1.234567890123456789e18'), 'one value, written two ways');
+
+  const memberGrants: readonly Grant[] = [{ topic: 'ledger', role: 'member', filter: { account_id: { claim: 'acc' } }, columns: null }];
+  const claimKey = (account: string): string =>
+    accessOf('member', exact(`{"acc": ${account}}`) as Claims, null, 'ledger', memberGrants).key;
+  t.not(claimKey('9007199254740993'), claimKey('9007199254740992'), 'claims');
+  t.not(claimKey('9007199254740993'), grantKey('9007199254740992'), 'a claim and a literal');
+
+  const clientKey = (account: string): string => accessOf('admin', {}, exact(`{"account_id": ${account}}`)).key;
+  t.not(clientKey('9007199254740993'), clientKey('9007199254740992'), 'client filters');
 });

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { canonicalFilter } from '../../src/filters/canonical-filter.ts';
+import { parseUntrustedJsonExactly } from '../../src/exact-json.ts';
 import { filterColumns } from '../../src/filters/filter-columns.ts';
 import { CLAIMS, filterOf, resolvedOf } from './fixtures.ts';
 
@@ -37,6 +38,17 @@ t.test('different filters get different canonical text', async (t) => {
   for (const [left, right] of different) {
     t.not(textOf(left), textOf(right), `${JSON.stringify(left)} vs ${JSON.stringify(right)}`);
   }
+});
+
+t.test('numbers by exact value: distinct past a double, equal however written', async (t) => {
+  const text = (json: string): string => textOf(parseUntrustedJsonExactly(json));
+  t.not(text('{"a":1234567890123456789}'), text('{"a":1234567890123456790}'), 'two ids that are one double');
+  t.not(text('{"a":{"in":[9007199254740993]}}'), text('{"a":{"in":[9007199254740992]}}'), 'in lists');
+  t.not(text('{"a":{"lte":3.0000000000000001}}'), text('{"a":{"lte":3}}'), 'a bound');
+  t.not(text('{"a":9007199254740993}'), text('{"a":"9007199254740993"}'), 'a number and a string');
+  t.equal(text('{"a":9007199254740993}'), text('{"a":9.007199254740993e15}'), 'one value, two writings');
+  t.equal(text('{"a":{"in":[9007199254740993,9.007199254740993e15]}}'), text('{"a":{"in":[9007199254740993]}}'), 'deduplicated');
+  t.equal(text('{"a":9007199254740992}'), text('{"a":9007199254740992.0}'), 'a double holds 2^53: one key');
 });
 
 t.test('filterColumns lists every referenced column', async (t) => {

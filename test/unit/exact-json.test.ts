@@ -1,7 +1,15 @@
 // The event log's JSON keeps the numbers a double would change, and writes them back as they came.
 import t from 'tap';
 import { isSafeNumber } from 'lossless-json';
-import { isExactNumber, jsonTextWithin, membersOf, parseJsonExactly, sameJsonValue } from '../../src/exact-json.ts';
+import {
+  isExactNumber,
+  JsonTooDeepError,
+  jsonTextWithin,
+  membersOf,
+  parseJsonExactly,
+  parseUntrustedJsonExactly,
+  sameJsonValue,
+} from '../../src/exact-json.ts';
 import { createRandom } from '../helpers/random.ts';
 
 /** Parses `text` and writes the whole back, as a frame with every column does. */
@@ -127,4 +135,37 @@ t.test('members of a parsed object are written as the whole would write them', a
   const members = membersOf(parsed, ['id', '__proto__']);
   t.equal(Object.getPrototypeOf(members), Object.prototype, 'prototype untouched');
   t.equal(jsonTextWithin(members, members), `{"id":${'9'.repeat(20)},"__proto__":{"n":1}}`, 'the long number as written');
+});
+
+t.test('JSON from outside keeps what a double would change, exponents included', async (t) => {
+  const parsed = parseUntrustedJsonExactly(
+    '{"acc":9007199254740993,"big":1e400,"tiny":1e-400,"sci":1.0000000000000001e0,"short":1e5,"neg":-2.5E-3,"s":"1e400"}',
+  ) as Record<string, unknown>;
+  const texts = Object.fromEntries(Object.entries(parsed).map(([key, value]) => [key, isExactNumber(value) ? `exact ${value.value}` : value]));
+  t.strictSame(texts, {
+    acc: 'exact 9007199254740993',
+    big: 'exact 1e400',
+    tiny: 'exact 1e-400',
+    sci: 'exact 1.0000000000000001e0',
+    short: 1e5,
+    neg: -0.0025,
+    s: '1e400',
+  });
+  const plain = '{"role":"admin","exp":1790000000,"ids":[1,2.5,-3],"o":{"x":null}}';
+  t.strictSame(parseUntrustedJsonExactly(plain), JSON.parse(plain), 'text without such a number: as JSON.parse makes it');
+});
+
+t.test('JSON from outside: duplicate keys, __proto__ and bad text as JSON.parse has them', async (t) => {
+  for (const number of ['1', '1e400']) {
+    const text = `{"a":1,"a":${number},"__proto__":{"polluted":true}}`;
+    const parsed = parseUntrustedJsonExactly(text) as Record<string, unknown>;
+    t.equal(String(parsed.a), number, `the last duplicate wins (${number})`);
+    t.equal(Object.getPrototypeOf(parsed), Object.prototype, 'prototype untouched');
+    t.ok(Object.hasOwn(parsed, '__proto__'), '__proto__ an own key');
+  }
+  t.throws(() => parseUntrustedJsonExactly('{"a":1e400,}'), SyntaxError, 'not JSON');
+  t.throws(() => parseUntrustedJsonExactly('{"a":1,}'), SyntaxError, 'not JSON, on the native path');
+  const deep = `{"a":${'['.repeat(20_000)}9007199254740993${']'.repeat(20_000)}}`;
+  t.throws(() => parseUntrustedJsonExactly(deep), JsonTooDeepError, 'refused, not rounded');
+  t.doesNotThrow(() => parseUntrustedJsonExactly(`{"a":${'['.repeat(20_000)}1${']'.repeat(20_000)}}`), 'deep with short numbers: JSON.parse');
 });

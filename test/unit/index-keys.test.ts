@@ -1,4 +1,5 @@
 import t from 'tap';
+import { parseJsonExactly, parseUntrustedJsonExactly } from '../../src/exact-json.ts';
 import { indexKeys, indexValueOf, type IndexKeys } from '../../src/filters/index-keys.ts';
 import { columnValue, matchesFilter } from '../../src/filters/match-filter.ts';
 import { CLAIMS, resolvedOf } from './fixtures.ts';
@@ -78,4 +79,39 @@ t.test('index values are canonical JSON of scalars only', async (t) => {
   t.equal(indexValueOf({ a: 1 }), undefined);
   t.equal(indexValueOf([1]), undefined);
   t.equal(indexValueOf(undefined), undefined);
+});
+
+t.test('numbers kept as text: every row a filter matches exactly hits one of its keys', async (t) => {
+  // Keys stay on doubles; equal decimals round to equal doubles, so an exact match is a candidate.
+  const filters = [
+    '{"a":9007199254740993}',
+    '{"a":{"in":[9007199254740993,1e400,1.5]}}',
+    '{"a":9007199254740992}',
+    '{"a":1e-400}',
+    '{"a":{"in":[3.0000000000000001]}}',
+  ];
+  const rows = [
+    '{"a":9007199254740993}',
+    '{"a":9007199254740992}',
+    `{"a":1${'0'.repeat(400)}}`,
+    '{"a":1.50}',
+    `{"a":0.${'0'.repeat(399)}1}`,
+    '{"a":3.0000000000000001}',
+  ];
+  let checked = 0;
+  for (const filterText of filters) {
+    const resolved = resolvedOf(parseUntrustedJsonExactly(filterText), CLAIMS)!;
+    const keys = indexKeys(resolved);
+    for (const rowText of rows) {
+      const row = parseJsonExactly(rowText) as Record<string, unknown>;
+      if (!matchesFilter(resolved, row) || keys === 'unindexed') continue;
+      checked += 1;
+      const hit = keys.some(({ column, values }) => values.includes(indexValueOf(columnValue(row, column)) ?? '\u0000'));
+      t.ok(hit, `${rowText.slice(0, 40)} matches ${filterText} and hits one of its keys`);
+    }
+  }
+  t.equal(checked, 7, 'every filter matched its rows: 1 + 3 + 1 + 1 + 1');
+  const exact = (text: string): unknown => (parseJsonExactly(`{"a":${text}}`) as Record<string, unknown>).a;
+  t.equal(indexValueOf(exact('9007199254740993')), '9007199254740992', 'keyed as the nearest double');
+  t.equal(indexValueOf(exact(`1${'0'.repeat(400)}`)), 'Infinity', 'past a double: a key no JSON scalar has');
 });

@@ -1,7 +1,7 @@
 // Filters x claims x event data -> delivered or not.
 import t from 'tap';
 import type { Claims } from '../../src/events.ts';
-import { parseJsonExactly } from '../../src/exact-json.ts';
+import { parseJsonExactly, parseUntrustedJsonExactly } from '../../src/exact-json.ts';
 import { matchesFilter } from '../../src/filters/match-filter.ts';
 import { CLAIMS, resolvedOf } from './fixtures.ts';
 
@@ -93,15 +93,58 @@ t.test('filters x claims x data', async (t) => {
   }
 });
 
-t.test('a number kept as its text (more digits than a double) compares as the nearest double', async (t) => {
-  const data = parseJsonExactly('{"account_id":1234567890123456789}') as Record<string, unknown>;
-  const claims = { ...CLAIMS, account: Number('1234567890123456789') } as Claims;
-  const matches = (filter: unknown): boolean => {
-    const resolved = resolvedOf(filter, claims);
-    return resolved !== null && matchesFilter(resolved, data);
-  };
-  t.ok(matches({ account_id: { claim: 'account' } }), 'equal to the claim, a double as every JSON number of a token');
-  t.ok(matches({ account_id: { gt: 1 } }), 'ordered as a number');
-  t.ok(matches({ account_id: { in: [1, Number('1234567890123456789')] } }), 'in a list');
-  t.notOk(matches({ account_id: '1234567890123456789' }), 'never equal to a string');
+// Rows as the event log parses them, filters and claims as a client's frame or a token's payload
+// are parsed: numbers a double would change are kept as text on every side.
+const row = (text: string): Record<string, unknown> => parseJsonExactly(text) as Record<string, unknown>;
+const json = (text: string): unknown => parseUntrustedJsonExactly(text);
+
+t.test('numbers compare by exact decimal value, as jsonb compares them', async (t) => {
+  const claims = json('{"acc":9007199254740993,"accs":[9007199254740993,7],"two53":9007199254740992}') as Claims;
+  const cases: Array<[string, string, boolean]> = [
+    // A grant's or a client's literal.
+    ['{"account_id":9007199254740993}', '{"account_id":9007199254740993}', true],
+    ['{"account_id":9007199254740993}', '{"account_id":9007199254740992}', false],
+    ['{"account_id":9007199254740992}', '{"account_id":9007199254740993}', false],
+    ['{"account_id":9007199254740992}', '{"account_id":9007199254740992}', true],
+    ['{"account_id":1234567890123456789}', '{"account_id":1234567890123456790}', false],
+    ['{"account_id":{"ne":9007199254740993}}', '{"account_id":9007199254740992}', true],
+    ['{"account_id":{"ne":9007199254740993}}', '{"account_id":9007199254740993}', false],
+    // A claim.
+    ['{"account_id":{"claim":"acc"}}', '{"account_id":9007199254740993}', true],
+    ['{"account_id":{"claim":"acc"}}', '{"account_id":9007199254740992}', false],
+    ['{"account_id":{"claim":"two53"}}', '{"account_id":9007199254740992}', true],
+    ['{"account_id":{"claim":"two53"}}', '{"account_id":9007199254740993}', false],
+    // in, with literals and with an array claim.
+    ['{"account_id":{"in":[9007199254740993,1]}}', '{"account_id":9007199254740993}', true],
+    ['{"account_id":{"in":[9007199254740993,1]}}', '{"account_id":9007199254740992}', false],
+    ['{"account_id":{"in":[9007199254740992,1]}}', '{"account_id":9007199254740992}', true],
+    ['{"account_id":{"in":{"claim":"accs"}}}', '{"account_id":9007199254740993}', true],
+    ['{"account_id":{"in":{"claim":"accs"}}}', '{"account_id":9007199254740992}', false],
+    ['{"account_id":{"in":{"claim":"accs"}}}', '{"account_id":7.0}', true],
+    // Ranges.
+    ['{"level":{"lte":3}}', '{"level":3.0000000000000001}', false],
+    ['{"level":{"lt":3}}', '{"level":2.9999999999999999}', true],
+    ['{"level":{"gt":3}}', '{"level":3.0000000000000001}', true],
+    ['{"level":{"gte":3.0000000000000001}}', '{"level":3}', false],
+    ['{"level":{"lt":3.0000000000000002}}', '{"level":3.0000000000000001}', true],
+    ['{"n":{"gt":-9007199254740993}}', '{"n":-9007199254740992}', true],
+    ['{"n":{"lt":-9007199254740992}}', '{"n":-9007199254740993}', true],
+    ['{"n":{"gt":1e-400}}', '{"n":0}', false],
+    ['{"n":{"gt":0}}', '{"n":0.0000000000000000000000000000000000000000000000000000000001}', true],
+    ['{"n":{"lt":1e400}}', `{"n":1${'0'.repeat(400)}}`, false],
+    ['{"n":{"lte":1e400}}', `{"n":1${'0'.repeat(400)}}`, true],
+    // One value, however written.
+    ['{"n":1e0}', '{"n":1.0}', true],
+    ['{"n":12.5}', '{"n":12.50000000000000000000}', true],
+    ['{"n":9.007199254740993e15}', '{"n":9007199254740993}', true],
+    ['{"n":-0}', '{"n":0}', true],
+    // Never a string.
+    ['{"account_id":"9007199254740993"}', '{"account_id":9007199254740993}', false],
+    ['{"account_id":9007199254740993}', '{"account_id":"9007199254740993"}', false],
+    ['{"account_id":{"lt":9007199254740994}}', '{"account_id":"9007199254740993"}', false],
+  ];
+  for (const [filter, data, expected] of cases) {
+    const resolved = resolvedOf(json(filter), claims);
+    t.equal(resolved !== null && matchesFilter(resolved, row(data)), expected, `${filter} on ${data}`);
+  }
 });

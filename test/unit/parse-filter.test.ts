@@ -1,5 +1,6 @@
 import t from 'tap';
-import { parseFilter } from '../../src/filters/parse-filter.ts';
+import { parseJsonExactly } from '../../src/exact-json.ts';
+import { GRANT_FILTER_LIMITS, parseFilter } from '../../src/filters/parse-filter.ts';
 
 const OPERATORS = '(expected eq, ne, lt, lte, gt, gte, in)';
 const SCALAR = 'a JSON scalar (string, number, boolean or null)';
@@ -137,4 +138,33 @@ t.test('node and in-value budgets are enforced', async (t) => {
     ok: false,
     error: 'filter.a.in: more than 2 "in" values in the filter',
   });
+});
+
+t.test('claim paths are limited in length and segments; grants are not', async (t) => {
+  const claimFilter = (path: string): unknown => ({ id: { claim: path } });
+  const dotted = (segments: number): string => Array.from({ length: segments }, () => 'a').join('.');
+  t.ok(parseFilter(claimFilter(dotted(32))).ok, '32 segments are accepted');
+  t.same(parseFilter(claimFilter(dotted(33))), { ok: false, error: 'filter.id.claim: claim path of more than 32 segments' });
+  t.ok(parseFilter(claimFilter('x'.repeat(256))).ok, '256 characters are accepted');
+  t.same(parseFilter(claimFilter('x'.repeat(257))), {
+    ok: false,
+    error: 'filter.id.claim: claim path longer than 256 characters',
+  });
+  // What one 64 KiB frame can carry: refused by its length, without splitting it.
+  t.same(parseFilter({ id: { in: { claim: dotted(32_000) } } }), {
+    ok: false,
+    error: 'filter.id.in.claim: claim path longer than 256 characters',
+  });
+  t.same(parseFilter(claimFilter('a.b.c'), { maxClaimPathSegments: 2 }), {
+    ok: false,
+    error: 'filter.id.claim: claim path of more than 2 segments',
+  });
+  t.ok(parseFilter(claimFilter(dotted(32_000)), GRANT_FILTER_LIMITS).ok, 'a grant may hold any path relay.allow accepted');
+});
+
+t.test('numbers kept as text (a grant read exactly, a client frame) are accepted wherever a number is', async (t) => {
+  const filter = parseJsonExactly(
+    '{"a":9007199254740993,"b":{"lte":3.0000000000000001},"c":{"in":[1234567890123456789,1]},"not":{"e":{"ne":9007199254740993}}}',
+  );
+  t.equal(parseFilter(filter).ok, true);
 });

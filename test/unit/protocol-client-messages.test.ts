@@ -1,4 +1,5 @@
 import t from 'tap';
+import { isExactNumber } from '../../src/exact-json.ts';
 import { MAX_TOPIC_LENGTH, parseClientMessage, refOfFrame } from '../../src/protocol/client-messages.ts';
 
 t.test('every message type parses', async (t) => {
@@ -131,4 +132,29 @@ t.test('refOfFrame finds a usable ref whatever else the frame holds, and nothing
     ['"ref"', undefined],
   ];
   for (const [text, ref] of cases) t.equal(refOfFrame(text), ref, text);
+});
+
+t.test("a filter's numbers keep their text where a double would change them", async (t) => {
+  const result = parseClientMessage('{"type":"subscribe","topic":"t","filter":{"account_id":9007199254740993,"lvl":{"lte":1e-400},"n":7}}');
+  const filter = result.ok && result.message.type === 'subscribe' ? result.message.filter : undefined;
+  // Before, JSON.parse made them 9007199254740992 and 0.
+  t.ok(isExactNumber(filter?.account_id) && filter.account_id.value === '9007199254740993', 'the long id, as written');
+  const lte = (filter?.lvl as Record<string, unknown> | undefined)?.lte;
+  t.ok(isExactNumber(lte) && lte.value === '1e-400', 'the tiny bound, as written');
+  t.equal(filter?.n, 7, 'a short number is a number');
+  // Refs are only echoed: a long one is the nearest double, as it always was.
+  t.same(parseClientMessage('{"type":"ping","ref":12345678901234567890}'), { ok: true, message: { type: 'ping', ref: 12345678901234567000 } });
+  t.same(parseClientMessage('{"type":"ping","type":"unsubscribe","topic":"t","ref":1e400}'), {
+    ok: false,
+    error: { code: 'bad_request', message: '"ref" must be a string or a finite number' },
+  }, 'the last of duplicate keys wins, as with JSON.parse');
+});
+
+t.test('a frame nested deeper than the exact parser goes: bad_request when it holds a long number', async (t) => {
+  const nested = (number: string): string => `{"type":"ping","junk":${'['.repeat(20_000)}${number}${']'.repeat(20_000)}}`;
+  t.same(parseClientMessage(nested('9007199254740993')), {
+    ok: false,
+    error: { code: 'bad_request', message: 'a message with long numbers or exponents nested this deeply cannot be read exactly' },
+  });
+  t.same(parseClientMessage(nested('1')), { ok: true, message: { type: 'ping' } }, 'short numbers: read as before');
 });
