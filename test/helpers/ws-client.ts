@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 
 /** A parsed server frame. */
@@ -91,17 +91,7 @@ export function upgradeRefusal(
       socket.close();
       reject(new Error('the upgrade was accepted'));
     });
-    socket.once('unexpected-response', (_request, response) => {
-      let text = '';
-      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      response.on('end', () => {
-        try {
-          resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
-        } catch (error) {
-          reject(new Error(`refusal body is not JSON: ${text}`, { cause: error }));
-        }
-      });
-    });
+    socket.once('unexpected-response', (_request, response) => readRefusal(response).then(resolve, reject));
     socket.once('error', (error) => reject(error));
   });
 }
@@ -125,18 +115,23 @@ export function rawUpgradeRefusal(httpUrl: string, target: string): Promise<{ st
       socket.destroy();
       reject(new Error('the upgrade was accepted'));
     });
-    request.once('response', (response) => {
-      let text = '';
-      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      response.on('end', () => {
-        try {
-          resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
-        } catch (error) {
-          reject(new Error(`refusal body is not JSON: ${text}`, { cause: error }));
-        }
-      });
-    });
+    request.once('response', (response) => readRefusal(response).then(resolve, reject));
     request.once('error', reject);
     request.end();
+  });
+}
+
+/** A refused upgrade's status and JSON body, once the response has ended. */
+function readRefusal(response: IncomingMessage): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    response.on('end', () => {
+      try {
+        resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> });
+      } catch (error) {
+        reject(new Error(`refusal body is not JSON: ${text}`, { cause: error }));
+      }
+    });
   });
 }
