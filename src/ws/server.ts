@@ -215,8 +215,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
       if (decision === 'refuse') {
         // Parsed for its `ref` only: the refusal budget bounds this work as the rate bounds the rest.
         const ref = text === undefined ? undefined : refOfFrame(text);
-        const message = `over ${limits.maxMessagesPerSecond} messages per second; this message was dropped`;
-        replyInOrder(data, () => session.socket.sendError({ code: 'rate_limited', message, ...(ref !== undefined && { ref }) }));
+        const reason = `over ${limits.maxMessagesPerSecond} messages per second; this message was dropped`;
+        replyInOrder(data, () => session.socket.sendError({ code: 'rate_limited', message: reason, ...(ref !== undefined && { ref }) }));
         return;
       }
       if (text === undefined) {
