@@ -57,8 +57,10 @@
 
 -- The first trigger of every watched write: converts the row to jsonb with the writer's rights and
 -- hands it to relay.capture_row_change, the next trigger on the row, in a transaction-local
--- setting: the table's oid, the row (the new one; the old one for a DELETE) and, for an UPDATE,
--- the old row, one a line (jsonb's text has no line breaks). Not SECURITY DEFINER, on purpose (see
+-- setting of the table's own (relay.converted_row_<its oid>: a trigger of the application that
+-- fires between the two and writes another watched table leaves it alone): the table's oid, the
+-- row (the new one; the old one for a DELETE) and, for an UPDATE, the old row, one a line (jsonb's
+-- text has no line breaks). Not SECURITY DEFINER, on purpose (see
 -- the top of this file); and every name in it is qualified, so that whatever search_path a writer
 -- sets, the row is converted by PostgreSQL's own to_jsonb (a SET search_path clause would do the
 -- same, at the cost of setting and restoring it for every row).
@@ -67,7 +69,7 @@ language plpgsql as $$
 declare
   unused pg_catalog.text;
 begin
-  unused := pg_catalog.set_config('relay.converted_row',
+  unused := pg_catalog.set_config(pg_catalog.concat('relay.converted_row_', TG_RELID),
     pg_catalog.concat_ws(E'\n', TG_RELID, pg_catalog.to_jsonb(NEW), pg_catalog.to_jsonb(OLD)), true);
   return null;
 end $$;
@@ -83,7 +85,8 @@ language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   topic text := TG_ARGV[0];
   watched text[] := nullif(TG_ARGV[1], '')::text[];
-  converted text := current_setting('relay.converted_row', true);
+  setting text := 'relay.converted_row_' || TG_RELID::text;
+  converted text := current_setting(setting, true);
   new_row jsonb;
   old_row jsonb;
   changed_columns text[];
@@ -91,7 +94,7 @@ declare
   opens boolean;
   unused text;
 begin
-  unused := set_config('relay.converted_row', '', true);
+  unused := set_config(setting, '', true);
   if split_part(converted, E'\n', 1) is distinct from TG_RELID::text then
     raise exception 'relay: % has no converted row (its trigger relay_convert is missing or was renamed)', TG_RELID::regclass
       using errcode = 'object_not_in_prerequisite_state',

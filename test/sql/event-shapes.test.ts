@@ -218,3 +218,24 @@ t.test('a statement changing several rows: one event per row, one position', asy
   t.equal(new Set(events.map((e) => e.pos)).size, 1, 'all share the commit position');
   t.same(await eventsBeforeSentinel(listener, db.pool), []);
 });
+
+t.test('a trigger of the application that fires between the relay’s two and writes another watched table: both publish', async (t) => {
+  await createWatchedTable('shapes_outer', 'shapes_outer');
+  await createWatchedTable('shapes_inner', 'shapes_inner');
+  // Row triggers fire in name order: relay_convert, then this one, then relay_watch.
+  await db.pool.query(`
+    create function shapes_copy_inner() returns trigger language plpgsql as $$
+    begin
+      insert into shapes_inner (id, name) values (NEW.id, 'copied');
+      return null;
+    end $$;
+    create trigger relay_log after insert on shapes_outer for each row execute function shapes_copy_inner();`);
+  const listener = await listen(t);
+  await db.pool.query(`insert into shapes_outer (id, name) values (1, 'outer')`);
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.same(
+    events.map((e) => `${e.topic} ${String(e.data?.['name'])}`).sort(),
+    ['shapes_inner copied', 'shapes_outer outer'],
+    'the outer row and the one its trigger wrote',
+  );
+});

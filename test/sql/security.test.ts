@@ -272,12 +272,14 @@ t.test('a cast to json, however the row reaches it, runs as the writer', async (
 t.test('a writer cannot hand the trigger a row of its own making', async (t) => {
   const { client } = await connectAs(t, [`grant select, insert, update, delete on orders to $role`]);
   const { rows } = await db.pool.query<{ oid: number }>(`select 'orders'::regclass::oid::int as oid`);
-  const forged = JSON.stringify([rows[0]!.oid, { id: 'forged', hospital_id: 'h9' }, null]);
-  await client.query(`select set_config('relay.converted_row', $1, false)`, [forged]);
+  // In the form relay_convert leaves it, under the table's own name.
+  const setting = `relay.converted_row_${rows[0]!.oid}`;
+  const forged = `${rows[0]!.oid}\n${JSON.stringify({ id: 'forged', hospital_id: 'h9' })}`;
+  await client.query(`select set_config($1, $2, false)`, [setting, forged]);
   await client.query(`insert into orders (id, hospital_id) values ('hand1', 'h1')`);
   t.match(await listener.next(), { topic: 'orders', event: 'insert', data: { id: 'hand1', hospital_id: 'h1' } });
   await client.query('begin');
-  await client.query(`select set_config('relay.converted_row', $1, true)`, [forged]);
+  await client.query(`select set_config($1, $2, true)`, [setting, forged]);
   await client.query(`update orders set status = 'ready' where id = 'hand1'`);
   await client.query('commit');
   t.match(await listener.next(), { topic: 'orders', event: 'update', data: { id: 'hand1', status: 'ready' } });
@@ -306,7 +308,8 @@ t.test('without its converting trigger, a watched table refuses writes rather th
   const { client, table } = await watchedTableOwner(t, 'no_convert');
   await client.query(`drop trigger relay_convert on ${table}`);
   const { rows } = await db.pool.query<{ oid: number }>(`select 'orders'::regclass::oid::int as oid`);
-  await client.query(`select set_config('relay.converted_row', $1, false)`, [JSON.stringify([rows[0]!.oid, { id: 'o1', secret: 's' }, null])]);
+  const otherRow = `${rows[0]!.oid}\n${JSON.stringify({ id: 'o1', secret: 's' })}`;
+  await client.query(`select set_config($1, $2, false)`, [`relay.converted_row_${rows[0]!.oid}`, otherRow]);
   await t.rejects(client.query(`insert into ${table} (id, v) values (1, 'a')`), {
     code: '55000',
     message: /has no converted row/,
