@@ -80,7 +80,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
       filterLimits: { maxDepth: config.limits.maxFilterDepth, maxNodes: config.limits.maxFilterNodes },
       logger,
       publish: (channel, frame) => server?.publish(channel, frame) ?? 0,
-      notifyRevoked: (session, topic, message) => session.socket.sendError({ code: 'forbidden', message, topic }),
+      notifyRevoked: (session, topic, message, ref) =>
+        session.socket.sendError({ code: 'forbidden', message, topic, ...(ref !== undefined && { ref }) }),
     });
     const metrics = createMetrics({
       connections: () => hub.stats().sessions,

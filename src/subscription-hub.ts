@@ -10,6 +10,7 @@ import type { Catalog } from './db/catalog.ts';
 import type { Claims, RelayEvent } from './events.ts';
 import type { Filter } from './filters/filter-ast.ts';
 import { parseFilter, type FilterLimits } from './filters/parse-filter.ts';
+import type { MessageRef } from './protocol/client-messages.ts';
 import type { ErrorCode } from './protocol/error-codes.ts';
 import type { ErrorFrameFields } from './protocol/server-frames.ts';
 import { compileAccess, renderEvent, type Access } from './routing/access.ts';
@@ -71,6 +72,11 @@ interface Subscription {
   /** The class's channel; joined once catching up is over. */
   channel: string;
   catchUp: CatchUp | null;
+  /**
+   * A subscribe with `since` is answered once its first page is read; until then, this holds its
+   * `ref`, for a refusal that comes first (its grant revoked meanwhile) to carry it instead.
+   */
+  unanswered: { readonly ref?: MessageRef } | null;
 }
 
 /** One client connection's subscriptions. */
@@ -91,7 +97,9 @@ export interface SubscriptionHub {
    * Subscribes; with `resumeAfter`, the subscription starts catching up: the caller replays the
    * log after that position up to `position()` with render(), then calls finishCatchUp().
    */
-  subscribe(session: Session, topic: string, filter: unknown, resumeAfter?: LogPosition): Outcome;
+  subscribe(session: Session, topic: string, filter: unknown, resumeAfter?: LogPosition, ref?: MessageRef): Outcome;
+  /** The `subscribed` reply to a subscribe with `since` is going out: a later refusal answers nothing. */
+  answered(session: Session, topic: string): void;
   unsubscribe(session: Session, topic: string): Outcome;
   /** The frame a session's subscription must receive for an event of the log, or null. */
   render(session: Session, topic: string, event: RelayEvent): string | null;
@@ -129,8 +137,11 @@ export interface SubscriptionHubOptions {
    * how many sockets that is.
    */
   readonly publish: (channel: string, frame: string) => number;
-  /** Tells a client that a subscription ended because it is no longer allowed. */
-  readonly notifyRevoked: (session: Session, topic: string, message: string) => void;
+  /**
+   * Tells a client that a subscription ended because it is no longer allowed; `ref` is the one of
+   * its subscribe when that was not answered yet.
+   */
+  readonly notifyRevoked: (session: Session, topic: string, message: string, ref?: MessageRef) => void;
   /** The position of the last event delivered live (the event stream's). */
   readonly livePosition: () => LogPosition;
   /**
@@ -218,7 +229,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       const compiled = compile(session, subscription.topic, subscription.clientFilter);
       if (!compiled.ok) {
         end(session, subscription);
-        options.notifyRevoked(session, subscription.topic, compiled.message);
+        options.notifyRevoked(session, subscription.topic, compiled.message, subscription.unanswered?.ref);
         continue;
       }
       if (compiled.access.key === subscription.access.key) continue;
@@ -267,7 +278,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       for (const subscription of [...session.subscriptions.values()]) end(session, subscription);
     },
 
-    subscribe(session, topic, filterJson, resumeAfter) {
+    subscribe(session, topic, filterJson, resumeAfter, ref) {
       if (session.subscriptions.has(topic)) return fail('already_subscribed', `already subscribed to ${JSON.stringify(topic)}`);
       if (session.subscriptions.size >= maxSubscriptions) {
         return fail('too_many_subscriptions', `a connection may hold ${maxSubscriptions} subscriptions; unsubscribe from one first`);
@@ -282,7 +293,8 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       const compiled = compile(session, topic, clientFilter);
       if (!compiled.ok) return fail('forbidden', compiled.message);
       const channel = router.join(compiled.access);
-      const subscription: Subscription = { topic, clientFilter, access: compiled.access, channel, catchUp: null };
+      const unanswered = resumeAfter ? { ...(ref !== undefined && { ref }) } : null;
+      const subscription: Subscription = { topic, clientFilter, access: compiled.access, channel, catchUp: null, unanswered };
       session.subscriptions.set(topic, subscription);
       subscriptionCount++;
       if (resumeAfter) {
@@ -293,6 +305,11 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
         session.socket.joinChannel(channel);
       }
       return { ok: true };
+    },
+
+    answered(session, topic) {
+      const subscription = session.subscriptions.get(topic);
+      if (subscription) subscription.unanswered = null;
     },
 
     unsubscribe(session, topic) {

@@ -54,7 +54,7 @@ export async function handleClientMessage(context: MessageContext, session: Sess
         }
         since = cursor;
       }
-      const outcome = hub.subscribe(session, topic, message.filter, since);
+      const outcome = hub.subscribe(session, topic, message.filter, since, ref);
       if (!outcome.ok) {
         session.socket.sendError({ code: outcome.code, message: outcome.message, topic, ref });
         return;
@@ -94,9 +94,10 @@ export async function handleClientMessage(context: MessageContext, session: Sess
 /** Replays the log after `since`; `subscribed` is sent only once the cursor is known to be in the log. */
 async function resume(context: MessageContext, session: Session, topic: string, since: Cursor, ref: MessageRef | undefined) {
   try {
-    const started = await startReplay(context.replay, session, topic, since, () =>
-      session.socket.send(subscribedFrame(topic, ref)),
-    );
+    const started = await startReplay(context.replay, session, topic, since, () => {
+      context.hub.answered(session, topic);
+      session.socket.send(subscribedFrame(topic, ref));
+    });
     if (!started.ok) session.socket.sendError({ code: started.code, message: started.message, topic, ref });
   } catch (error) {
     // The log cannot be read: the client reconnects and resumes from the same cursor.

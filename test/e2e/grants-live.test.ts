@@ -2,6 +2,7 @@
 // restart, for new subscriptions and for live ones alike.
 import t from 'tap';
 import { changeCatalog } from '../helpers/catalog.ts';
+import { readLog } from '../helpers/event-log.ts';
 import { framesBeforePong, nextFrame, stable, subscribe } from '../helpers/frames.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
 import type { Frame } from '../helpers/ws-client.ts';
@@ -11,6 +12,15 @@ const AUDITOR = { role: 'auditor', sub: 'aud-1' };
 
 const isEvent = (frame: Frame): boolean => frame.type === 'event';
 const idOf = (frame: Frame): unknown => (frame.data as Record<string, unknown>).id;
+
+/** Polls `sql` (one boolean) until it holds: for a state of PostgreSQL that no event announces. */
+async function untilTrue(relay: TestRelay, sql: string): Promise<void> {
+  for (;;) {
+    const { rows } = await relay.db.pool.query<{ exists: boolean }>(sql);
+    if (rows[0]?.exists) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 async function insertOrder(relay: TestRelay, id: string, status: string, hospitalId = 'H1'): Promise<void> {
   await relay.db.pool.query(`insert into orders (id, status, hospital_id) values ($1, $2, $3)`, [id, status, hospitalId]);
@@ -148,4 +158,28 @@ t.test('a table watched at runtime becomes a topic; a grant on it opens it', asy
   await changeCatalog(relay, `begin; select relay.unwatch('parcels'); select relay.revoke('parcels', 'admin'); commit`);
   t.match(await nextFrame(client, 'the end of parcels'), { type: 'error', code: 'forbidden', topic: 'parcels' });
   t.match(await subscribe(client, 'parcels'), { code: 'unknown_topic' }, 'neither watched nor granted any more');
+});
+
+t.test('a grant revoked while a resume reads its first page: `forbidden` answers the subscribe, with its ref', async (t) => {
+  const relay = await startTestRelay(t);
+  await changeCatalog(relay, `select relay.allow('orders', 'auditor')`);
+  await insertOrder(relay, 'o1', 'placed');
+  await insertOrder(relay, 'o2', 'placed');
+  const [first] = await readLog(relay.db.pool, 'orders');
+  const auditor = await relay.connect(AUDITOR);
+
+  // A replay's reads go through relay.log_identity: locked, the first page waits.
+  const blocker = await relay.db.pool.connect();
+  t.teardown(() => blocker.release());
+  await blocker.query(`begin; lock table relay.log_identity in access exclusive mode`);
+  auditor.send({ type: 'subscribe', topic: 'orders', since: first!.cursor, ref: 's1' });
+  await untilTrue(
+    relay,
+    `select exists (select from pg_locks where relation = 'relay.log_identity'::regclass and not granted)`,
+  );
+  await changeCatalog(relay, `select relay.revoke('orders', 'auditor')`);
+  await blocker.query('rollback');
+
+  t.match(await nextFrame(auditor, 'the answer to the subscribe'), { type: 'error', code: 'forbidden', topic: 'orders', ref: 's1' });
+  t.same(await framesBeforePong(auditor), [], 'and nothing after it: no `subscribed`, no event');
 });
