@@ -97,7 +97,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       identity,
       eventLog,
       logger,
-      deliver(topic, build, position, committedAt) {
+      deliver(topic, build, position, committedAt, textLength) {
         metrics.eventsReceived.inc();
         // Nobody here subscribes to the topic: the event is not built, its JSON not even parsed.
         if (!hub.wants(topic)) return;
@@ -106,7 +106,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
           logger.error({ topic, pos: position.pos, id: position.id }, 'an event of the log does not parse; skipped');
           return;
         }
-        const sent = hub.deliver(event, position);
+        const sent = hub.deliver(event, position, textLength);
         if (sent === 0) return;
         // Once per event, not per recipient: one publish reaches them all at the same moment.
         metrics.eventsDelivered.inc(sent);

@@ -12,9 +12,10 @@ export interface EventStreamOptions {
    * Called once per event, strictly in commit order, never twice for one event; `committedAt` is
    * its commit time in seconds since the epoch (PostgreSQL's clock), for the delivery lag.
    * `build` makes the event as subscribers see it, parsing its body (null when the row is
-   * malformed): a relay where nobody subscribes to `topic` need not pay for that.
+   * malformed): a relay where nobody subscribes to `topic` need not pay for that. `textLength` is
+   * its body's length as JSON text: about what keeping the built event costs.
    */
-  readonly deliver: (topic: string, build: () => RelayEvent | null, position: LogPosition, committedAt: number) => void;
+  readonly deliver: (topic: string, build: () => RelayEvent | null, position: LogPosition, committedAt: number, textLength: number) => void;
   /** How many events one query reads from the log. */
   readonly pageSize?: number;
 }
@@ -108,7 +109,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     delivered++;
     if (sinceResync !== undefined) sinceResync++;
     try {
-      deliver(logged.topic, () => relayEventOf(identity.epoch, logged), last, logged.ts);
+      deliver(logged.topic, () => relayEventOf(identity.epoch, logged), last, logged.ts, logged.textLength);
     } catch (error) {
       // One event that breaks delivery must not stop the stream for every other subscriber.
       logger.error({ err: error, topic: logged.topic, pos: logged.pos, id: logged.id }, 'delivery failed');

@@ -51,7 +51,9 @@ export interface Identity {
 
 /** A live event held for a catching-up subscription, and its frame under the subscription's access. */
 interface HeldEvent {
+  /** Kept whole, to render again if the access changes: it counts too, whatever the frame shows of it. */
   readonly event: RelayEvent;
+  readonly eventBytes: number;
   readonly frame: string;
 }
 
@@ -84,7 +86,10 @@ export interface Session {
   readonly socket: SubscriberSocket;
   identity: Identity;
   readonly subscriptions: Map<string, Subscription>;
-  /** UTF-8 bytes of the live events held for all its catching-up subscriptions. */
+  /**
+   * Bytes held for all its catching-up subscriptions: the frames (UTF-8) and the events kept to
+   * render them again (their JSON text's length).
+   */
   heldBytes: number;
 }
 
@@ -119,10 +124,11 @@ export interface SubscriptionHub {
   /** New claims for a session (a refreshed token): the same check, for that session alone. */
   setIdentity(session: Session, identity: Identity): void;
   /**
-   * Sends one event, at `position` in the log, to every subscriber it reaches. Returns how many
-   * event frames were sent (one per client reached), for the metrics.
+   * Sends one event, at `position` in the log, to every subscriber it reaches; `eventBytes` is
+   * about what keeping it costs (its JSON text's length), for subscriptions that hold it. Returns
+   * how many event frames were sent (one per client reached), for the metrics.
    */
-  deliver(event: RelayEvent, position: LogPosition): number;
+  deliver(event: RelayEvent, position: LogPosition, eventBytes?: number): number;
   /** Whether deliver() could send an event of this topic to anyone: some subscription to it, live or catching up. */
   wants(topic: string): boolean;
   /** The position of the last event delivered: a replay's upper bound. */
@@ -202,17 +208,24 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   }
 
   /** Holds the event for a catching-up subscription; returns how many frames went out meanwhile. */
-  function holdOrSend(session: Session, subscription: Subscription, catchUp: CatchUp, event: RelayEvent, position: LogPosition): number {
+  function holdOrSend(
+    session: Session,
+    subscription: Subscription,
+    catchUp: CatchUp,
+    event: RelayEvent,
+    position: LogPosition,
+    eventBytes: number,
+  ): number {
     if (comparePositions(position, catchUp.after) <= 0) return 0;
     const frame = renderEvent(subscription.access, event, new Map());
     if (catchUp.replayDone) {
       // The client's cursor was ahead of this relay; this is the first event after it.
-      if (frame !== null) catchUp.held.push({ event, frame });
+      if (frame !== null) catchUp.held.push({ event, eventBytes, frame });
       return goLive(session, subscription);
     }
     if (frame === null) return 0;
-    const bytes = Buffer.byteLength(frame);
-    catchUp.held.push({ event, frame });
+    const bytes = eventBytes + Buffer.byteLength(frame);
+    catchUp.held.push({ event, eventBytes, frame });
     catchUp.heldBytes += bytes;
     session.heldBytes += bytes;
     // Per connection: each of its subscriptions catching up holds events for the same client.
@@ -255,11 +268,11 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   function renderHeldAgain(session: Session, catchUp: CatchUp, access: Access): void {
     const held: HeldEvent[] = [];
     let heldBytes = 0;
-    for (const { event } of catchUp.held) {
+    for (const { event, eventBytes } of catchUp.held) {
       const frame = renderEvent(access, event, new Map());
       if (frame === null) continue;
-      held.push({ event, frame });
-      heldBytes += Buffer.byteLength(frame);
+      held.push({ event, eventBytes, frame });
+      heldBytes += eventBytes + Buffer.byteLength(frame);
     }
     catchUp.held = held;
     session.heldBytes += heldBytes - catchUp.heldBytes;
@@ -348,13 +361,13 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       recheck(session);
     },
 
-    deliver(event, position) {
+    deliver(event, position, eventBytes = 0) {
       let sent = 0;
       for (const [channel, frame] of router.route(event)) sent += options.publish(channel, frame);
       const waiting = catchingUp.get(event.topic);
       if (!waiting) return sent;
       for (const { session, subscription } of [...waiting]) {
-        if (subscription.catchUp) sent += holdOrSend(session, subscription, subscription.catchUp, event, position);
+        if (subscription.catchUp) sent += holdOrSend(session, subscription, subscription.catchUp, event, position, eventBytes);
       }
       return sent;
     },

@@ -2,6 +2,7 @@
 // they count against its send budget (RELAY_MAX_BACKPRESSURE, 4 MiB by default) in bytes, all its
 // subscriptions together, and a connection over it is closed with 4008 rather than held without end.
 import t, { type Test } from 'tap';
+import { changeCatalog } from '../helpers/catalog.ts';
 import { collectFrames } from '../helpers/event-collector.ts';
 import { readLog } from '../helpers/event-log.ts';
 import { nextFrame, subscribe } from '../helpers/frames.ts';
@@ -23,8 +24,9 @@ async function publishLive(relay: TestRelay, watcher: TestClient, topic: string,
  * buffers take for a client that does not read, so once it pauses, its replays wait and every
  * subscription stays catching up. A watcher sees the events without a pad, live.
  */
-async function pausedResumes(t: Test, topics: readonly string[]) {
+async function pausedResumes(t: Test, topics: readonly string[], claims: Record<string, unknown> = { role: 'admin', sub: 'resuming' }, grants?: string) {
   const relay = await startTestRelay(t);
+  if (grants) await changeCatalog(relay, grants);
   const watcher = await relay.connect({ role: 'admin', sub: 'watcher' });
   for (const topic of topics) {
     t.match(await subscribe(watcher, topic, { filter: { pad: null } }), { type: 'subscribed' });
@@ -36,7 +38,7 @@ async function pausedResumes(t: Test, topics: readonly string[]) {
   // Events arrive in commit order: once the watcher has this one, every backlog is the replays'.
   await publishLive(relay, watcher, topics[0]!, { n: 'backlogs written' });
 
-  const client = await relay.connect({ role: 'admin', sub: 'resuming' });
+  const client = await relay.connect(claims);
   const socket = (client.socket as unknown as { _socket: PausableSocket })._socket;
   const frames = collectFrames(client);
   for (const topic of topics) {
@@ -90,4 +92,16 @@ t.test('under the budget, the held events arrive after the replay, in order', as
     const expected = topic === 'orders' ? [...backlog, 'backlogs written', 'orders live'] : [...backlog, 'inventory live'];
     t.strictSame(seen, expected, `${topic}: the replay, then the held live event, each once`);
   }
+});
+
+t.test('a held event counts whole, not only the columns its frame shows: it is kept to render again', async (t) => {
+  const { relay, watcher, client, socket, frames } = await pausedResumes(
+    t,
+    ['orders'],
+    { role: 'auditor', sub: 'resuming' },
+    `select relay.allow('orders', 'auditor', '{}', array['n', 'pad'])`,
+  );
+  // Frames of a few bytes (the auditor sees n only), events of 0.5 MB each: 5 MB kept in all.
+  for (let i = 1; i <= 10; i++) await publishLive(relay, watcher, 'orders', { n: `live ${i}`, big: 'z'.repeat(MIB / 2) });
+  t.equal(await closedOrDelivered(client, frames, socket, 'live 10'), 4008, 'closed as too far behind, with 4008');
 });
