@@ -1,6 +1,7 @@
 import { createPublicKey, type JsonWebKeyInput, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, errors, type JWK, type JWTPayload } from 'jose';
 import type { KeyedAuthConfig, TokenClaimsConfig } from '../config.ts';
+import { isExactNumber } from '../exact-json.ts';
 import { readClaim } from '../filters/claims.ts';
 import { JWK_SHAPE_BY_ALGORITHM, type JwkShape, type JwsAlgorithm } from './algorithms.ts';
 import { verifyJwsSignature, type VerificationKeyMaterial } from './jws-signature.ts';
@@ -59,8 +60,9 @@ export function createTokenVerifier(auth: KeyedAuthConfig, rules: TokenClaimsCon
     if (!candidates.some((key) => verifyJwsSignature(jws.alg, key, jws.signingInput, jws.signature))) {
       throw new TokenError(REASONS.badSignature);
     }
-    checkClaims(jws.payload, rules, Math.floor(Date.now() / 1000));
-    return identityOf(jws.payload, rules.roleClaim);
+    const payload = timeClaimsAsNumbers(jws.payload);
+    checkClaims(payload, rules, Math.floor(Date.now() / 1000));
+    return identityOf(payload, rules.roleClaim);
   }
 
   return {
@@ -203,9 +205,26 @@ function importJwk(jwk: JWK): PublicKeyResult {
   return checkVerificationKey(key);
 }
 
+/**
+ * `exp`, `nbf` and `iat` as numbers: the payload keeps numbers a double would change as their text
+ * (for filters on claims), and a NumericDate may be written with more digits than a double holds
+ * (RFC 7519 allows fractions); to the second, the nearest double is the same time.
+ */
+function timeClaimsAsNumbers(payload: JWTPayload): JWTPayload {
+  if (!TIME_CLAIMS.some((claim) => isExactNumber(payload[claim]))) return payload;
+  const copy: Record<string, unknown> = { ...payload };
+  for (const claim of TIME_CLAIMS) {
+    const value: unknown = payload[claim];
+    if (isExactNumber(value)) copy[claim] = Number(value.value);
+  }
+  return copy as JWTPayload;
+}
+
+const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
+
 /** The registered claims jose would check, with the same reasons. */
 function checkClaims(payload: JWTPayload, rules: TokenClaimsConfig, nowSeconds: number): void {
-  for (const claim of ['exp', 'nbf', 'iat'] as const) {
+  for (const claim of TIME_CLAIMS) {
     if (payload[claim] !== undefined && (typeof payload[claim] !== 'number' || !Number.isFinite(payload[claim]))) {
       throw new TokenError(REASONS.invalidClaims);
     }
