@@ -15,6 +15,7 @@ import { createListener, type Listener } from './db/listener.ts';
 import { runMigrations } from './db/migrate.ts';
 import { createEventStream, type EventStream } from './event-stream.ts';
 import { createMetrics } from './metrics.ts';
+import { CLOSE_CODES } from './protocol/error-codes.ts';
 import { createRetention } from './retention.ts';
 import { projectPath } from './project-root.ts';
 import { createSubscriptionHub } from './subscription-hub.ts';
@@ -97,6 +98,13 @@ export function createRelay(config: Config, logger: Logger): Relay {
       identity,
       eventLog,
       logger,
+      onPrunedAhead(prunedThrough, last) {
+        // Every live subscriber may have missed some of them: each resumes from its last cursor,
+        // and learns with cursor_expired whether what it missed is gone.
+        const { code } = CLOSE_CODES.eventsPruned;
+        const closed = server?.endAll(code, 'events were deleted by retention before this relay delivered them: resume with since') ?? 0;
+        logger.error({ prunedThrough, last, closed }, 'retention deleted events this relay had not delivered yet; closed every connection');
+      },
       deliver(topic, build, position, committedAt, textLength) {
         metrics.eventsReceived.inc();
         // Nobody here subscribes to the topic: the event is not built, its JSON not even parsed.

@@ -18,6 +18,12 @@ export interface EventStreamOptions {
   readonly deliver: (topic: string, build: () => RelayEvent | null, position: LogPosition, committedAt: number, textLength: number) => void;
   /** How many events one query reads from the log. */
   readonly pageSize?: number;
+  /**
+   * Retention deleted events after the last one delivered, before this stream could deliver them
+   * (it waited longer than RELAY_RETENTION for a committer, or for PostgreSQL): live subscribers
+   * have a hole, and must be told. The stream goes on after it.
+   */
+  readonly onPrunedAhead?: (prunedThrough: number, last: LogPosition) => void;
 }
 
 export interface EventStream {
@@ -218,6 +224,9 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     const settling = drawnThrough;
     await eventLog.waitForCommitters();
     settledThrough = Math.max(settledThrough, settling);
+    // Positions missing now are passed as rolled back; those retention deleted meanwhile were not.
+    const prunedThrough = await eventLog.prunedThrough();
+    if (prunedThrough > last.pos) options.onPrunedAhead?.(prunedThrough, last);
     waitingSince = undefined;
     recheckMs = FIRST_RECHECK_MS;
     return { inMs: 0 };

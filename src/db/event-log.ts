@@ -74,6 +74,8 @@ export interface EventLog {
   head(): Promise<LogHead>;
   /** One batch of retention; returns how many commits it deleted. */
   prune(retentionMs: number, batchSize: number): Promise<number>;
+  /** The position through which retention has deleted the log. */
+  prunedThrough(): Promise<number>;
 }
 
 interface PageRow {
@@ -128,6 +130,7 @@ export function createEventLog(pool: pg.Pool): EventLog {
     drawn: loadSql('drawn-positions'),
     waitForCommitters: loadSql('wait-for-committers'),
     prune: loadSql('prune-log'),
+    prunedThrough: loadSql('log-pruned-through'),
     resumePage: loadSql('read-resume-page'),
   };
   // The reads that live delivery and replays repeat all day, as named statements: each
@@ -188,6 +191,11 @@ export function createEventLog(pool: pg.Pool): EventLog {
       const { rows } = await pool.query<{ pos: string; id: string }>(queries.head, [settledThrough]);
       const row = rows[0];
       return { position: { pos: Number(row?.pos ?? 0), id: Number(row?.id ?? 0) }, settledThrough };
+    },
+
+    async prunedThrough() {
+      const { rows } = await pool.query<{ pruned_through: string }>(queries.prunedThrough);
+      return Number(rows[0]?.pruned_through ?? 0);
     },
 
     async prune(retentionMs, batchSize) {

@@ -45,6 +45,11 @@ export const CLOSE_CODES = {
     meaning: 'the client kept sending after rate_limited (policy violation)',
     reconnect: true, // after a pause, sending less
   },
+  eventsPruned: {
+    code: 1011,
+    meaning: 'retention deleted events before this relay delivered them (it was held back or cut off from PostgreSQL longer than RELAY_RETENTION)',
+    reconnect: true, // resuming each topic with `since`: `cursor_expired` says what is gone
+  },
   slowConsumer: {
     code: 4008,
     meaning: 'the client read too slowly and its unsent data passed the limit (4 MiB by default)',

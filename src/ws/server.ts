@@ -39,6 +39,8 @@ export interface WsServer {
   start(): Promise<number>;
   /** Stops accepting, then closes every connection with 1012; returns how many it closed. */
   stop(): number;
+  /** Closes every connection with `code` (the relay goes on serving); returns how many it closed. */
+  endAll(code: number, reason: string): number;
   /** Publishes a frame to every socket that joined `channel`; returns how many sockets that is. */
   publish(channel: string, frame: string): number;
 }
@@ -447,6 +449,11 @@ export function createWsServer(options: WsServerOptions): WsServer {
           resolve(uws.us_socket_local_port(socket));
         });
       });
+    },
+    endAll(code, reason) {
+      const open = [...openSockets];
+      for (const ws of open) ws.end(code, reason);
+      return open.length;
     },
     stop() {
       // The listen socket first: from here on a new connection is refused, never half-served.

@@ -338,3 +338,37 @@ t.test('the longest RELAY_RETENTION accepted prunes without an error, keeping ev
   const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from relay.events');
   t.equal(rows[0]!.n, 1, 'the event is still in the log');
 });
+
+t.test('retention that deletes events a live stream held back has not delivered closes its clients with 1011, never leaves them a hole', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_RETENTION: '1s' });
+  const logs = watchLogLines(relay.logLines);
+  const admin = await relay.connect(ADMIN);
+  await subscribed(admin, 'orders');
+  // A writer draws its commit position early and stays open: live delivery waits at it.
+  const writer = await relay.db.pool.connect();
+  t.teardown(() => writer.release());
+  await writer.query(`begin; insert into orders (id, hospital_id, status) values ('held', 'H1', 'placed'); set constraints all immediate`);
+  await insertOrders(relay, ['gone-1']);
+  await insertOrders(relay, ['gone-2']);
+  const { rows } = await relay.db.pool.query<{ pos: string }>('select max(pos) as pos from relay.commits');
+  const gonePos = Number(rows[0]!.pos);
+
+  // Retention deletes them while the stream still waits for the writer.
+  let after = 0;
+  while ((await prunedThrough(relay)) < gonePos) {
+    const line = await logs.waitFor((l) => l.msg === 'retention: pruned old events', { after, timeoutMs: 10_000, what: 'a retention pass' });
+    after = relay.logLines.indexOf(line) + 1;
+  }
+  await writer.query('commit');
+  await insertOrders(relay, ['after']);
+
+  const delivered = nextFrame(admin, 'the order written after', idIs('after')).then(
+    () => 'delivered without what was deleted',
+    () => 'closed first',
+  );
+  t.equal(await Promise.race([admin.closed().then(({ code }) => code), delivered]), 1011, 'the live client is closed with 1011');
+  const line = await logs.waitFor((l) => l.msg === 'retention deleted events this relay had not delivered yet; closed every connection', {
+    what: 'the relay saying why',
+  });
+  t.ok(Number(line.prunedThrough) >= gonePos, `it names how far retention went (${String(line.prunedThrough)})`);
+});

@@ -19,6 +19,7 @@ t.test('the close codes of the contract, and whether to reconnect', async (t) =>
       serviceRestart: { code: 1012, reconnect: true },
       tokenExpired: { code: 4001, reconnect: true },
       rateLimited: { code: 1008, reconnect: true },
+      eventsPruned: { code: 1011, reconnect: true },
       slowConsumer: { code: 4008, reconnect: true },
     },
   );
