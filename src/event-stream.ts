@@ -222,7 +222,8 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       return { inMs };
     }
     const settling = drawnThrough;
-    await eventLog.waitForCommitters();
+    // A stop does not wait for a transaction left open after drawing its position early.
+    if (!(await eventLog.waitForCommitters(() => stopped))) return undefined;
     settledThrough = Math.max(settledThrough, settling);
     // Positions missing now are passed as rolled back; those retention deleted meanwhile were not.
     const prunedThrough = await eventLog.prunedThrough();

@@ -84,18 +84,27 @@ end $$;
 -- - Nothing here can be waited on, so the holders' ends are polled: every millisecond at first,
 --   then less often, up to every 10 ms (each look at pg_locks takes every lock partition's lock
 --   briefly). Retention's deletes hold the lock too, and are waited for: they are short.
-create or replace function relay.wait_for_committers() returns void
+-- - At most max_ms milliseconds (null: no limit); returns whether every such transaction ended.
+--   A relay waits in turns of a second, so that stopping it does not wait for a transaction left
+--   open after drawing its position early (SET CONSTRAINTS ALL IMMEDIATE, then idle). A new turn
+--   waits for the transactions holding the lock then: those of the first still running are among
+--   them.
+create function relay.wait_for_committers(max_ms int) returns boolean
 language plpgsql set search_path = pg_catalog, pg_temp as $$
 declare
   this_database oid := (select d.oid from pg_database d where d.datname = current_database());
   committers text[];
   pause_s float8 := 0.001;
+  deadline timestamptz := clock_timestamp() + make_interval(secs => coalesce(max_ms, 0) / 1000.0);
 begin
   select array_agg(l.virtualtransaction) into committers
     from pg_locks l
    where l.locktype = 'relation' and l.database = this_database and l.relation = 'relay.commits'::regclass
      and l.mode = 'RowExclusiveLock' and l.granted and l.pid is distinct from pg_backend_pid();
   while committers is not null loop
+    if max_ms is not null and clock_timestamp() >= deadline then
+      return false;
+    end if;
     perform pg_sleep(pause_s);
     pause_s := least(pause_s * 2, 0.01);
     select array_agg(l.virtualtransaction) into committers
@@ -103,9 +112,21 @@ begin
      where l.locktype = 'relation' and l.database = this_database and l.relation = 'relay.commits'::regclass
        and l.mode = 'RowExclusiveLock' and l.granted and l.virtualtransaction = any(committers);
   end loop;
+  return true;
+end $$;
+
+-- Without a limit, for relays of an earlier version (their statement names this one).
+create or replace function relay.wait_for_committers() returns void
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+declare
+  unused boolean;
+begin
+  unused := relay.wait_for_committers(null);
 end $$;
 
 -- Down Migration
+
+drop function relay.wait_for_committers(int);
 
 -- As in 1763800000000_relay-schema.sql.
 create or replace function relay.wait_for_committers() returns void

@@ -68,8 +68,11 @@ export interface EventLog {
    * a whole commit ended.
    */
   readCommits(afterPos: number, limit: number, arm: boolean): Promise<CommitsRead>;
-  /** Returns once every transaction that had drawn a commit position when called has ended. */
-  waitForCommitters(): Promise<void>;
+  /**
+   * Returns true once every transaction that had drawn a commit position when called has ended;
+   * false if `giveUp`, asked about once a second meanwhile, said to stop waiting.
+   */
+  waitForCommitters(giveUp?: () => boolean): Promise<boolean>;
   /** The newest event ({0, 0} for an empty log) once every position drawn before the call has ended. */
   head(): Promise<LogHead>;
   /** One batch of retention; returns how many commits it deleted. */
@@ -112,6 +115,12 @@ function loggedEvents(rows: readonly Omit<PageRow, 'pruned_through' | 'drawn_thr
   return events;
 }
 
+/**
+ * How long one turn of waiting for committers lasts: a transaction that drew its position early and
+ * stays open holds the wait up for as long, and a stopping relay must not wait for it.
+ */
+const WAIT_TURN_MS = 1000;
+
 /** Type parsers for the reads of events: JSON stays text, for LoggedEvent.body to parse if needed. */
 const JSON_AS_TEXT = {
   getTypeParser: ((oid: number, format?: string) =>
@@ -146,8 +155,13 @@ export function createEventLog(pool: pg.Pool): EventLog {
   const sharedPages = createSharedReads<LogPage>();
   const sharedResumePages = createSharedReads<ResumePage>();
 
-  async function waitForCommitters(): Promise<void> {
-    await pool.query(queries.waitForCommitters);
+  /** Waits in turns of WAIT_TURN_MS; gives up (false) when `giveUp` says so between them. */
+  async function waitForCommitters(giveUp: () => boolean = () => false): Promise<boolean> {
+    for (;;) {
+      const { rows } = await pool.query<{ all_ended: boolean }>(queries.waitForCommitters, [WAIT_TURN_MS]);
+      if (rows[0]?.all_ended) return true;
+      if (giveUp()) return false;
+    }
   }
 
   return {

@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import t from 'tap';
 import { waitOrFinish } from '../helpers/backend-waits.ts';
+import { guarded } from '../helpers/guard.ts';
 import { createRandom, seedFrom } from '../helpers/random.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
 import type { Frame, TestClient } from '../helpers/ws-client.ts';
@@ -36,7 +37,7 @@ async function relayWaitsForCommitters(relay: TestRelay): Promise<void> {
     const { rows } = await relay.db.pool.query(
       `select 1 from pg_stat_activity
         where datname = current_database() and application_name = 'pg-relay' and state = 'active'
-          and query like '%relay.wait_for_committers()%'`,
+          and query like '%relay.wait_for_committers(%'`,
     );
     if (rows.length > 0) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -217,4 +218,16 @@ t.test('writers side by side, some rolled back after drawing a position, some dr
   const frames: Frame[] = [];
   while (frames.length < rows.length) frames.push(await admin.next((f) => f.type === 'event'));
   t.same(orderIds(frames), rows.map((row) => row.id), 'exactly the log, in position order, nothing rolled back');
+});
+
+t.test('a relay stops while a transaction that drew its position early stays open', async (t) => {
+  const relay = await startTestRelay(t);
+  await adminOnOrders(relay);
+  const early = await drawPositionEarly(relay, t, 'left-open');
+  await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('later', 'H1', 'new')`);
+  await relayWaitsForCommitters(relay);
+  // The relay waits for committers in turns of a second, and a stop ends the wait between them.
+  await guarded(relay.stop(), 5_000, 'the relay stopping while the writer stays open');
+  t.pass('stopped, the writer still open');
+  await early.query('rollback');
 });
