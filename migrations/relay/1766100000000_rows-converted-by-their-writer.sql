@@ -60,17 +60,21 @@
 -- setting of the table's own (relay.converted_row_<its oid>: a trigger of the application that
 -- fires between the two and writes another watched table leaves it alone): the table's oid, the
 -- row (the new one; the old one for a DELETE) and, for an UPDATE, the old row, one a line (jsonb's
--- text has no line breaks). Not SECURITY DEFINER, on purpose (see
+-- text has no line breaks). It is pushed on what the setting holds, after a record separator
+-- (chr(30), which jsonb's text escapes too), and relay_watch takes the last one: a trigger between
+-- the two that writes the same table pushes and takes its own. Not SECURITY DEFINER, on purpose (see
 -- the top of this file); and every name in it is qualified, so that whatever search_path a writer
 -- sets, the row is converted by PostgreSQL's own to_jsonb (a SET search_path clause would do the
 -- same, at the cost of setting and restoring it for every row).
 create function relay.convert_row_change() returns trigger
 language plpgsql as $$
 declare
+  setting pg_catalog.text := pg_catalog.concat('relay.converted_row_', TG_RELID);
+  held pg_catalog.text := pg_catalog.current_setting(setting, true);
+  converted pg_catalog.text := pg_catalog.concat_ws(E'\n', TG_RELID, pg_catalog.to_jsonb(NEW), pg_catalog.to_jsonb(OLD));
   unused pg_catalog.text;
 begin
-  unused := pg_catalog.set_config(pg_catalog.concat('relay.converted_row_', TG_RELID),
-    pg_catalog.concat_ws(E'\n', TG_RELID, pg_catalog.to_jsonb(NEW), pg_catalog.to_jsonb(OLD)), true);
+  unused := pg_catalog.set_config(setting, pg_catalog.concat_ws(pg_catalog.chr(30), nullif(held, ''), converted), true);
   return null;
 end $$;
 revoke execute on function relay.convert_row_change() from public;
@@ -78,8 +82,9 @@ revoke execute on function relay.convert_row_change() from public;
 -- The row trigger of every watched table. Arguments: topic, and the watched columns ('' = all).
 -- As in 1765000000000_whole-old-rows.sql, except that it takes the row as relay.convert_row_change
 -- left it and never converts a value of the table itself: it only reads text and jsonb, with
--- PostgreSQL's own functions. It clears the setting, so that no later statement of the writer reads
--- a row it wrote whole (with columns it may not be allowed to select).
+-- PostgreSQL's own functions. It takes its row off the setting, which is empty again once the
+-- outermost write is done, so that no later statement of the writer reads a row it wrote whole
+-- (with columns it may not be allowed to select).
 create or replace function relay.capture_row_change() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
@@ -87,6 +92,7 @@ declare
   watched text[] := nullif(TG_ARGV[1], '')::text[];
   setting text := 'relay.converted_row_' || TG_RELID::text;
   converted text := current_setting(setting, true);
+  below text := '';
   new_row jsonb;
   old_row jsonb;
   changed_columns text[];
@@ -94,7 +100,12 @@ declare
   opens boolean;
   unused text;
 begin
-  unused := set_config(setting, '', true);
+  -- The last row pushed is this row's; what is under it belongs to writes this one is nested in.
+  if strpos(converted, chr(30)) > 0 then
+    below := left(converted, length(converted) - length(split_part(converted, chr(30), -1)) - 1);
+    converted := split_part(converted, chr(30), -1);
+  end if;
+  unused := set_config(setting, below, true);
   if split_part(converted, E'\n', 1) is distinct from TG_RELID::text then
     raise exception 'relay: % has no converted row (its trigger relay_convert is missing or was renamed)', TG_RELID::regclass
       using errcode = 'object_not_in_prerequisite_state',

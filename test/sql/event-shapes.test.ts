@@ -239,3 +239,24 @@ t.test('a trigger of the application that fires between the relay’s two and wr
     'the outer row and the one its trigger wrote',
   );
 });
+
+t.test('a trigger of the application between the relay’s two that writes the same table: both writes publish', async (t) => {
+  await db.pool.query(`create table shapes_tree (id int primary key, parent int, n int not null default 0)`);
+  await db.pool.query(`select relay.watch('shapes_tree', 'shapes_tree')`);
+  await db.pool.query(`
+    create function shapes_count_child() returns trigger language plpgsql as $$
+    begin
+      update shapes_tree set n = n + 1 where id = NEW.parent;
+      return null;
+    end $$;
+    create trigger relay_parent_count after insert on shapes_tree for each row execute function shapes_count_child();`);
+  await db.pool.query(`insert into shapes_tree (id) values (1)`);
+  const listener = await listen(t);
+  await db.pool.query(`insert into shapes_tree (id, parent) values (2, 1)`);
+  const events = await eventsBeforeSentinel(listener, db.pool);
+  t.same(
+    events.map((e) => `${e.event} ${String(e.data?.['id'])} n=${String(e.data?.['n'])}`).sort(),
+    ['insert 2 n=0', 'update 1 n=1'],
+    'the child row, and its parent as the trigger updated it',
+  );
+});
