@@ -49,6 +49,12 @@ const IDLE_READ_MS = 100;
 const FIRST_RECHECK_MS = 1;
 /** ...until it has been missing this long: then the stream waits for its committer to end. */
 const SETTLE_AFTER_MS = 20;
+/**
+ * Waits for committers of this many turns (seconds, see EventLog.waitForCommitters) are logged as a
+ * warning, and again at each multiple: a transaction that drew its position early and stays open
+ * holds back every later position, and an operator must be able to find it.
+ */
+const WARN_AFTER_WAIT_TURNS = 5;
 /** A busy stream's rate is measured over reads this close together (a longer pause starts anew). */
 const RATE_WINDOW_MS = 100;
 
@@ -223,7 +229,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     }
     const settling = drawnThrough;
     // A stop does not wait for a transaction left open after drawing its position early.
-    if (!(await eventLog.waitForCommitters(() => stopped))) return undefined;
+    if (!(await eventLog.waitForCommitters(betweenWaitTurns('live delivery')))) return undefined;
     settledThrough = Math.max(settledThrough, settling);
     // Positions missing now are passed as rolled back; those retention deleted meanwhile were not.
     const prunedThrough = await eventLog.prunedThrough();
@@ -233,9 +239,25 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     return { inMs: 0 };
   }
 
+  /** Between turns of a wait for committers: warns now and then, and gives up once stopped. */
+  function betweenWaitTurns(what: string): () => boolean {
+    let turns = 0;
+    return () => {
+      turns++;
+      if (turns % WARN_AFTER_WAIT_TURNS === 0) {
+        logger.warn(
+          { seconds: turns },
+          `${what} waits for a transaction that drew its commit position and is still open (SET CONSTRAINTS ALL IMMEDIATE or PREPARE TRANSACTION, then idle?); it holds ROW EXCLUSIVE on relay.commits (pg_locks)`,
+        );
+      }
+      return stopped;
+    };
+  }
+
   return {
     async start() {
-      const head = await eventLog.head();
+      // Given up only when stopped meanwhile: then nothing is delivered anyway.
+      const head = await eventLog.head(betweenWaitTurns("the relay's start"));
       last = head.position;
       settledThrough = head.settledThrough;
       drawnThrough = head.settledThrough;

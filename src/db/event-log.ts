@@ -74,7 +74,7 @@ export interface EventLog {
    */
   waitForCommitters(giveUp?: () => boolean): Promise<boolean>;
   /** The newest event ({0, 0} for an empty log) once every position drawn before the call has ended. */
-  head(): Promise<LogHead>;
+  head(giveUp?: () => boolean): Promise<LogHead>;
   /** One batch of retention; returns how many commits it deleted. */
   prune(retentionMs: number, batchSize: number): Promise<number>;
   /** The position through which retention has deleted the log. */
@@ -196,12 +196,12 @@ export function createEventLog(pool: pg.Pool): EventLog {
 
     waitForCommitters,
 
-    async head() {
+    async head(giveUp) {
       // Drawn first, waited for second: every position drawn so far then belongs to a
       // transaction that has ended, so none at or below it can appear later.
       const drawn = await pool.query<{ drawn: string }>(queries.drawn);
       const settledThrough = Number(drawn.rows[0]?.drawn ?? 0);
-      await waitForCommitters();
+      await waitForCommitters(giveUp);
       const { rows } = await pool.query<{ pos: string; id: string }>(queries.head, [settledThrough]);
       const row = rows[0];
       return { position: { pos: Number(row?.pos ?? 0), id: Number(row?.id ?? 0) }, settledThrough };

@@ -5,6 +5,7 @@ import type pg from 'pg';
 import t from 'tap';
 import { waitOrFinish } from '../helpers/backend-waits.ts';
 import { guarded } from '../helpers/guard.ts';
+import { watchLogLines } from '../helpers/log-lines.ts';
 import { createRandom, seedFrom } from '../helpers/random.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
 import type { Frame, TestClient } from '../helpers/ws-client.ts';
@@ -229,5 +230,19 @@ t.test('a relay stops while a transaction that drew its position early stays ope
   // The relay waits for committers in turns of a second, and a stop ends the wait between them.
   await guarded(relay.stop(), 5_000, 'the relay stopping while the writer stays open');
   t.pass('stopped, the writer still open');
+  await early.query('rollback');
+});
+
+t.test('live delivery held back by an open transaction that drew its position early is logged as a warning', async (t) => {
+  const relay = await startTestRelay(t);
+  const logs = watchLogLines(relay.logLines);
+  await adminOnOrders(relay);
+  const early = await drawPositionEarly(relay, t, 'left-open');
+  await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('later', 'H1', 'new')`);
+  const line = await logs.waitFor((l) => String(l.msg).startsWith('live delivery waits for a transaction that drew its commit position'), {
+    timeoutMs: 20_000,
+    what: 'the warning',
+  });
+  t.match(line, { level: 40, seconds: 5 }, 'a warning, after five seconds of waiting');
   await early.query('rollback');
 });
