@@ -83,6 +83,7 @@ export async function startReplay(
       // Only what fits the budget is held while the client takes it; the rest is read again.
       const kept = page.events.slice(0, eventsWithinBudget(page.events, maxPageBytes));
       const readToTheEnd = kept.length === page.events.length && kept.length < limit;
+      // The rest of the page is let go while the client takes what was kept.
       page = { events: kept, prunedThrough: page.prunedThrough };
       const sent = await sendPage(kept);
       // Counted per page: a replay sends thousands of frames a second.
@@ -107,8 +108,8 @@ export async function startReplay(
 
   /**
    * Sends a page's frames, waiting for the client whenever it has most of the send budget unread: a
-   * page of large events can hold many times RELAY_MAX_BACKPRESSURE, and a client that reads must
-   * not be closed as too slow because a whole page went out at once. What the client can take
+   * page may hold as much as RELAY_MAX_BACKPRESSURE (more, for one event larger than that), and a
+   * client that reads must not be closed as too slow because a whole page went out at once. What the client can take
    * goes out gathered: a frame sent alone costs a system call, and a replay sends thousands a
    * second. Returns how many it sent.
    */

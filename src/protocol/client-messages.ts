@@ -108,17 +108,13 @@ export function parseClientMessage(text: string): ParsedClientMessage {
   }
 }
 
-/** The frame's `ref`, when it has a usable one: for the reply to a frame refused unread (over the rate limit). */
+/**
+ * The frame's `ref`, when it has a usable one, whatever else is wrong with it: for the reply to a
+ * frame refused over the rate limit. Read as parseClientMessage reads it, so the two never differ.
+ */
 export function refOfFrame(text: string): MessageRef | undefined {
-  let frame: unknown;
-  try {
-    frame = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) return undefined;
-  const ref = own(frame as JsonObject, 'ref');
-  return isRef(ref) ? ref : undefined;
+  const parsed = parseClientMessage(text);
+  return parsed.ok ? parsed.message.ref : parsed.error.ref;
 }
 
 const TOO_DEEP_FOR_EXACT_NUMBERS = 'a message with long numbers or exponents nested this deeply cannot be read exactly';

@@ -3,7 +3,7 @@
 // every event once, in position order, with no wait for a position that will never come.
 import type pg from 'pg';
 import t from 'tap';
-import { waitOrFinish } from '../helpers/backend-waits.ts';
+import { untilTrue, waitOrFinish } from '../helpers/backend-waits.ts';
 import { guarded } from '../helpers/guard.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
 import { createRandom, seedFrom } from '../helpers/random.ts';
@@ -34,15 +34,12 @@ const orderIds = (frames: readonly Frame[]): unknown[] => frames.map((frame) => 
  * later position while an earlier one was still missing. Polls pg_stat_activity, where the wait shows.
  */
 async function relayWaitsForCommitters(relay: TestRelay): Promise<void> {
-  for (;;) {
-    const { rows } = await relay.db.pool.query(
-      `select 1 from pg_stat_activity
-        where datname = current_database() and application_name = 'pg-relay' and state = 'active'
-          and query like '%relay.wait_for_committers(%'`,
-    );
-    if (rows.length > 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await untilTrue(
+    relay.db.pool,
+    `select exists (select from pg_stat_activity
+      where datname = current_database() and application_name = 'pg-relay' and state = 'active'
+        and query like '%relay.wait_for_committers(%')`,
+  );
 }
 
 t.test('a position drawn first and committed last is delivered first, and its writer blocked nobody', async (t) => {

@@ -2,6 +2,7 @@
 // restart, for new subscriptions and for live ones alike.
 import t from 'tap';
 import { changeCatalog } from '../helpers/catalog.ts';
+import { untilTrue } from '../helpers/backend-waits.ts';
 import { readLog } from '../helpers/event-log.ts';
 import { framesBeforePong, nextFrame, stable, subscribe } from '../helpers/frames.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
@@ -12,15 +13,6 @@ const AUDITOR = { role: 'auditor', sub: 'aud-1' };
 
 const isEvent = (frame: Frame): boolean => frame.type === 'event';
 const idOf = (frame: Frame): unknown => (frame.data as Record<string, unknown>).id;
-
-/** Polls `sql` (one boolean) until it holds: for a state of PostgreSQL that no event announces. */
-async function untilTrue(relay: TestRelay, sql: string): Promise<void> {
-  for (;;) {
-    const { rows } = await relay.db.pool.query<{ exists: boolean }>(sql);
-    if (rows[0]?.exists) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 async function insertOrder(relay: TestRelay, id: string, status: string, hospitalId = 'H1'): Promise<void> {
   await relay.db.pool.query(`insert into orders (id, status, hospital_id) values ($1, $2, $3)`, [id, status, hospitalId]);
@@ -174,7 +166,7 @@ t.test('a grant revoked while a resume reads its first page: `forbidden` answers
   await blocker.query(`begin; lock table relay.log_identity in access exclusive mode`);
   auditor.send({ type: 'subscribe', topic: 'orders', since: first!.cursor, ref: 's1' });
   await untilTrue(
-    relay,
+    relay.db.pool,
     `select exists (select from pg_locks where relation = 'relay.log_identity'::regclass and not granted)`,
   );
   await changeCatalog(relay, `select relay.revoke('orders', 'auditor')`);

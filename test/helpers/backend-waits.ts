@@ -48,3 +48,12 @@ export async function finishesWithoutLockWait(
   await work;
   return outcome === 'finished';
 }
+
+/** Polls `sql`, a query of one row with one boolean column, until it says true. */
+export async function untilTrue(observer: Queryable, sql: string): Promise<void> {
+  for (;;) {
+    const { rows } = await observer.query<Record<string, unknown>>(sql);
+    if (Object.values(rows[0] ?? {})[0] === true) return;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
