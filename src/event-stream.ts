@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { comparePositions, encodeCursor, type LogPosition } from './cursor.ts';
-import type { EventLog, LoggedEvent, LogIdentity } from './db/event-log.ts';
+import type { EventLog, LoggedEvent, LogIdentity, ReadLimit } from './db/event-log.ts';
 import type { RelayEvent } from './events.ts';
 import { busyRecheckMs } from './read-pacing.ts';
 
@@ -16,8 +16,8 @@ export interface EventStreamOptions {
    * its body's length as JSON text: about what keeping the built event costs.
    */
   readonly deliver: (topic: string, build: () => RelayEvent | null, position: LogPosition, committedAt: number, textLength: number) => void;
-  /** How many events one query reads from the log. */
-  readonly pageSize?: number;
+  /** How much one query reads from the log at most: events, and bytes of their JSON text. */
+  readonly readLimit?: ReadLimit;
   /**
    * Retention deleted events after the last one delivered, before this stream could deliver them
    * (it waited longer than RELAY_RETENTION for a committer, or for PostgreSQL): live subscribers
@@ -39,6 +39,11 @@ export interface EventStream {
 }
 
 const RETRY_MS = 500;
+/**
+ * A read's limit: a thousand events of a few hundred bytes each make one read of a busy stream, but
+ * a burst of 1 MB rows is read a few at a time, not as a gigabyte.
+ */
+const DEFAULT_READ_LIMIT: ReadLimit = { events: 1000, bytes: 4 * 1024 * 1024 };
 /**
  * An idle stream reads the log this often even without a notification: a committer that found the
  * bell armed disarms it, and if that transaction then rolls back, its notification is gone and
@@ -87,9 +92,9 @@ export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent | n
  */
 export function createEventStream(options: EventStreamOptions): EventStream {
   const { logger, eventLog, deliver, identity } = options;
-  const pageSize = options.pageSize ?? 1000;
+  const readLimit = options.readLimit ?? DEFAULT_READ_LIMIT;
   let last: LogPosition = { pos: 0, id: 0 };
-  /** Whether `last` is the last event of its commit (always, except after a page the limit cut). */
+  /** Whether `last` is the last event of its commit (always, except after a read the limit cut). */
   let lastEndsItsCommit = true;
   /** Every position up to here has ended: a missing one at or below it was rolled back. */
   let settledThrough = 0;
@@ -176,15 +181,15 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   /** One read of the log; says when to read next (undefined: when woken). */
   async function readStep(): Promise<{ inMs: number } | undefined> {
     if (!lastEndsItsCommit) {
-      // A page the limit cut inside a commit: finish that commit first.
-      const { events } = await eventLog.readPage(last, { pos: last.pos, id: Number.MAX_SAFE_INTEGER }, null, pageSize);
-      for (const event of events) deliverOnce(event);
-      lastEndsItsCommit = events.length < pageSize;
+      // A read the limit cut, maybe inside a commit: finish that commit first.
+      const rest = await eventLog.readPage(last, { pos: last.pos, id: Number.MAX_SAFE_INTEGER }, null, readLimit);
+      for (const event of rest.events) deliverOnce(event);
+      lastEndsItsCommit = !rest.cut;
       return { inMs: 0 };
     }
     const armed = armNext;
     armNext = false;
-    const read = await eventLog.readCommits(last.pos, pageSize, armed);
+    const read = await eventLog.readCommits(last.pos, readLimit, armed);
     drawnThrough = Math.max(drawnThrough, read.drawnThrough);
     const before = last;
     let stoppedAtGap = false;
@@ -196,7 +201,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       }
       deliverOnce(event);
     }
-    if (!stoppedAtGap && read.events.length === pageSize) {
+    if (!stoppedAtGap && read.cut) {
       lastEndsItsCommit = false;
       return { inMs: 0 };
     }

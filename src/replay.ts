@@ -2,11 +2,10 @@
 // wait for the client to read, then the live events held meanwhile, then live delivery.
 
 import type { Cursor, LogPosition } from './cursor.ts';
-import type { EventLog, LoggedEvent, LogPage } from './db/event-log.ts';
+import type { EventLog, LoggedEvent, LogPage, ReadLimit } from './db/event-log.ts';
 import { relayEventOf } from './event-stream.ts';
 import type { RelayEvent } from './events.ts';
 import type { RelayMetrics } from './metrics.ts';
-import { eventsWithinBudget, nextPageLimit } from './replay-pages.ts';
 import type { Session, SubscriptionHub } from './subscription-hub.ts';
 
 export interface ReplayContext {
@@ -50,16 +49,17 @@ export async function startReplay(
   beforeFirstPage: () => void,
 ): Promise<ReplayStart> {
   const { eventLog, hub, metrics } = context;
-  const pageSize = context.pageSize ?? 500;
-  const maxPageBytes = context.maxPageBytes ?? 4 * 1024 * 1024;
+  // A replay keeps its page while it waits for a client that reads slowly or not at all: pages are
+  // cut to a byte budget too, or one paused client could hold 500 rows of any size.
+  const limit: ReadLimit = { events: context.pageSize ?? 500, bytes: context.maxPageBytes ?? 4 * 1024 * 1024 };
   const token = hub.catchUpToken(session, topic);
   if (!token) throw new Error(`startReplay: the subscription to ${topic} is not catching up`);
   const current = (): boolean => hub.catchUpToken(session, topic) === token;
   const upTo = hub.position();
-  const first = await eventLog.readResumePage(since, upTo, topic, pageSize);
+  const first = await eventLog.readPage(since, upTo, topic, limit);
   // A cursor at or below the pruned position may have lost the rest of its transaction; one above
   // it must name an event of this log (else it is from a restored or cloned database's log).
-  const expired = since.pos <= first.prunedThrough || !first.cursorInLog;
+  const expired = since.pos <= first.prunedThrough || !first.afterInLog;
   // Ended meanwhile (connection closed, grant revoked and reported): nothing more to say.
   if (!current()) return { ok: true, rest: Promise.resolve() };
   if (expired) {
@@ -75,24 +75,16 @@ export async function startReplay(
     let after: LogPosition = since;
     let page: LogPage = handOver.firstPage!;
     handOver.firstPage = null;
-    /** The limit `page` was read with. */
-    let limit = pageSize;
     for (;;) {
       // Retention overtook a slow replay: what follows would have a hole.
       if (after.pos <= page.prunedThrough) return endSubscription();
-      // Only what fits the budget is held while the client takes it; the rest is read again.
-      const kept = page.events.slice(0, eventsWithinBudget(page.events, maxPageBytes));
-      const readToTheEnd = kept.length === page.events.length && kept.length < limit;
-      // The rest of the page is let go while the client takes what was kept.
-      page = { events: kept, prunedThrough: page.prunedThrough };
-      const sent = await sendPage(kept);
+      const sent = await sendPage(page.events);
       // Counted per page: a replay sends thousands of frames a second.
       metrics.eventsReplayed.inc(sent);
       metrics.eventsDelivered.inc(sent);
       if (!current()) return;
-      const last = kept.at(-1);
-      if (!last || readToTheEnd) break;
-      limit = nextPageLimit(kept, maxPageBytes, pageSize);
+      const last = page.events.at(-1);
+      if (!last || !page.cut) break;
       await session.socket.whenWritable();
       if (!current()) return;
       after = last;

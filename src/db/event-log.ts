@@ -25,20 +25,32 @@ export interface LoggedEvent {
   body(): EventBody | null;
 }
 
-/** A page of the log, and how far retention had pruned it when the page was read. */
-export interface LogPage {
-  readonly events: readonly LoggedEvent[];
-  readonly prunedThrough: number;
+/**
+ * A read of the log is cut at a number of events and at a number of bytes of their JSON text,
+ * whichever comes first; always at least one event, however large. The byte cut is made by
+ * PostgreSQL: a burst of large rows reaches the relay a few at a time.
+ */
+export interface ReadLimit {
+  readonly events: number;
+  readonly bytes: number;
 }
 
-/** A replay's first page, and whether the event its cursor names is in the log. */
-export interface ResumePage extends LogPage {
-  readonly cursorInLog: boolean;
+/** Events read from the log, in commit order. */
+export interface EventsRead {
+  readonly events: readonly LoggedEvent[];
+  /** Whether the limit cut the read: more events may follow the last one (false: none did). */
+  readonly cut: boolean;
+}
+
+/** A page of the log, how far retention had pruned it when the page was read, and its start. */
+export interface LogPage extends EventsRead {
+  readonly prunedThrough: number;
+  /** Whether the event the page starts after is in the log: for a replay, whether its cursor is. */
+  readonly afterInLog: boolean;
 }
 
 /** Live delivery's read: the events after a position, and how far positions had been drawn then. */
-export interface CommitsRead {
-  readonly events: readonly LoggedEvent[];
+export interface CommitsRead extends EventsRead {
   /**
    * The highest commit position drawn when the read armed the wake-up bell, committed or not.
    * Until every position up to it is read (or known to be rolled back), no notification is sure
@@ -59,15 +71,13 @@ export interface EventLog {
   /** The log's epoch: the first part of every cursor. */
   identity(): Promise<LogIdentity>;
   /** Events after `after` and at most `upTo`, of one topic or all (null), in commit order. */
-  readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<LogPage>;
-  /** readPage's first page of a replay from `since`, with whether the event at `since` is in the log. */
-  readResumePage(since: LogPosition, upTo: LogPosition, topic: string | null, limit: number): Promise<ResumePage>;
+  readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: ReadLimit): Promise<LogPage>;
   /**
    * Arms the wake-up bell if `arm`, then reads the events of the commits after position
-   * `afterPos`, in commit order, at most `limit`: live delivery's read, which always starts where
-   * a whole commit ended.
+   * `afterPos`, in commit order: live delivery's read, which always starts where a whole commit
+   * ended.
    */
-  readCommits(afterPos: number, limit: number, arm: boolean): Promise<CommitsRead>;
+  readCommits(afterPos: number, limit: ReadLimit, arm: boolean): Promise<CommitsRead>;
   /**
    * Returns true once every transaction that had drawn a commit position when called has ended;
    * false if `giveUp`, asked about once a second meanwhile, said to stop waiting.
@@ -84,6 +94,9 @@ export interface EventLog {
 interface PageRow {
   pruned_through: string;
   drawn_through: string;
+  /** Whether another event followed this one before the byte cut. */
+  more: boolean | null;
+  cursor_present: boolean;
   pos: string | null;
   id: string;
   ts: number;
@@ -96,7 +109,7 @@ interface PageRow {
 }
 
 /** The events of rows of the log (a page's row of nulls, which carries only pruned_through, is none). */
-function loggedEvents(rows: readonly Omit<PageRow, 'pruned_through' | 'drawn_through'>[]): LoggedEvent[] {
+function loggedEvents(rows: readonly PageRow[]): LoggedEvent[] {
   const events: LoggedEvent[] = [];
   for (const row of rows) {
     if (row.pos === null) continue;
@@ -121,13 +134,11 @@ function loggedEvents(rows: readonly Omit<PageRow, 'pruned_through' | 'drawn_thr
  */
 const WAIT_TURN_MS = 1000;
 
-/** Type parsers for the reads of events: JSON stays text, for LoggedEvent.body to parse if needed. */
-const JSON_AS_TEXT = {
-  getTypeParser: ((oid: number, format?: string) =>
-    oid === pg.types.builtins.JSONB || oid === pg.types.builtins.JSON
-      ? (text: string) => text
-      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-};
+/** The events of a read's rows, and whether its limit cut it (at `limit.events`, or at its bytes). */
+function eventsRead(rows: readonly PageRow[], limit: ReadLimit): EventsRead {
+  const events = loggedEvents(rows);
+  return { events, cut: events.length >= limit.events || rows.at(-1)?.more === true };
+}
 
 /** The event log over a pool. */
 export function createEventLog(pool: pg.Pool): EventLog {
@@ -140,20 +151,18 @@ export function createEventLog(pool: pg.Pool): EventLog {
     waitForCommitters: loadSql('wait-for-committers'),
     prune: loadSql('prune-log'),
     prunedThrough: loadSql('log-pruned-through'),
-    resumePage: loadSql('read-resume-page'),
   };
   // The reads that live delivery and replays repeat all day, as named statements: each
   // connection parses and plans them once, not at every call (pgbench, 2 clients on 2 cores,
   // reading 3 commits: 14,000 reads a second unnamed, 23,000 named). A migration that changes the
   // columns these return must give them new names: a relay still running keeps its statements, and
   // PostgreSQL refuses to run a prepared statement whose result type changed.
-  const readCommitsStatement = { name: 'relay-read-log-commits', text: queries.commits, types: JSON_AS_TEXT };
-  const readPageStatement = { name: 'relay-read-log-page', text: queries.page, types: JSON_AS_TEXT };
-  const readResumePageStatement = { name: 'relay-read-resume-page', text: queries.resumePage, types: JSON_AS_TEXT };
+  // Both return data and old as JSON text, for LoggedEvent.body to parse if needed.
+  const readCommitsStatement = { name: 'relay-read-log-commits', text: queries.commits };
+  const readPageStatement = { name: 'relay-read-log-page', text: queries.page };
   // Replays that ask for the same page at once share its rows: a page is only read, never changed,
   // and its events parse their bodies once for all of them.
   const sharedPages = createSharedReads<LogPage>();
-  const sharedResumePages = createSharedReads<ResumePage>();
 
   /** Waits in turns of WAIT_TURN_MS; gives up (false) when `giveUp` says so between them. */
   async function waitForCommitters(giveUp: () => boolean = () => false): Promise<boolean> {
@@ -173,25 +182,17 @@ export function createEventLog(pool: pg.Pool): EventLog {
     },
 
     readPage(after, upTo, topic, limit) {
-      const values = [after.pos, after.id, upTo.pos, upTo.id, topic, limit];
+      const values = [after.pos, after.id, upTo.pos, upTo.id, topic, limit.events, limit.bytes];
       return sharedPages.run(JSON.stringify(values), async () => {
         const { rows } = await pool.query<PageRow>({ ...readPageStatement, values });
-        return { events: loggedEvents(rows), prunedThrough: Number(rows[0]?.pruned_through ?? 0) };
-      });
-    },
-
-    readResumePage(since, upTo, topic, limit) {
-      const values = [since.pos, since.id, upTo.pos, upTo.id, topic, limit];
-      return sharedResumePages.run(JSON.stringify(values), async () => {
-        const { rows } = await pool.query<PageRow & { cursor_present: boolean }>({ ...readResumePageStatement, values });
         const prunedThrough = Number(rows[0]?.pruned_through ?? 0);
-        return { events: loggedEvents(rows), prunedThrough, cursorInLog: rows[0]?.cursor_present === true };
+        return { ...eventsRead(rows, limit), prunedThrough, afterInLog: rows[0]?.cursor_present === true };
       });
     },
 
     async readCommits(afterPos, limit, arm) {
-      const { rows } = await pool.query<PageRow>({ ...readCommitsStatement, values: [afterPos, limit, arm] });
-      return { events: loggedEvents(rows), drawnThrough: Number(rows[0]?.drawn_through ?? 0) };
+      const { rows } = await pool.query<PageRow>({ ...readCommitsStatement, values: [afterPos, limit.events, arm, limit.bytes] });
+      return { ...eventsRead(rows, limit), drawnThrough: Number(rows[0]?.drawn_through ?? 0) };
     },
 
     waitForCommitters,

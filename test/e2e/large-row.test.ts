@@ -150,3 +150,48 @@ t.test('a 1 MB relay.publish event arrives whole', async (t) => {
   t.equal(sameText(dataOf(custom!).body, text), true, 'the custom 1 MB text arrives byte for byte');
   t.match(after, { event: 'insert', data: { id: 'after' } });
 });
+
+t.test('a burst of large rows, more than one read of the log holds, arrives whole and in order, live and replayed', async (t) => {
+  // The relay reads the log in pieces of at most 4 MiB of JSON text (see test/sql/read-limits.test.ts):
+  // the first transaction alone is more than one read holds, so its reads are cut inside it.
+  const relay = await startTestRelay(t);
+  const live = await relay.connect(ADMIN);
+  await subscribe(live, 'orders');
+  const texts = Array.from({ length: 8 }, (_, i) => awkwardText(ONE_MB_BYTES + 1000 * i, `burst-${i}`));
+  const db = await relay.db.pool.connect();
+  try {
+    await db.query('begin');
+    for (let i = 0; i < 6; i++) await insertOrderOn(db, `first-${i}`, texts[i]!);
+    await db.query('commit');
+    await db.query('begin');
+    await insertOrderOn(db, 'second-small', null);
+    for (let i = 6; i < 8; i++) await insertOrderOn(db, `second-${i}`, texts[i]!);
+    await db.query('commit');
+  } finally {
+    db.release();
+  }
+  await insertOrder(relay, 'last-small');
+  const expectedIds = [...texts.slice(0, 6).map((_, i) => `first-${i}`), 'second-small', 'second-6', 'second-7', 'last-small'];
+  const expectedNotes = [...texts.slice(0, 6), undefined, texts[6], texts[7], undefined];
+
+  const check = (frames: Frame[], how: string): void => {
+    t.strictSame(frames.map((frame) => dataOf(frame).id), expectedIds, `${how}: every event once, in commit order`);
+    const whole = frames.every((frame, i) => {
+      const notes = (dataOf(frame).rider as Record<string, unknown> | null)?.notes;
+      const expected = expectedNotes[i];
+      return expected === undefined ? notes === undefined : sameText(notes, expected) === true;
+    });
+    t.ok(whole, `${how}: each large text arrives byte for byte`);
+  };
+  const liveFrames = await live.take(expectedIds.length, isEvent);
+  check(liveFrames, 'live');
+
+  const resumer = await relay.connect(ADMIN);
+  const reply = await subscribe(resumer, 'orders', { since: liveFrames[0]!.cursor });
+  t.equal(reply.type, 'subscribed', 'resumed from the first event');
+  check([liveFrames[0]!, ...(await resumer.take(expectedIds.length - 1, isEvent))], 'replayed');
+
+  async function insertOrderOn(client: { query(sql: string, values: unknown[]): Promise<unknown> }, id: string, notes: string | null) {
+    await client.query(`insert into orders (id, hospital_id, rider) values ($1, 'H1', $2)`, [id, notes === null ? null : JSON.stringify({ notes })]);
+  }
+});
