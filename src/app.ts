@@ -36,8 +36,15 @@ export interface RelayInfo {
   readonly devToken?: string;
 }
 
+/** What start() tells its caller before it resolves. */
+export interface StartHooks {
+  /** The server listens on `port` (useful with port 0); start() may still be pending. */
+  readonly onListening?: (port: number) => void;
+}
+
 export interface Relay {
-  start(): Promise<RelayInfo>;
+  /** Resolves once the relay serves clients. */
+  start(hooks?: StartHooks): Promise<RelayInfo>;
   /** Idempotent; stops the network edge first so that no client sees a half-stopped relay. */
   stop(): Promise<void>;
 }
@@ -63,7 +70,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
     return url;
   }
 
-  async function start(): Promise<RelayInfo> {
+  async function start(hooks: StartHooks = {}): Promise<RelayInfo> {
     const uws = loadNativeUws();
     const { auth, devSecret } = resolveAuth(config);
     const url = await databaseUrl();
@@ -167,6 +174,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       replay: { eventLog, epoch: identity.epoch, hub, metrics, maxPageBytes: config.limits.maxBackpressureBytes },
     });
     const port = await server.start();
+    hooks.onListening?.(port);
     const wsUrl = `ws://${config.host}:${port}/ws`;
     logger.info({ url: wsUrl }, 'pg-relay is serving');
     if (!devSecret) return { port, url: wsUrl };

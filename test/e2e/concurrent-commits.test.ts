@@ -1,9 +1,9 @@
 // Committers draw positions without waiting for each other, so a higher position can become
 // visible before a lower one, and a drawn position can be rolled back. Subscribers must still get
 // every event once, in position order, with no wait for a position that will never come.
-import type pg from 'pg';
 import t from 'tap';
-import { untilTrue, waitOrFinish } from '../helpers/backend-waits.ts';
+import { waitOrFinish } from '../helpers/backend-waits.ts';
+import { drawPositionEarly, relayWaitsForCommitters } from '../helpers/early-position.ts';
 import { guarded } from '../helpers/guard.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
 import { createRandom, seedFrom } from '../helpers/random.ts';
@@ -17,39 +17,16 @@ async function adminOnOrders(relay: TestRelay): Promise<TestClient> {
   return admin;
 }
 
-/** A client in a transaction that has already drawn its commit position (its stamp fired early). */
-async function drawPositionEarly(relay: TestRelay, t: { teardown(fn: () => unknown): void }, orderId: string): Promise<pg.PoolClient> {
-  const client = await relay.db.pool.connect();
-  t.teardown(() => client.release());
-  await client.query('begin');
-  await client.query('set constraints all immediate');
-  await client.query(`insert into orders (id, hospital_id, status) values ($1, 'H1', 'new')`, [orderId]);
-  return client;
-}
-
 const orderIds = (frames: readonly Frame[]): unknown[] => frames.map((frame) => (frame.data as { id: string }).id);
-
-/**
- * Resolves once the relay waits for committers to end (relay.wait_for_committers): it has read a
- * later position while an earlier one was still missing. Polls pg_stat_activity, where the wait shows.
- */
-async function relayWaitsForCommitters(relay: TestRelay): Promise<void> {
-  await untilTrue(
-    relay.db.pool,
-    `select exists (select from pg_stat_activity
-      where datname = current_database() and application_name = 'pg-relay' and state = 'active'
-        and query like '%relay.wait_for_committers(%')`,
-  );
-}
 
 t.test('a position drawn first and committed last is delivered first, and its writer blocked nobody', async (t) => {
   const relay = await startTestRelay(t);
   const admin = await adminOnOrders(relay);
-  const early = await drawPositionEarly(relay, t, 'drawn-first');
+  const early = await drawPositionEarly(relay.db.pool, t, 'drawn-first');
   // Before this design the early stamp held a lock that this commit would wait for.
   await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('committed-first', 'H1', 'new')`);
   // The relay has seen the later position and holds it back until the earlier one is settled.
-  await relayWaitsForCommitters(relay);
+  await relayWaitsForCommitters(relay.db.pool);
   await early.query('commit');
   const frames = [await admin.next((f) => f.type === 'event'), await admin.next((f) => f.type === 'event')];
   t.same(orderIds(frames), ['drawn-first', 'committed-first'], 'position order, not visibility order');
@@ -136,8 +113,8 @@ t.test('a committer that saw the bell disarmed and committed after the relay rea
   const admin = await adminOnOrders(relay);
   // The first looks at the armed bell, disarms it and will notify at its commit; the second then
   // finds it disarmed and will not notify.
-  const first = await drawPositionEarly(relay, t, 'notifies');
-  const second = await drawPositionEarly(relay, t, 'silent');
+  const first = await drawPositionEarly(relay.db.pool, t, 'notifies');
+  const second = await drawPositionEarly(relay.db.pool, t, 'silent');
   await first.query('commit');
   t.match(await admin.next((f) => f.type === 'event'), { data: { id: 'notifies' } });
   // The relay has read the log and armed the bell again; nothing will notify this commit.
@@ -221,9 +198,9 @@ t.test('writers side by side, some rolled back after drawing a position, some dr
 t.test('a relay stops while a transaction that drew its position early stays open', async (t) => {
   const relay = await startTestRelay(t);
   await adminOnOrders(relay);
-  const early = await drawPositionEarly(relay, t, 'left-open');
+  const early = await drawPositionEarly(relay.db.pool, t, 'left-open');
   await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('later', 'H1', 'new')`);
-  await relayWaitsForCommitters(relay);
+  await relayWaitsForCommitters(relay.db.pool);
   // The relay waits for committers in turns of a second, and a stop ends the wait between them.
   await guarded(relay.stop(), 5_000, 'the relay stopping while the writer stays open');
   t.pass('stopped, the writer still open');
@@ -234,7 +211,7 @@ t.test('live delivery held back by an open transaction that drew its position ea
   const relay = await startTestRelay(t);
   const logs = watchLogLines(relay.logLines);
   await adminOnOrders(relay);
-  const early = await drawPositionEarly(relay, t, 'left-open');
+  const early = await drawPositionEarly(relay.db.pool, t, 'left-open');
   await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('later', 'H1', 'new')`);
   const line = await logs.waitFor((l) => String(l.msg).startsWith('live delivery waits for a transaction that drew its commit position'), {
     timeoutMs: 20_000,

@@ -27,12 +27,36 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
+/** A relay whose start() may still be pending (see launchTestRelay). */
+export interface LaunchedRelay {
+  readonly db: TestDatabase;
+  /** Resolves once the server listens, before the relay serves: where /health already answers. */
+  readonly listening: Promise<{ port: number; httpUrl: string; wsUrl: string }>;
+  /** The relay's start(): resolves once it serves. */
+  readonly serving: Promise<TestRelay>;
+  readonly logLines: Record<string, unknown>[];
+  token(claims: Record<string, unknown>): Promise<string>;
+  stop(): Promise<void>;
+}
+
 /** A relay in this process on its own test database, on a free port; stopped at teardown. */
 export async function startTestRelay(
   t: Teardown,
   env: Record<string, string> = {},
   db?: TestDatabase,
 ): Promise<TestRelay> {
+  return (await launchTestRelay(t, env, db)).serving;
+}
+
+/**
+ * Starts a relay as startTestRelay does, without waiting for it to serve: a test can reach it
+ * while it starts. Stopped at teardown.
+ */
+export async function launchTestRelay(
+  t: Teardown,
+  env: Record<string, string> = {},
+  db?: TestDatabase,
+): Promise<LaunchedRelay> {
   const database = db ?? (await createTestDatabase(t));
   const config = loadConfig({
     DATABASE_URL: database.url,
@@ -55,26 +79,43 @@ export async function startTestRelay(
     await Promise.all(clients.map((client) => client.close()));
     await relay.stop();
   });
-  const info = await relay.start();
-  const wsUrl = `ws://127.0.0.1:${info.port}/ws`;
   const token = (claims: Record<string, unknown>): Promise<string> =>
     new SignJWT({ ...claims })
       .setProtectedHeader({ alg: 'HS256' })
       .setIssuedAt()
       .setExpirationTime(typeof claims.exp === 'number' ? claims.exp : '1h')
       .sign(new TextEncoder().encode(TEST_SECRET));
+  const addresses = (port: number) => ({ port, httpUrl: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` });
+  let onListening!: (port: number) => void;
+  const listening = new Promise<number>((resolve) => (onListening = resolve));
+  const started = relay.start({ onListening });
+  const serving = started.then((info): TestRelay => {
+    const { port, httpUrl, wsUrl } = addresses(info.port);
+    return {
+      db: database,
+      port,
+      wsUrl,
+      httpUrl,
+      logLines,
+      token,
+      async connect(claims) {
+        const client = await connectClient(`${wsUrl}?access_token=${await token(claims)}`);
+        clients.push(client);
+        return client;
+      },
+      stop: () => relay.stop(),
+    };
+  });
+  // A start that fails before listening fails this too, rather than leave it pending.
+  const listeningAt = Promise.race([listening, started.then(() => listening)]).then(addresses);
+  // Each is the caller's to await: the one a test leaves alone must not fail the run as unhandled.
+  for (const promise of [listeningAt, serving]) promise.catch(() => undefined);
   return {
     db: database,
-    port: info.port,
-    wsUrl,
-    httpUrl: `http://127.0.0.1:${info.port}`,
+    listening: listeningAt,
+    serving,
     logLines,
     token,
-    async connect(claims) {
-      const client = await connectClient(`${wsUrl}?access_token=${await token(claims)}`);
-      clients.push(client);
-      return client;
-    },
     stop: () => relay.stop(),
   };
 }
