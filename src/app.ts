@@ -18,6 +18,7 @@ import { createMetrics } from './metrics.ts';
 import { CLOSE_CODES } from './protocol/error-codes.ts';
 import { createRetention } from './retention.ts';
 import { projectPath } from './project-root.ts';
+import { StartAbortedError } from './start-aborted.ts';
 import { createSubscriptionHub } from './subscription-hub.ts';
 import { createWallClock } from './wall-clock.ts';
 import { createWsServer, type WsServer } from './ws/server.ts';
@@ -70,11 +71,17 @@ export function createRelay(config: Config, logger: Logger): Relay {
     return url;
   }
 
+  /** start() goes no further once stop() was called: what it would make next, nothing would stop. */
+  function throwIfStopped(cause?: unknown): void {
+    if (stopping) throw new StartAbortedError(cause === undefined ? undefined : { cause });
+  }
+
   async function start(hooks: StartHooks = {}): Promise<RelayInfo> {
     const uws = loadNativeUws();
     const { auth, devSecret } = resolveAuth(config);
     const url = await databaseUrl();
     await runMigrations({ databaseUrl: url, includeExample: config.includeExample, logger });
+    throwIfStopped();
     pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'pg-relay' });
     pool.on('error', (error) => logger.warn({ err: error }, 'an idle pooled connection failed'));
     const eventLog = createEventLog(pool);
@@ -129,6 +136,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       },
     });
     stream = events;
+    throwIfStopped();
 
     listener = createListener({
       databaseUrl: url,
@@ -153,7 +161,14 @@ export function createRelay(config: Config, logger: Logger): Relay {
       },
     });
     await listener.start();
-    await events.start();
+    try {
+      await events.start();
+    } catch (error) {
+      // A stop meanwhile ended the pool under the stream's last query.
+      throwIfStopped(error);
+      throw error;
+    }
+    throwIfStopped();
     retention = createRetention({ eventLog, retentionMs: config.retentionMs, logger });
     retention.start();
 
@@ -161,6 +176,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
     // A JWKS is fetched before the first client needs it; an identity provider that is down now
     // is retried when a token needs its keys, so it does not stop the relay from starting.
     await verifier.prefetch().catch((error: unknown) => logger.warn({ err: error }, 'cannot fetch the JWKS yet'));
+    throwIfStopped();
     server = createWsServer({
       uws,
       host: config.host,

@@ -3,6 +3,7 @@
 import { createRelay } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
+import { StartAbortedError } from './start-aborted.ts';
 
 async function main(): Promise<void> {
   let config;
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
       );
     }
   } catch (error) {
+    // A signal stopped the relay before it served: that is the shutdown above, which exits.
+    if (error instanceof StartAbortedError) return;
     logger.fatal({ err: error }, 'pg-relay could not start');
     await relay.stop().catch(() => undefined);
     process.exit(1);
