@@ -28,6 +28,8 @@ export const EVENTS_CHANNEL = 'relay_events';
 export const CATALOG_CHANNEL = 'relay_catalog';
 /** The embedded PostgreSQL's port when free, so that `psql` finds it at the same address every run. */
 const EMBEDDED_PORT = 54329;
+/** What /health and a refused upgrade say while the live stream waits for the log's head. */
+const STARTING_REASON = 'starting: waiting for transactions that drew a commit position to end';
 
 /** What a started relay tells its caller. */
 export interface RelayInfo {
@@ -59,6 +61,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
   let server: WsServer | undefined;
   let retention: ReturnType<typeof createRetention> | undefined;
   let stopping: Promise<void> | undefined;
+  /** Why the relay does not serve clients yet; undefined once it does. */
+  let startingReason: string | undefined = STARTING_REASON;
 
   async function databaseUrl(): Promise<string> {
     if (config.databaseUrl) return config.databaseUrl;
@@ -102,6 +106,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       connections: () => hub.stats().sessions,
       subscriptions: () => hub.stats().subscriptions,
       listening: () => listener?.isListening() ?? false,
+      started: () => startingReason === undefined,
     });
     hub.setCatalog(await catalogReader.load());
     const reloadCatalog = coalesce(async () => hub.setCatalog(await catalogReader.load()), (error) =>
@@ -161,16 +166,6 @@ export function createRelay(config: Config, logger: Logger): Relay {
       },
     });
     await listener.start();
-    try {
-      await events.start();
-    } catch (error) {
-      // A stop meanwhile ended the pool under the stream's last query.
-      throwIfStopped(error);
-      throw error;
-    }
-    throwIfStopped();
-    retention = createRetention({ eventLog, retentionMs: config.retentionMs, logger });
-    retention.start();
 
     const verifier = createTokenVerifier(auth, config.token);
     // A JWKS is fetched before the first client needs it; an identity provider that is down now
@@ -185,13 +180,31 @@ export function createRelay(config: Config, logger: Logger): Relay {
       verifier,
       hub,
       isListening: () => listener?.isListening() ?? false,
+      startingReason: () => startingReason,
       limits: config.limits,
       metrics,
       replay: { eventLog, epoch: identity.epoch, hub, metrics, maxPageBytes: config.limits.maxBackpressureBytes },
     });
     const port = await server.start();
-    hooks.onListening?.(port);
     const wsUrl = `ws://${config.host}:${port}/ws`;
+    logger.info({ url: wsUrl }, 'pg-relay is listening; it serves once its live stream has started');
+    hooks.onListening?.(port);
+
+    // Listening first: the stream's start waits until every transaction that drew a commit
+    // position has ended, however long one that drew it early stays open. Meanwhile /health and
+    // /metrics answer, so that an orchestrator does not take the relay for dead, and upgrades get 503.
+    try {
+      await events.start();
+    } catch (error) {
+      // A stop meanwhile ended the pool under the stream's last query.
+      throwIfStopped(error);
+      throw error;
+    }
+    throwIfStopped();
+    // From here on clients reach the hub: the stream has its head, their live position.
+    startingReason = undefined;
+    retention = createRetention({ eventLog, retentionMs: config.retentionMs, logger });
+    retention.start();
     logger.info({ url: wsUrl }, 'pg-relay is serving');
     if (!devSecret) return { port, url: wsUrl };
     const devToken = await signDevToken(devSecret, devClaims(config), '24h');

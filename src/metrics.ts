@@ -14,6 +14,8 @@ export interface MetricSources {
   subscriptions(): number;
   /** Whether the listener is listening to PostgreSQL right now. */
   listening(): boolean;
+  /** Whether the relay serves clients: its live stream has started. */
+  started(): boolean;
 }
 
 /** The named instruments; the composition root hands each part the ones it moves. */
@@ -23,7 +25,7 @@ export interface RelayMetrics {
   readonly eventsReceived: Counter;
   /** Event frames sent to clients: one per client reached (live, held during a replay, or replayed). */
   readonly eventsDelivered: Counter;
-  /** Upgrades refused with 401. */
+  /** Upgrades refused: 401 (token), 403 (origin), 503 (connection limit, starting). */
   readonly connectionsRejected: Counter;
   /** Error frames sent to clients, by their `code`. */
   readonly errors: Counter<'code'>;
@@ -77,6 +79,15 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
     },
   });
 
+  new Gauge({
+    name: 'relay_started',
+    help: '1 once the relay serves clients; 0 while it starts (it waits for transactions that drew a commit position to end).',
+    registers,
+    collect() {
+      this.set(sources.started() ? 1 : 0);
+    },
+  });
+
   const errors = new Counter({
     name: 'relay_errors_total',
     help: 'Error frames sent to clients, by code.',
@@ -100,7 +111,7 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
     }),
     connectionsRejected: new Counter({
       name: 'relay_connections_rejected_total',
-      help: 'WebSocket upgrades refused with 401 (missing or invalid token).',
+      help: 'WebSocket upgrades refused: 401 (token), 403 (origin), 503 (connection limit, starting).',
       registers,
     }),
     errors,

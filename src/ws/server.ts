@@ -28,6 +28,11 @@ export interface WsServerOptions {
   readonly hub: SubscriptionHub;
   /** Whether the relay is listening to PostgreSQL (for /health). */
   readonly isListening: () => boolean;
+  /**
+   * Why the relay does not serve clients yet (undefined once it does): meanwhile /health answers
+   * 503 "starting" and every upgrade 503, so that no client reaches the hub before it can serve.
+   */
+  readonly startingReason: () => string | undefined;
   readonly limits: Limits;
   readonly metrics: Pick<RelayMetrics, 'registry' | 'connectionsRejected' | 'errors'>;
   /** For `subscribe` with `since`. */
@@ -126,6 +131,12 @@ export function createWsServer(options: WsServerOptions): WsServer {
       // check, a page on any site could use a token it got hold of. Other clients send none.
       if (limits.allowedOrigins && origin !== '' && !limits.allowedOrigins.includes(normalizeOrigin(origin) ?? '')) {
         refuseWithStatus('403 Forbidden', { error: 'forbidden', reason: 'origin not allowed' });
+        return;
+      }
+      // Before the token is read: a client sent here while the relay starts goes elsewhere at once.
+      const startingReason = options.startingReason();
+      if (startingReason !== undefined) {
+        refuseWithStatus('503 Service Unavailable', { error: 'unavailable', reason: startingReason });
         return;
       }
       if (openSockets.size + pendingUpgrades >= limits.maxConnections) {
@@ -262,9 +273,11 @@ export function createWsServer(options: WsServerOptions): WsServer {
 
   app.get('/health', (res) => {
     const listening = options.isListening();
-    const body = JSON.stringify({ status: listening ? 'ok' : 'unavailable', listening, ...hub.stats() });
+    const reason = options.startingReason();
+    const status = reason !== undefined ? 'starting' : listening ? 'ok' : 'unavailable';
+    const body = JSON.stringify({ status, listening, ...(reason !== undefined && { reason }), ...hub.stats() });
     res.cork(() => {
-      res.writeStatus(listening ? '200 OK' : '503 Service Unavailable');
+      res.writeStatus(status === 'ok' ? '200 OK' : '503 Service Unavailable');
       res.writeHeader('content-type', 'application/json').end(body);
     });
   });

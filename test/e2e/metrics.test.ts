@@ -33,6 +33,7 @@ t.test('GET /metrics: the contract series, process metrics, and counts that matc
     ['relay_connections', 'gauge'],
     ['relay_subscriptions', 'gauge'],
     ['relay_listening', 'gauge'],
+    ['relay_started', 'gauge'],
     ['relay_events_received_total', 'counter'],
     ['relay_events_delivered_total', 'counter'],
     ['relay_connections_rejected_total', 'counter'],
@@ -48,6 +49,7 @@ t.test('GET /metrics: the contract series, process metrics, and counts that matc
   t.ok(samples.has('nodejs_heap_size_used_bytes'), 'and Node heap metrics');
   t.equal(samples.get('relay_errors_total{code="rate_limited"}'), 0, 'every error code is exported from the start, at 0');
   t.equal(samples.get('relay_listening'), 1, 'relay_listening is 1 while listening');
+  t.equal(samples.get('relay_started'), 1, 'relay_started is 1 once start() has resolved');
   // Dashboards read buckets by bound: the earlier bounds stay, and the lag of an idle host (well
   // under a millisecond) has buckets of its own.
   const lagBounds = [...text.matchAll(/^relay_delivery_lag_seconds_bucket\{le="([^"]+)"\}/gm)].map((match) => match[1]);

@@ -1,12 +1,14 @@
 // The built entry point as an operator runs it (`node dist/src/main.js`, compiled by `npm test`'s
 // tsc step): bad settings stop it with exit code 1 and one line, the JS fallback of uWebSockets.js
-// is refused, and a normal start serves /health and /ws until SIGTERM ends it with exit code 0.
+// is refused, and a normal start serves /health and /ws until SIGTERM ends it with exit code 0,
+// as it does while it waits to start.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import t from 'tap';
 import { findFreePort } from '../../src/db/free-port.ts';
 import { projectPath } from '../../src/project-root.ts';
 import { createTestDatabase } from '../helpers/database.ts';
+import { drawPositionEarly, relayWaitsForCommitters } from '../helpers/early-position.ts';
 import { nextFrame } from '../helpers/frames.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import { nowSeconds, signHmacToken } from '../helpers/tokens.ts';
@@ -166,6 +168,26 @@ t.test('started normally: /health is ok once serving, /ws delivers, SIGTERM exit
   t.strictSame(await relay.exited(), { code: 0, signal: null }, 'SIGTERM: exit code 0');
   t.equal((await clientClosed).code, 1012, 'SIGTERM: the client is closed with 1012 (service restart), so it reconnects elsewhere');
   t.notMatch(relay.stdout() + relay.stderr(), token, 'the token was never printed');
+});
+
+t.test('SIGTERM while it waits to start (a transaction that drew its position early is open): /health said "starting", it exits 0 at once', async (t) => {
+  const db = await createTestDatabase(t);
+  const early = await drawPositionEarly(db.pool, t, 'left-open');
+  const port = await findFreePort();
+  // Within 3 s, or the shutdown timer exits 1.
+  const env = { DATABASE_URL: db.url, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', RELAY_SHUTDOWN_TIMEOUT: '3s' };
+  const relay = runRelay(t, env);
+  const listening = await relay.logLine((line) => String(line.msg).startsWith('pg-relay is listening'), 'the "pg-relay is listening" log line');
+  t.equal(listening.url, `ws://127.0.0.1:${port}/ws`, 'it logs the address it listens on before it serves');
+  const health = await fetch(`http://127.0.0.1:${port}/health`);
+  t.equal(health.status, 503, 'GET /health: 503 while starting, not a refused connection');
+  t.match(await health.json(), { status: 'starting' }, 'GET /health: {"status":"starting"}');
+  await relayWaitsForCommitters(db.pool);
+
+  t.ok(relay.child.kill('SIGTERM'), 'SIGTERM sent');
+  t.strictSame(await relay.exited(), { code: 0, signal: null }, 'exit code 0: a shutdown, not a failed start');
+  t.notMatch(relay.stdout(), /could not start|pg-relay is serving/, 'no fatal line, and it never served');
+  await early.query('rollback');
 });
 
 t.test('stopping a relay closes its clients with 1012 (service restart)', async (t) => {
