@@ -16,6 +16,7 @@ import {
 import { parsePublicKey } from './auth/public-key.ts';
 import { ConfigError, shown } from './config-error.ts';
 import { parseLimits, type Limits } from './config-limits.ts';
+import { redactQueryValues } from './redact-url.ts';
 
 export { ConfigError } from './config-error.ts';
 export { DEFAULT_LIMITS, type Limits } from './config-limits.ts';
@@ -249,8 +250,9 @@ function parseJwksUrl(raw: string): string {
   }
   if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
     // A JWKS address is public, but one written with `user:password@` is not: without an `@` a
-    // value can hold no credentials, so only such a value is shown.
-    const value = raw.includes('@') ? 'a value not shown (it may hold a password)' : shown(raw);
+    // value can hold no password, so only such a value is shown, and its query values are blanked
+    // (some identity providers take an API key there).
+    const value = raw.includes('@') ? 'a value not shown (it may hold a password)' : shown(redactQueryValues(raw));
     throw new ConfigError('JWT_JWKS_URL', `must be an http:// or https:// URL, got ${value}`);
   }
   if (url.username !== '' || url.password !== '') {

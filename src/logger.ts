@@ -1,12 +1,11 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { extractToken } from './auth/extract-token.ts';
+import { CENSOR, mapQueryPairs } from './redact-url.ts';
 
 export type { Logger } from 'pino';
 
 /** Paths that could carry a token; pino replaces them before a line is written. */
 const REDACTED_PATHS = ['token', '*.token', 'authorization', '*.authorization', 'access_token', '*.access_token'];
-
-const CENSOR = '[redacted]';
 
 /** Query parameters whose value is a credential (clients put their token in `access_token`). */
 const SECRET_PARAMETERS = new Set(['access_token', 'token', 'jwt']);
@@ -33,15 +32,7 @@ const JWS_LIKE = /eyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){0,2}/g;
 export function redactUrl(url: string): string {
   const start = url.indexOf('?');
   if (start < 0) return url;
-  const redacted = url
-    .slice(start + 1)
-    .split('&')
-    .map((pair) => {
-      const equals = pair.indexOf('=');
-      const name = equals < 0 ? pair : pair.slice(0, equals);
-      return isSecretParameter(name) ? `${name}=${CENSOR}` : pair;
-    })
-    .join('&');
+  const redacted = mapQueryPairs(url, (pair, name) => (isSecretParameter(name) ? `${name}=${CENSOR}` : pair)).slice(start + 1);
   // Fails closed: were the relay's reader ever to split a query otherwise than above, anything it
   // would still read as a token from the result means that no part of the query is shown.
   const readable = extractToken({ query: redacted, authorization: '' });

@@ -220,6 +220,18 @@ t.test('a JWKS URL with credentials is refused at start-up, and they are never e
   }
 });
 
+t.test('a JWKS URL refused at start-up is shown with its query values blanked (they may hold an API key)', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['ftp://keys.example/jwks?api_key=sk_live_0123456789', '"ftp://keys.example/jwks?api_key=[redacted]"'],
+    ['keys.example/jwks?tenant=acme&sk_live_0123456789', '"keys.example/jwks?tenant=[redacted]&[redacted]"'],
+  ];
+  for (const [url, shown] of cases) {
+    const error = t.throws(() => load({ JWT_JWKS_URL: url }), ConfigError, url) as ConfigError;
+    t.equal(error.message, `JWT_JWKS_URL: must be an http:// or https:// URL, got ${shown}`, `${url}: says what is wrong, and where`);
+    t.notMatch(error.message, /sk_live|acme/, `${url}: no query value is shown`);
+  }
+});
+
 t.test('a secret is never echoed, only its length', async (t) => {
   const error = t.throws(() => load({ JWT_SECRET: 'hunter2-hunter2' })) as ConfigError;
   t.notMatch(error.message, /hunter2/);
