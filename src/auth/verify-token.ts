@@ -2,6 +2,7 @@ import { createPublicKey, type JsonWebKeyInput, type KeyObject } from 'node:cryp
 import { createRemoteJWKSet, errors, type JWK, type JWTPayload } from 'jose';
 import type { KeyedAuthConfig, TokenClaimsConfig } from '../config.ts';
 import { isExactNumber } from '../exact-json.ts';
+import { redactQueryValues, redactUrlSecrets } from '../redact-url.ts';
 import { readClaim } from '../filters/claims.ts';
 import { JWK_SHAPE_BY_ALGORITHM, type JwkShape, type JwsAlgorithm } from './algorithms.ts';
 import { verifyJwsSignature, type VerificationKeyMaterial } from './jws-signature.ts';
@@ -185,10 +186,32 @@ function remoteKeySource(url: string, cooldownMs: number): KeySource {
       try {
         await fetchKeys();
       } catch (error) {
-        throw new TokenError(reasonFor(error), { cause: error });
+        throw new TokenError(reasonFor(error), { cause: jwksFetchFailure(url, error) });
       }
     },
   };
+}
+
+/** Causes of a failed fetch followed at most this deep: fetch's own chain is two or three long. */
+const MAX_CAUSES = 5;
+
+/**
+ * A failed fetch of the JWKS as an error safe to log: the address with its query values blanked
+ * (JWT_JWKS_URL may carry an API key), then what went wrong, each message of the chain cleared of
+ * the URL's secrets. The original error is not kept as the cause: its chain, stack and fields are
+ * what a logger prints, and what they quote is up to jose and Node's fetch.
+ */
+function jwksFetchFailure(url: string, error: unknown): Error {
+  const problems: string[] = [];
+  let cause = error;
+  while (cause instanceof Error && problems.length < MAX_CAUSES) {
+    // JSON.parse quotes the answer's body, which may echo the request (an error page showing its URL).
+    if (cause instanceof SyntaxError) break;
+    problems.push(cause.message);
+    cause = cause.cause;
+  }
+  const problem = problems.length > 0 ? problems.join(': ') : 'unknown error';
+  return new Error(`cannot fetch the JWKS at ${redactQueryValues(url)}: ${redactUrlSecrets(problem, url)}`);
 }
 
 /** A JWKS member as a public key, checked as JWT_PUBLIC_KEY is checked. */
