@@ -3,7 +3,7 @@
 import type { JWTPayload } from 'jose';
 import { parseUntrustedJsonExactly } from '../exact-json.ts';
 import { isSupportedAlgorithm, type JwsAlgorithm } from './algorithms.ts';
-import { TOKEN_ERROR_REASONS as REASONS, TokenError } from './token-error.ts';
+import { TOKEN_ERROR_REASONS as REASONS, TokenError, quotedForLog, tokenErrorWith } from './token-error.ts';
 
 export interface JwsHeader {
   readonly alg: string;
@@ -38,7 +38,9 @@ export function parseCompactJws(token: string, maxChars: number): CompactJws {
   const header = decodeJsonObject(headerPart, JSON.parse);
   if (typeof header.alg !== 'string') throw new TokenError(REASONS.malformed);
   if (header.crit !== undefined || header.b64 !== undefined) throw new TokenError(REASONS.malformed);
-  if (!isSupportedAlgorithm(header.alg)) throw new TokenError(REASONS.algorithmNotAccepted);
+  if (!isSupportedAlgorithm(header.alg)) {
+    throw tokenErrorWith(REASONS.algorithmNotAccepted, `alg ${quotedForLog(header.alg)} is not one pg-relay supports`);
+  }
   // Claims are compared with row data by exact value: a number a double would change (an account
   // id of 17 digits) keeps its text, or two accounts would read as one.
   const payload = decodeJsonObject(payloadPart, parseUntrustedJsonExactly) as JWTPayload;

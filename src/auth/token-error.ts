@@ -36,3 +36,26 @@ export class TokenError extends Error {
 export function refusalReason(error: unknown): string {
   return error instanceof TokenError ? error.reason : 'invalid token';
 }
+
+/**
+ * The details of a refusal for the operator's log, never for the client: the message of a
+ * TokenError's cause (a JWKS key refused for its size, an `alg` outside JWT_ALGORITHMS, how far
+ * ahead `nbf` is), or undefined. Those messages are written by the relay from the token's decoded
+ * header and claims, from the keys, or by JSON.parse reading a decoded part: none quotes the
+ * compact token. Any other error is a bug, named by its type only, since its message could quote anything.
+ */
+export function refusalCause(error: unknown): string | undefined {
+  if (!(error instanceof TokenError)) return error instanceof Error ? `unexpected ${error.name} (not a TokenError)` : undefined;
+  return error.cause instanceof Error ? error.cause.message : undefined;
+}
+
+/** A claim or header value as a cause quotes it: JSON, cut short (a client chooses its length). */
+export function quotedForLog(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
+}
+
+/** A TokenError whose `detail` goes to the log as its cause (see refusalCause). */
+export function tokenErrorWith(reason: TokenErrorReason, detail: string): TokenError {
+  return new TokenError(reason, { cause: new Error(detail) });
+}

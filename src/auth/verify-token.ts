@@ -8,7 +8,7 @@ import { JWK_SHAPE_BY_ALGORITHM, type JwkShape, type JwsAlgorithm } from './algo
 import { verifyJwsSignature, type VerificationKeyMaterial } from './jws-signature.ts';
 import { checkVerificationKey, type PublicKeyResult } from './public-key.ts';
 import { parseCompactJws, type JwsHeader } from './compact-jws.ts';
-import { TOKEN_ERROR_REASONS as REASONS, TokenError, type TokenErrorReason } from './token-error.ts';
+import { TOKEN_ERROR_REASONS as REASONS, TokenError, quotedForLog, tokenErrorWith, type TokenErrorReason } from './token-error.ts';
 
 /** What the relay knows about a subscriber once its token checks out. */
 export interface VerifiedToken {
@@ -53,7 +53,9 @@ export function createTokenVerifier(auth: KeyedAuthConfig, rules: TokenClaimsCon
 
   function verifyNow(token: string): VerifiedToken | null {
     const jws = parseCompactJws(token, MAX_TOKEN_CHARS);
-    if (!accepted.has(jws.alg)) throw new TokenError(REASONS.algorithmNotAccepted);
+    if (!accepted.has(jws.alg)) {
+      throw tokenErrorWith(REASONS.algorithmNotAccepted, `alg ${jws.alg}; accepted here: ${auth.algorithms.join(', ')}`);
+    }
     const candidates = keys.keysFor(jws.header, jws.alg);
     if (candidates === null) return null;
     // More than one only for a JWKS token without `kid` (both keys of a rotation, say): any one
@@ -74,7 +76,7 @@ export function createTokenVerifier(auth: KeyedAuthConfig, rules: TokenClaimsCon
       if (verified) return verified;
       await keys.fetch();
       const afterFetch = verifyNow(token);
-      if (!afterFetch) throw new TokenError(REASONS.unknownKey);
+      if (!afterFetch) throw tokenErrorWith(REASONS.unknownKey, 'the JWKS, fetched just now, has no key for its kid and alg');
       return afterFetch;
     },
   };
@@ -182,7 +184,11 @@ function remoteKeySource(url: string, cooldownMs: number): KeySource {
       return usable;
     },
     async fetch() {
-      if (!fetchAllowed()) throw new TokenError(remote.jwks() ? REASONS.unknownKey : REASONS.keysUnavailable);
+      if (!fetchAllowed()) {
+        throw remote.jwks()
+          ? tokenErrorWith(REASONS.unknownKey, 'the JWKS has no key for its kid and alg, and was fetched within JWT_JWKS_COOLDOWN')
+          : tokenErrorWith(REASONS.keysUnavailable, 'the JWKS could not be fetched, and is tried again once JWT_JWKS_COOLDOWN has passed');
+      }
       try {
         await fetchKeys();
       } catch (error) {
@@ -249,27 +255,41 @@ const TIME_CLAIMS = ['exp', 'nbf', 'iat'] as const;
 function checkClaims(payload: JWTPayload, rules: TokenClaimsConfig, nowSeconds: number): void {
   for (const claim of TIME_CLAIMS) {
     if (payload[claim] !== undefined && (typeof payload[claim] !== 'number' || !Number.isFinite(payload[claim]))) {
-      throw new TokenError(REASONS.invalidClaims);
+      throw tokenErrorWith(REASONS.invalidClaims, `${claim} is not a finite number`);
     }
   }
-  if (rules.issuer !== undefined && payload.iss !== rules.issuer) throw new TokenError(REASONS.issuerMismatch);
+  if (rules.issuer !== undefined && payload.iss !== rules.issuer) {
+    throw tokenErrorWith(REASONS.issuerMismatch, `iss ${quotedForLog(payload.iss)}; JWT_ISSUER is ${quotedForLog(rules.issuer)}`);
+  }
   if (rules.audience !== undefined) {
     const audiences = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
-    if (!audiences.some((audience) => rules.audience!.includes(audience))) throw new TokenError(REASONS.audienceMismatch);
+    if (!audiences.some((audience) => rules.audience!.includes(audience))) {
+      throw tokenErrorWith(REASONS.audienceMismatch, `aud ${quotedForLog(payload.aud)}; JWT_AUDIENCE is ${quotedForLog(rules.audience.join(','))}`);
+    }
   }
-  if (payload.nbf !== undefined && payload.nbf > nowSeconds) throw new TokenError(REASONS.notYetValid);
+  // How far off, in seconds: the operator's first question is whether a clock is wrong.
+  if (payload.nbf !== undefined && payload.nbf > nowSeconds) {
+    throw tokenErrorWith(REASONS.notYetValid, `nbf is ${payload.nbf - nowSeconds} s ahead of this relay's clock`);
+  }
   // A token issued in the future was made on a broken clock or forged to outlive its issuer's
   // intent; a minute of leeway keeps an issuer whose clock runs a little ahead working.
-  if (payload.iat !== undefined && payload.iat > nowSeconds + MAX_IAT_SKEW_SECONDS) throw new TokenError(REASONS.notYetValid);
-  if (payload.exp !== undefined && payload.exp <= nowSeconds) throw new TokenError(REASONS.expired);
+  if (payload.iat !== undefined && payload.iat > nowSeconds + MAX_IAT_SKEW_SECONDS) {
+    const ahead = payload.iat - nowSeconds;
+    throw tokenErrorWith(REASONS.notYetValid, `iat is ${ahead} s ahead of this relay's clock (${MAX_IAT_SKEW_SECONDS} s allowed)`);
+  }
+  if (payload.exp !== undefined && payload.exp <= nowSeconds) {
+    throw tokenErrorWith(REASONS.expired, `exp passed ${nowSeconds - payload.exp} s ago by this relay's clock`);
+  }
 }
 
 function identityOf(payload: JWTPayload, roleClaim: string): VerifiedToken {
   const role = readClaim(payload, roleClaim);
-  if (typeof role !== 'string' || role === '') throw new TokenError(REASONS.missingRole);
+  if (typeof role !== 'string' || role === '') {
+    throw tokenErrorWith(REASONS.missingRole, `no non-empty string at JWT_ROLE_CLAIM ${quotedForLog(roleClaim)}`);
+  }
   const { sub, exp } = payload;
   // jose checks `exp` is a number when present, but leaves `sub` unchecked.
-  if (sub !== undefined && typeof sub !== 'string') throw new TokenError(REASONS.invalidClaims);
+  if (sub !== undefined && typeof sub !== 'string') throw tokenErrorWith(REASONS.invalidClaims, 'sub is not a string');
   return { claims: payload, role, sub: sub ?? null, exp: exp ?? null };
 }
 

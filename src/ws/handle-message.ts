@@ -1,7 +1,7 @@
 // One client frame in, replies out. Pure protocol logic over the hub and a token verifier; the
 // socket is reached only through the session.
 
-import { refusalReason } from '../auth/token-error.ts';
+import { refusalCause, refusalReason } from '../auth/token-error.ts';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import { parseClientMessage, type MessageRef } from '../protocol/client-messages.ts';
 import {
@@ -83,7 +83,7 @@ export async function handleClientMessage(context: MessageContext, session: Sess
         session.socket.logger().debug({ role: identity.role, sub: identity.sub }, 'auth: claims replaced');
       } catch (error) {
         const reason = refusalReason(error);
-        session.socket.logger().info({ reason }, 'auth: refreshed token refused');
+        session.socket.logger().info({ reason, cause: refusalCause(error) }, 'auth: refreshed token refused');
         session.socket.sendError({ code: 'bad_request', message: `token refused: ${reason}`, ref: message.ref });
       }
       return;

@@ -3,7 +3,7 @@
 
 import type { HttpResponse, TemplatedApp, us_listen_socket, WebSocket } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import { refusalReason } from '../auth/token-error.ts';
+import { refusalCause, refusalReason } from '../auth/token-error.ts';
 import { normalizeOrigin, type Limits } from '../config-limits.ts';
 import type { TokenVerifier, VerifiedToken } from '../auth/verify-token.ts';
 import { extractToken } from '../auth/extract-token.ts';
@@ -120,12 +120,13 @@ export function createWsServer(options: WsServerOptions): WsServer {
       const extensions = req.getHeader('sec-websocket-extensions');
       // For the log only; the logger's url serializer blanks the access_token parameter.
       const url = query === '' ? req.getUrl() : `${req.getUrl()}?${query}`;
-      const refuseWithStatus = (status: string, body: Record<string, string>): void => {
+      // `cause`, the details behind a token's refusal, is for the log only (see refusalCause).
+      const refuseWithStatus = (status: string, body: Record<string, string>, cause?: string): void => {
         metrics.connectionsRejected.inc();
-        logger.info({ reason: body.reason, url }, 'upgrade refused');
+        logger.info({ reason: body.reason, cause, url }, 'upgrade refused');
         refuseWith(res, status, body);
       };
-      const refuseFor = (reason: string): void => refuseWithStatus('401 Unauthorized', { error: 'unauthorized', reason });
+      const refuseFor = (reason: string, cause?: string): void => refuseWithStatus('401 Unauthorized', { error: 'unauthorized', reason }, cause);
       const origin = req.getHeader('origin');
       // Browsers always send Origin on a WebSocket upgrade and let any page open one: without this
       // check, a page on any site could use a token it got hold of. Other clients send none.
@@ -162,7 +163,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
         };
         res.upgrade(data, key, protocol, extensions, context);
       };
-      const refuse = (error: unknown): void => refuseFor(refusalReason(error));
+      const refuse = (error: unknown): void => refuseFor(refusalReason(error), refusalCause(error));
       // Verified synchronously and upgraded inside this callback, whenever the key is at hand.
       // This uWebSockets.js build mishandles res.cork(() => res.upgrade()) after an await: now
       // and then (when the socket is reallocated at the same address) it closes the new

@@ -5,7 +5,7 @@ import { CompactSign, SignJWT, exportJWK, type JWK } from 'jose';
 import t, { type Test } from 'tap';
 import { verifyJwsSignature } from '../../src/auth/jws-signature.ts';
 import { createTokenVerifier, type TokenVerifier } from '../../src/auth/verify-token.ts';
-import { TokenError } from '../../src/auth/token-error.ts';
+import { TokenError, refusalCause } from '../../src/auth/token-error.ts';
 import { loadConfig, type KeyedAuthConfig } from '../../src/config.ts';
 import {
   TEST_SECRET,
@@ -43,16 +43,23 @@ function verifierFor(env: Record<string, string>, rules: { issuer?: string; audi
   return createTokenVerifier(authFrom(env), { roleClaim: 'role', ...rules });
 }
 
-// The reason a token is refused, checking on the way that the refusal never quotes the token.
+// The reason a token is refused, checking on the way that neither the refusal nor its cause for
+// the log quotes the token.
 async function refusal(verifier: TokenVerifier, token: string): Promise<string> {
+  return (await refusalWithCause(verifier, token)).reason;
+}
+
+async function refusalWithCause(verifier: TokenVerifier, token: string): Promise<{ reason: string; cause?: string }> {
   try {
     await verifier.verify(token);
   } catch (error) {
     if (!(error instanceof TokenError)) throw error;
     if (token.length > 10 && error.message.includes(token)) throw new Error('the message quotes the token');
-    return error.reason;
+    const cause = refusalCause(error);
+    if (token.length > 10 && cause?.includes(token)) throw new Error('the cause quotes the token');
+    return { reason: error.reason, ...(cause !== undefined && { cause }) };
   }
-  return 'accepted';
+  return { reason: 'accepted' };
 }
 
 const claims = { role: 'driver', sub: 'd-42' };
@@ -289,4 +296,25 @@ t.test('a token without kid tries at most 4 keys of a JWKS', async (t) => {
   t.equal(await refusal(four, await signed(3)), 'accepted', 'four P-256 keys: the fourth signed it');
   t.equal(await refusal(five, await signed(4)), 'unknown signing key', 'five P-256 keys: not tried');
   t.equal(await refusal(five, await signed(4, 'k4')), 'accepted', 'five P-256 keys: a token with kid is fine');
+});
+
+t.test("a refusal's cause tells the operator what was wrong, from the header, claims and settings", async (t) => {
+  const now = nowSeconds();
+  const verifier = verifierFor({ JWT_SECRET: 'k'.repeat(32) }, { issuer: 'https://idp.example', audience: ['relay'] });
+  const good = { ...claims, iss: 'https://idp.example', aud: 'relay' };
+  const hmac = (payload: Record<string, unknown>, alg: 'HS256' | 'HS512' = 'HS256') => signHmacToken('k'.repeat(32), payload, alg);
+  const cases: Array<[string, Promise<string> | string, string, RegExp]> = [
+    ['alg none', unsecuredToken(good), 'algorithm not accepted', /^alg "none" is not one pg-relay supports$/],
+    ['HS512 with a 32-byte secret', hmac(good, 'HS512'), 'algorithm not accepted', /^alg HS512; accepted here: HS256$/],
+    ['nbf two minutes ahead', hmac({ ...good, nbf: now + 120 }), 'token not yet valid', /^nbf is 1(19|20) s ahead of this relay's clock$/],
+    ['iat ten minutes ahead', hmac({ ...good, iat: now + 600 }), 'token not yet valid', /^iat is (599|600) s ahead of this relay's clock \(60 s allowed\)$/],
+    ['exp a minute ago', hmac({ ...good, exp: now - 60 }), 'token expired', /^exp passed (60|61) s ago by this relay's clock$/],
+    ['another issuer', hmac({ ...good, iss: 'https://other.example' }), 'issuer mismatch', /^iss "https:\/\/other\.example"; JWT_ISSUER is "https:\/\/idp\.example"$/],
+    ['another audience', hmac({ ...good, aud: ['a', 'b'] }), 'audience mismatch', /^aud \["a","b"\]; JWT_AUDIENCE is "relay"$/],
+    ['a long issuer, cut short', hmac({ ...good, iss: 'x'.repeat(500) }), 'issuer mismatch', /^iss "x{39}\.\.\.; /],
+    ['no role', hmac({ ...good, role: 7 }), 'missing role claim', /^no non-empty string at JWT_ROLE_CLAIM "role"$/],
+  ];
+  for (const [name, token, reason, cause] of cases) {
+    t.match(await refusalWithCause(verifier, await token), { reason, cause }, name);
+  }
 });

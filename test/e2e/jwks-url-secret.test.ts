@@ -59,7 +59,9 @@ for (const [name, fail, said] of FAILURES) {
     const refusal = await upgradeRefusal(`${relay.wsUrl}?access_token=${token}`);
     t.match(refusal, { status: 401, body: { error: 'unauthorized', reason: 'signing keys unavailable' } }, 'the client is told the keys are unavailable');
     t.equal(jwks.requests.length, 2, 'the token made the relay fetch again');
-    await logs.waitFor((line) => line.msg === 'upgrade refused', { after: mark, what: 'the refused upgrade' });
+    const refused = await logs.waitFor((line) => line.msg === 'upgrade refused', { after: mark, what: 'the refused upgrade' });
+    t.match(refused.cause, `cannot fetch the JWKS at ${jwks.redacted}: `, 'the refusal logs its cause: the address, its query values blanked');
+    t.match(refused.cause, said, 'and what failed');
 
     t.notOk(JSON.stringify(refusal).includes(API_KEY), 'the 401 does not hold the API key');
     const text = relay.logLines.map((line) => JSON.stringify(line)).join('\n');

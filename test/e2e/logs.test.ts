@@ -1,11 +1,15 @@
 // README, operations: logs never hold a token, wherever a client puts one (the URL, an auth frame,
 // a malformed frame), and every line about a connection carries that connection's id. The relay
 // logs at debug level into a sink that the test reads line by line.
+import { createPublicKey, sign as cryptoSign } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SignJWT, type JWK } from 'jose';
 import t from 'tap';
 import { nextFrame } from '../helpers/frames.ts';
 import { watchLogLines, type LogLine } from '../helpers/log-lines.ts';
-import { startTestRelay } from '../helpers/relay.ts';
-import { nowSeconds } from '../helpers/tokens.ts';
+import { startTestRelay, TEST_SECRET } from '../helpers/relay.ts';
+import { generateTestKeyPair, nowSeconds, signByHand, signHmacToken } from '../helpers/tokens.ts';
 import { connectClient, rawUpgradeRefusal, upgradeRefusal, type TestClient } from '../helpers/ws-client.ts';
 
 /** Log messages about one connection: each must carry the connection's id. */
@@ -115,4 +119,51 @@ t.test('a token read from an oddly written query is blanked in the log, however 
   ] as const) {
     t.notOk(text.includes(secret), `no log line holds ${what}`);
   }
+});
+
+t.test('a refusal logs its cause with its reason (a refused JWKS key, an alg, a clock), and never the token', async (t) => {
+  const small = generateTestKeyPair('rsa-1024');
+  const ec = generateTestKeyPair('ec-p256');
+  const jwk = (key: typeof ec, extra: JWK): JWK => ({ ...(createPublicKey(key.privateKey).export({ format: 'jwk' }) as JWK), ...extra });
+  const keys = [jwk(small, { kid: 'small', alg: 'RS256' }), jwk(ec, { kid: 'ec', alg: 'ES256' })];
+  const server = createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys })));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+  const relay = await startTestRelay(t, { JWT_SECRET: undefined as unknown as string, JWT_JWKS_URL: jwksUrl });
+  const logs = watchLogLines(relay.logLines);
+  const claims = { role: 'admin', sub: 'alice', exp: nowSeconds() + 600 };
+  const byEc = (extra: Record<string, unknown> = {}) =>
+    new SignJWT({ ...claims, ...extra }).setProtectedHeader({ alg: 'ES256', kid: 'ec' }).sign(ec.privateKey);
+
+  // jose will not sign with a 1024-bit key: signed by hand.
+  const bySmallKey = signByHand({ alg: 'RS256', kid: 'small' }, claims, (input) => cryptoSign('sha256', input, small.privateKey));
+  const byHmac = await signHmacToken(TEST_SECRET, claims);
+  const refusals: Array<[what: string, token: string, reason: string, cause: RegExp]> = [
+    ['a token whose JWKS key is a 1024-bit RSA key', bySmallKey, 'unknown signing key', /is a 1024-bit RSA key; at least 2048 bits are needed/],
+    ['an HS256 token, with keys from a JWKS', byHmac, 'algorithm not accepted', /^alg HS256; accepted here: RS256, /],
+  ];
+  for (const [what, token, reason, cause] of refusals) {
+    const mark = logs.mark();
+    t.match(await upgradeRefusal(`${relay.wsUrl}?access_token=${token}`), { status: 401, body: { reason } }, `${what}: 401 ${reason}`);
+    const line = await logs.waitFor((logged) => logged.msg === 'upgrade refused', { after: mark, what: `the refusal of ${what}` });
+    t.equal(line.reason, reason, `${what}: the log has the reason`);
+    t.match(line.cause, cause, `${what}: and the cause (${String(line.cause)})`);
+  }
+
+  const client = await connectClient(`${relay.wsUrl}?access_token=${await byEc()}`);
+  t.teardown(() => client.close());
+  const early = await byEc({ nbf: nowSeconds() + 300 });
+  const mark = logs.mark();
+  client.send({ type: 'auth', token: early, ref: 'early' });
+  const reply = await nextFrame(client, 'the refused auth');
+  t.match(reply, { type: 'error', code: 'bad_request', message: 'token refused: token not yet valid', ref: 'early' }, 'the client has the reason only');
+  const line = await logs.waitFor((logged) => logged.msg === 'auth: refreshed token refused', { after: mark, what: 'the refused auth' });
+  t.match(line, { reason: 'token not yet valid', cause: /^nbf is 3\d\d s ahead of this relay's clock$/ }, 'a refused auth logs how far ahead nbf is');
+
+  const text = relay.logLines.map((logged) => JSON.stringify(logged)).join('\n');
+  for (const [what, token] of [['the 1024-bit key\'s token', bySmallKey], ['the HS256 token', byHmac], ['the early token', early]] as const) {
+    t.notOk(text.includes(token) || text.includes(token.split('.')[2]!), `no log line holds ${what} or its signature`);
+  }
+  t.notMatch(text, /eyJ[A-Za-z0-9_-]{4,}/, 'nor any part of a JWT');
 });
