@@ -25,8 +25,8 @@ export interface RelayMetrics {
   readonly eventsReceived: Counter;
   /** Event frames sent to clients: one per client reached (live, held during a replay, or replayed). */
   readonly eventsDelivered: Counter;
-  /** Upgrades refused: 401 (token), 403 (origin), 503 (connection limit, starting). */
-  readonly connectionsRejected: Counter;
+  /** Upgrades refused, by HTTP `status`: 401 (token), 403 (origin), 503 (connection limit, starting). */
+  readonly connectionsRejected: Counter<'status'>;
   /** Error frames sent to clients, by their `code`. */
   readonly errors: Counter<'code'>;
   /** Commit to send of live events (not replays, whose age is the client's choice). */
@@ -47,6 +47,9 @@ const LAG_BUCKETS_SECONDS = [
   0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25,
   0.5, 1, 2.5, 5, 10, 30, 60,
 ];
+
+/** The statuses an upgrade is refused with, exported at 0 from the start like the error codes. */
+const REFUSAL_STATUSES = ['401', '403', '503'] as const;
 
 /** A registry with the relay's instruments and Node's default process metrics. */
 export function createMetrics(sources: MetricSources): RelayMetrics {
@@ -97,6 +100,15 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
   // Every code is exported from the start, so a rate() over one that never happened is 0, not absent.
   for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) errors.inc({ code }, 0);
 
+  // By status, so that an alert tells a flood of bad tokens (401) from a full relay (503).
+  const connectionsRejected = new Counter({
+    name: 'relay_connections_rejected_total',
+    help: 'WebSocket upgrades refused, by HTTP status: 401 (missing or invalid token), 403 (origin not allowed), 503 (relay unavailable: too many connections, or starting).',
+    labelNames: ['status'] as const,
+    registers,
+  });
+  for (const status of REFUSAL_STATUSES) connectionsRejected.inc({ status }, 0);
+
   return {
     registry,
     eventsReceived: new Counter({
@@ -109,11 +121,7 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
       help: 'Event frames sent to clients, one per client reached (live, held during a replay, or replayed).',
       registers,
     }),
-    connectionsRejected: new Counter({
-      name: 'relay_connections_rejected_total',
-      help: 'WebSocket upgrades refused: 401 (token), 403 (origin), 503 (connection limit, starting).',
-      registers,
-    }),
+    connectionsRejected,
     errors,
     deliveryLag: new Histogram({
       name: 'relay_delivery_lag_seconds',

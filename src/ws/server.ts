@@ -122,7 +122,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
       const url = query === '' ? req.getUrl() : `${req.getUrl()}?${query}`;
       // `cause`, the details behind a token's refusal, is for the log only (see refusalCause).
       const refuseWithStatus = (status: string, body: Record<string, string>, cause?: string): void => {
-        metrics.connectionsRejected.inc();
+        // '401 Unauthorized' counts as status="401".
+        metrics.connectionsRejected.inc({ status: status.slice(0, 3) });
         logger.info({ reason: body.reason, cause, url }, 'upgrade refused');
         refuseWith(res, status, body);
       };

@@ -92,7 +92,7 @@ t.test('GET /metrics: the contract series, process metrics, and counts that matc
   t.match(await subscribe(prober, 'no-such-topic'), { type: 'error', code: 'unknown_topic' });
   t.strictSame(await framesBeforePong(prober), [], 'nothing else was sent');
   now = (await scrape(relay)).samples;
-  t.equal(now.get('relay_connections_rejected_total'), 2, 'relay_connections_rejected_total: 2');
+  t.equal(now.get('relay_connections_rejected_total{status="401"}'), 2, 'relay_connections_rejected_total{status="401"}: 2');
   t.equal(now.get('relay_errors_total{code="bad_request"}'), 1, 'relay_errors_total{code="bad_request"}: 1');
   t.equal(now.get('relay_errors_total{code="unknown_topic"}'), 1, 'relay_errors_total{code="unknown_topic"}: 1');
 
@@ -109,6 +109,28 @@ t.test('GET /metrics: the contract series, process metrics, and counts that matc
   now = (await scrape(relay)).samples;
   t.equal(now.get('relay_listener_reconnects_total'), 1, 'relay_listener_reconnects_total: 1');
   t.equal(now.get('relay_listening'), 1, 'relay_listening: 1 again');
+});
+
+t.test('refused upgrades are counted by status, so that a flood of bad tokens and a full relay tell apart', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_ALLOWED_ORIGINS: 'https://app.example', RELAY_MAX_CONNECTIONS: '1' });
+  const before = await scrape(relay);
+  t.match(before.text, /^# HELP relay_connections_rejected_total .*401 .*403 .*503 /m, 'the help text names each status');
+  for (const status of ['401', '403', '503']) {
+    t.equal(before.samples.get(`relay_connections_rejected_total{status="${status}"}`), 0, `status="${status}" is exported from the start, at 0`);
+  }
+
+  t.equal((await upgradeRefusal(relay.wsUrl)).status, 401, 'no token: 401');
+  t.equal((await upgradeRefusal(`${relay.wsUrl}?access_token=not-a-jwt`)).status, 401, 'a malformed token: 401');
+  const token = await relay.token({ role: 'admin', sub: 'a1' });
+  t.equal((await upgradeRefusal(`${relay.wsUrl}?access_token=${token}`, { origin: 'https://evil.example' })).status, 403, 'another origin: 403');
+  await relay.connect({ role: 'admin', sub: 'a1' });
+  t.equal((await upgradeRefusal(`${relay.wsUrl}?access_token=${token}`)).status, 503, 'past RELAY_MAX_CONNECTIONS: 503');
+
+  const { samples } = await scrape(relay);
+  t.equal(samples.get('relay_connections_rejected_total{status="401"}'), 2, 'status="401": the two bad tokens');
+  t.equal(samples.get('relay_connections_rejected_total{status="403"}'), 1, 'status="403": the foreign origin');
+  t.equal(samples.get('relay_connections_rejected_total{status="503"}'), 1, 'status="503": the full relay');
+  t.notOk(samples.has('relay_connections_rejected_total'), 'no series without a status');
 });
 
 t.test('two relays in one process keep separate registries', async (t) => {
