@@ -42,7 +42,7 @@ const SCENARIOS = {
   fanout: {
     systems: ['pg-relay', 'socket.io', 'postgraphile', 'uws-raw'],
     run: async (context: ScenarioContext, flags: RunFlags, run: BenchRun) => {
-      const options = flags.quick ? { ...FANOUT_DEFAULTS, hospitals: 10, admins: 10, rates: [250, 1000], stepMs: 2000, drainMs: 500 } : FANOUT_DEFAULTS;
+      const options = flags.quick ? { ...FANOUT_DEFAULTS, hospitals: 10, admins: 10, rates: [250, 1000], stepMs: 2000, drainMs: 500, drainMinShare: 0 } : FANOUT_DEFAULTS;
       run.fanout = await runFanout(context, flags.rates ? { ...options, rates: flags.rates, thenMax: false } : options);
     },
   },
