@@ -1,4 +1,5 @@
-// The relay's two reads of the log (live: relay.read_log_commits; replay: relay.read_log_page) cost
+// The relay's two reads of the log (live: relay.read_log_commits; replay: relay.read_log_page, in
+// the forms with a byte budget that the relay calls, sql/read-log-*.sql) cost
 // about as many event rows as they return, wherever the cursor is: in the middle of a commit of
 // 20,000 events, before it, on a log that was never analyzed, with a topic filter. A read that
 // sorted or scanned the rest of the log instead made each page of a replay cost the whole backlog. The same
@@ -11,6 +12,8 @@ import { createTestDatabase } from '../helpers/database.ts';
 
 const BIG_COMMIT = 20_000;
 const PAGE = 100;
+/** The reads' byte budget, set past these small events: the pages here are cut by count. */
+const NO_BYTE_CUT = 1024 * 1024 * 1024;
 
 /**
  * Event rows a read of `page` events may go through: the page, as many events of another topic
@@ -121,8 +124,8 @@ function innerPlan(plans: PlanNode[]): PlanNode {
 
 t.test('a replay page from the middle of a commit of 20,000 events reads about a page of events', { skip }, async (t) => {
   const { rows, plans } = await withPlans<{ id: string; topic: string }>(
-    `select id, topic from relay.read_log_page($1, $2, $3, $4, 'ticks', $5)`,
-    [big.pos, middleId, end.pos, end.last_id, PAGE],
+    `select id, topic from relay.read_log_page($1, $2, $3, $4, 'ticks', $5, $6)`,
+    [big.pos, middleId, end.pos, end.last_id, PAGE, NO_BYTE_CUT],
   );
   t.equal(rows.length, PAGE, 'a full page');
   t.ok(
@@ -138,12 +141,13 @@ t.test('a replay page from the middle of a commit of 20,000 events reads about a
 });
 
 t.test('a replay page across commits reads about a page of events', { skip }, async (t) => {
-  const { rows, plans } = await withPlans<{ id: string }>(`select id from relay.read_log_page($1, $2, $3, $4, null, $5)`, [
+  const { rows, plans } = await withPlans<{ id: string }>(`select id from relay.read_log_page($1, $2, $3, $4, null, $5, $6)`, [
     big.pos,
     big.last_id,
     end.pos,
     end.last_id,
     10,
+    NO_BYTE_CUT,
   ]);
   t.equal(rows.length, 10, 'the next ten commits, one event each');
   const read = eventRowsRead(innerPlan(plans));
@@ -151,9 +155,10 @@ t.test('a replay page across commits reads about a page of events', { skip }, as
 });
 
 t.test('the live read from before a commit of 20,000 events reads about a page of events', { skip }, async (t) => {
-  const { rows, plans } = await withPlans<{ pos: string; id: string }>(`select pos, id from relay.read_log_commits($1, $2, false)`, [
+  const { rows, plans } = await withPlans<{ pos: string; id: string }>(`select pos, id from relay.read_log_commits($1, $2, false, $3)`, [
     Number(big.pos) - 1,
     PAGE,
+    NO_BYTE_CUT,
   ]);
   t.equal(rows.length, PAGE, 'a full page, cut inside the big commit');
   t.ok(rows.every((row) => row.pos === big.pos), 'all of the big commit');
