@@ -81,8 +81,10 @@ export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent | n
  * - Committers draw positions without waiting for each other, so a position can become visible
  *   before a lower one. The stream delivers a position only after every lower one: it stops at a
  *   missing position and reads again, and if the position stays missing, waits for every
- *   committer that had drawn one to end; a position still missing then was rolled back, or left
- *   behind by a transaction that appended events after drawing it and drew again (see
+ *   committer that had drawn one to end (in turns of a second, reading again between them: a
+ *   lower position that commits meanwhile must not wait for a higher one left open); a position
+ *   still missing then was rolled back, or left behind by a transaction that appended events
+ *   after drawing it and drew again (see
  *   migrations/relay/1766000000000_positions-after-last-write.sql).
  * - A committer notifies only when a relay asked for it (each read arms the wake-up bell, see
  *   relay.read_log_commits), so a busy relay costs writers no NOTIFY. A committer that looked at
@@ -118,6 +120,8 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   let readWanted = false;
   let busy = false;
   let stopped = false;
+  /** Counts the turns of the current wait for committers that ended with one still open. */
+  let liveWaitTurns = betweenWaitTurns('live delivery');
   let timer: NodeJS.Timeout | undefined;
 
   function deliverOnce(logged: LoggedEvent): void {
@@ -206,8 +210,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       return { inMs: 0 };
     }
     if (Math.max(last.pos, settledThrough) >= drawnThrough) {
-      waitingSince = undefined;
-      recheckMs = FIRST_RECHECK_MS;
+      notWaiting();
       armNext = true;
       // Idle only after a read that armed the bell: the next commit will notify.
       return armed ? undefined : { inMs: 0 };
@@ -233,15 +236,26 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       return { inMs };
     }
     const settling = drawnThrough;
-    // A stop does not wait for a transaction left open after drawing its position early.
-    if (!(await eventLog.waitForCommitters(betweenWaitTurns('live delivery')))) return undefined;
+    if (!(await eventLog.waitForCommitters())) {
+      // One of them is still open after a turn: maybe one that drew its position early and stays
+      // open. Read again, for a lower position may have committed meanwhile, and must not wait
+      // for a higher one; and a stop gives up here.
+      liveWaitTurns();
+      return stopped ? undefined : { inMs: 0 };
+    }
     settledThrough = Math.max(settledThrough, settling);
     // Positions missing now are passed as rolled back; those retention deleted meanwhile were not.
     const prunedThrough = await eventLog.prunedThrough();
     if (prunedThrough > last.pos) options.onPrunedAhead?.(prunedThrough, last);
+    notWaiting();
+    return { inMs: 0 };
+  }
+
+  /** No drawn position is missing any more: the next one missing starts a wait of its own. */
+  function notWaiting(): void {
     waitingSince = undefined;
     recheckMs = FIRST_RECHECK_MS;
-    return { inMs: 0 };
+    liveWaitTurns = betweenWaitTurns('live delivery');
   }
 
   /** Between turns of a wait for committers: warns now and then, and gives up once stopped. */

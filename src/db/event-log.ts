@@ -79,11 +79,14 @@ export interface EventLog {
    */
   readCommits(afterPos: number, limit: ReadLimit, arm: boolean): Promise<CommitsRead>;
   /**
-   * Returns true once every transaction that had drawn a commit position when called has ended;
-   * false if `giveUp`, asked about once a second meanwhile, said to stop waiting.
+   * Waits one turn (at most a second): true once every transaction that had drawn a commit
+   * position when called has ended, false if one is still open at the end of the turn.
    */
-  waitForCommitters(giveUp?: () => boolean): Promise<boolean>;
-  /** The newest event ({0, 0} for an empty log) once every position drawn before the call has ended. */
+  waitForCommitters(): Promise<boolean>;
+  /**
+   * The newest event ({0, 0} for an empty log) once every position drawn before the call has
+   * ended; `giveUp`, asked after each turn of the wait, ends it early (a relay stopping).
+   */
   head(giveUp?: () => boolean): Promise<LogHead>;
   /** One batch of retention; returns how many commits it deleted. */
   prune(retentionMs: number, batchSize: number): Promise<number>;
@@ -130,7 +133,8 @@ function loggedEvents(rows: readonly PageRow[]): LoggedEvent[] {
 
 /**
  * How long one turn of waiting for committers lasts: a transaction that drew its position early and
- * stays open holds the wait up for as long, and a stopping relay must not wait for it.
+ * stays open holds the wait up for as long, and between turns a stopping relay gives up and live
+ * delivery reads the log again.
  */
 const WAIT_TURN_MS = 1000;
 
@@ -164,13 +168,9 @@ export function createEventLog(pool: pg.Pool): EventLog {
   // and its events parse their bodies once for all of them.
   const sharedPages = createSharedReads<LogPage>();
 
-  /** Waits in turns of WAIT_TURN_MS; gives up (false) when `giveUp` says so between them. */
-  async function waitForCommitters(giveUp: () => boolean = () => false): Promise<boolean> {
-    for (;;) {
-      const { rows } = await pool.query<{ all_ended: boolean }>(queries.waitForCommitters, [WAIT_TURN_MS]);
-      if (rows[0]?.all_ended) return true;
-      if (giveUp()) return false;
-    }
+  async function waitForCommitters(): Promise<boolean> {
+    const { rows } = await pool.query<{ all_ended: boolean }>(queries.waitForCommitters, [WAIT_TURN_MS]);
+    return rows[0]?.all_ended === true;
   }
 
   return {
@@ -202,7 +202,9 @@ export function createEventLog(pool: pg.Pool): EventLog {
       // transaction that has ended, so none at or below it can appear later.
       const drawn = await pool.query<{ drawn: string }>(queries.drawn);
       const settledThrough = Number(drawn.rows[0]?.drawn ?? 0);
-      await waitForCommitters(giveUp);
+      while (!(await waitForCommitters())) {
+        if (giveUp?.()) break;
+      }
       const { rows } = await pool.query<{ pos: string; id: string }>(queries.head, [settledThrough]);
       const row = rows[0];
       return { position: { pos: Number(row?.pos ?? 0), id: Number(row?.id ?? 0) }, settledThrough };

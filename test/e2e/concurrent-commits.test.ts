@@ -122,6 +122,21 @@ t.test('a committer that saw the bell disarmed and committed after the relay rea
   t.match(await admin.next((f) => f.type === 'event'), { data: { id: 'silent' } }, 'found without a notification');
 });
 
+t.test('a position committed while the relay waits for a later one left open is delivered without waiting for it', async (t) => {
+  const relay = await startTestRelay(t);
+  const admin = await adminOnOrders(relay);
+  const lower = await drawPositionEarly(relay.db.pool, t, 'lower');
+  const higher = await drawPositionEarly(relay.db.pool, t, 'higher, left open');
+  // Both are drawn and neither is visible: the relay waits for committers, both of them.
+  await relayWaitsForCommitters(relay.db.pool);
+  await lower.query('commit');
+  // The lower position holds back nothing of the higher one's: it goes out while that stays open.
+  const frame = await guarded(admin.next((f) => f.type === 'event'), 10_000, 'the lower position, with the higher one still open');
+  t.match(frame, { data: { id: 'lower' } });
+  await higher.query('commit');
+  t.match(await admin.next((f) => f.type === 'event'), { data: { id: 'higher, left open' } });
+});
+
 t.test('many writers committing side by side: every event once, in position order', async (t) => {
   const relay = await startTestRelay(t);
   const admin = await adminOnOrders(relay);
