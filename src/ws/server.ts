@@ -453,9 +453,9 @@ export function createWsServer(options: WsServerOptions): WsServer {
   return {
     start() {
       return new Promise((resolve, reject) => {
-        app.listen(options.host, options.port, (socket) => {
+        listenExclusively(app, options.host, options.port, (socket) => {
           if (!socket) {
-            reject(new Error(`cannot listen on ${options.host}:${options.port}`));
+            reject(new Error(`cannot listen on ${options.host}:${options.port} (is the port in use?)`));
             return;
           }
           listenSocket = socket;
@@ -500,4 +500,17 @@ function nowSeconds(): number {
 function refuseWith(res: HttpResponse, status: string, body: Record<string, string>): void {
   res.writeStatus(status).writeHeader('content-type', 'application/json');
   res.end(JSON.stringify(body));
+}
+
+/** uWebSockets.js's ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT (its types declare the option only for a port without a host). */
+const LISTEN_EXCLUSIVE_PORT = 1;
+
+/**
+ * Listens without SO_REUSEPORT, uWebSockets.js's default on Linux: with it, a second relay started
+ * on a port another one holds listens beside it, silently, and the kernel splits the connections
+ * between them. Now that second relay fails to start.
+ */
+function listenExclusively(app: TemplatedApp, host: string, port: number, onListen: (socket: us_listen_socket | false) => void): void {
+  const listen = app.listen as unknown as (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => TemplatedApp;
+  listen.call(app, host, port, LISTEN_EXCLUSIVE_PORT, onListen);
 }

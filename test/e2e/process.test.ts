@@ -145,6 +145,23 @@ t.test('with UWS_USE_FALLBACK=1 it refuses the JS fallback of uWebSockets.js and
   t.notMatch(output, /pg-relay is serving/, 'it never served');
 });
 
+t.test('a second relay started on a port the first one holds exits 1 instead of sharing it', async (t) => {
+  const db = await createTestDatabase(t);
+  const port = await findFreePort();
+  const env = { DATABASE_URL: db.url, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info' };
+  const first = runRelay(t, env);
+  await first.logLine((line) => line.msg === 'pg-relay is serving', 'the first relay serving');
+  // uWebSockets.js listens with SO_REUSEPORT by default: the second one listened beside the first,
+  // and the kernel gave it half the connections.
+  const second = runRelay(t, env);
+  t.strictSame(await second.exited(), { code: 1, signal: null }, 'the second exits 1');
+  t.match(second.stdout() + second.stderr(), /cannot listen on 127\.0\.0\.1:\d+ \(is the port in use\?\)/, 'and says why');
+  const health = await fetch(`http://127.0.0.1:${port}/health`);
+  t.equal(health.status, 200, 'the first one still serves');
+  first.child.kill('SIGTERM');
+  t.strictSame(await first.exited(), { code: 0, signal: null }, 'the first stops as usual');
+});
+
 t.test('started normally: /health is ok once serving, /ws delivers, SIGTERM exits 0', async (t) => {
   const db = await createTestDatabase(t);
   const port = await findFreePort();
