@@ -81,6 +81,17 @@ export function createRelay(config: Config, logger: Logger): Relay {
   }
 
   async function start(hooks: StartHooks = {}): Promise<RelayInfo> {
+    try {
+      return await startParts(hooks);
+    } catch (error) {
+      // Any step that meets a stop fails because of it (a query on the pool it ended, say): that
+      // is the shutdown, not a failed start, whichever await it fell on.
+      if (!(error instanceof StartAbortedError)) throwIfStopped(error);
+      throw error;
+    }
+  }
+
+  async function startParts(hooks: StartHooks): Promise<RelayInfo> {
     const uws = loadNativeUws();
     const { auth, devSecret } = resolveAuth(config);
     const url = await databaseUrl();
@@ -193,13 +204,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
     // Listening first: the stream's start waits until every transaction that drew a commit
     // position has ended, however long one that drew it early stays open. Meanwhile /health and
     // /metrics answer, so that an orchestrator does not take the relay for dead, and upgrades get 503.
-    try {
-      await events.start();
-    } catch (error) {
-      // A stop meanwhile ended the pool under the stream's last query.
-      throwIfStopped(error);
-      throw error;
-    }
+    await events.start();
     throwIfStopped();
     // From here on clients reach the hub: the stream has its head, their live position.
     startingReason = undefined;

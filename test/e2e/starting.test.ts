@@ -9,6 +9,7 @@ import { drawPositionEarly, relayWaitsForCommitters } from '../helpers/early-pos
 import { guarded } from '../helpers/guard.ts';
 import { launchTestRelay } from '../helpers/relay.ts';
 import { upgradeRefusal } from '../helpers/ws-client.ts';
+import { untilTrue } from '../helpers/backend-waits.ts';
 
 const ADMIN = { role: 'admin', sub: 'ops' };
 /** A guard only: a relay listens well within a second here. */
@@ -82,4 +83,34 @@ t.test('stopped while it waits to start: stops at once, its port closed, start()
     'nothing logged as an error',
   );
   await early.query('rollback');
+});
+
+t.test('stopped while it reads the log identity: start() rejects as aborted, not as a failed start', async (t) => {
+  // Any step of start() that meets the stop (here the pool, ended under its first query) must end
+  // as the shutdown it is: a plain error made the entry point log a fatal line and race an exit 1
+  // against the shutdown's exit 0.
+  const db = await createTestDatabase(t);
+  const locker = await db.pool.connect();
+  t.teardown(() => locker.release());
+  await locker.query('begin');
+  await locker.query('lock table relay.log_identity in access exclusive mode');
+  const relay = await launchTestRelay(t, {}, db);
+  const outcome = relay.serving.then(
+    () => 'served',
+    (error: unknown) => error,
+  );
+  await untilTrue(
+    db.pool,
+    `select exists (select from pg_stat_activity
+      where datname = current_database() and application_name = 'pg-relay' and wait_event_type = 'Lock'
+        and query like '%claim_log_identity%')`,
+  );
+  const stopped = relay.stop();
+  await locker.query('rollback');
+  await guarded(stopped, 5_000, 'the relay stopping while it reads the log identity');
+  t.match(await outcome, { code: 'ERR_RELAY_START_ABORTED' }, 'start() rejects as aborted by the stop');
+  t.notOk(
+    relay.logLines.some((line) => line.msg === 'pg-relay is listening; it serves once its live stream has started'),
+    'it never listened',
+  );
 });
