@@ -49,10 +49,17 @@ export function refusalCause(error: unknown): string | undefined {
   return error.cause instanceof Error ? error.cause.message : undefined;
 }
 
+/** How much of a claim or header value a cause quotes, in UTF-16 units. */
+const MAX_QUOTED_CHARS = 40;
+
 /** A claim or header value as a cause quotes it: JSON, cut short (a client chooses its length). */
 export function quotedForLog(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
-  return text.length > 40 ? `${text.slice(0, 40)}...` : text;
+  if (text.length <= MAX_QUOTED_CHARS) return text;
+  // Not between the two halves of a character outside the BMP (an emoji): half of one is no text,
+  // and the log would show it as U+FFFD.
+  const highSurrogateLast = /[\uD800-\uDBFF]/.test(text.charAt(MAX_QUOTED_CHARS - 1));
+  return `${text.slice(0, highSurrogateLast ? MAX_QUOTED_CHARS - 1 : MAX_QUOTED_CHARS)}...`;
 }
 
 /** A TokenError whose `detail` goes to the log as its cause (see refusalCause). */
