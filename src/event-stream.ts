@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { comparePositions, encodeCursor, type LogPosition } from './cursor.ts';
 import type { EventLog, LoggedEvent, LogIdentity, ReadLimit } from './db/event-log.ts';
 import type { RelayEvent } from './events.ts';
+import { nextReadLimit } from './read-budget.ts';
 import { busyRecheckMs } from './read-pacing.ts';
 
 export interface EventStreamOptions {
@@ -95,6 +96,8 @@ export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent | n
 export function createEventStream(options: EventStreamOptions): EventStream {
   const { logger, eventLog, deliver, identity } = options;
   const readLimit = options.readLimit ?? DEFAULT_READ_LIMIT;
+  /** The next read's limit: within readLimit, about as many events as fit (see read-budget.ts). */
+  let limit = readLimit;
   let last: LogPosition = { pos: 0, id: 0 };
   /** Whether `last` is the last event of its commit (always, except after a read the limit cut). */
   let lastEndsItsCommit = true;
@@ -186,14 +189,16 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   async function readStep(): Promise<{ inMs: number } | undefined> {
     if (!lastEndsItsCommit) {
       // A read the limit cut, maybe inside a commit: finish that commit first.
-      const rest = await eventLog.readPage(last, { pos: last.pos, id: Number.MAX_SAFE_INTEGER }, null, readLimit);
+      const rest = await eventLog.readPage(last, { pos: last.pos, id: Number.MAX_SAFE_INTEGER }, null, limit);
+      limit = nextReadLimit(readLimit, rest);
       for (const event of rest.events) deliverOnce(event);
       lastEndsItsCommit = !rest.cut;
       return { inMs: 0 };
     }
     const armed = armNext;
     armNext = false;
-    const read = await eventLog.readCommits(last.pos, readLimit, armed);
+    const read = await eventLog.readCommits(last.pos, limit, armed);
+    limit = nextReadLimit(readLimit, read);
     drawnThrough = Math.max(drawnThrough, read.drawnThrough);
     const before = last;
     let stoppedAtGap = false;

@@ -6,6 +6,7 @@ import type { EventLog, LoggedEvent, LogPage, ReadLimit } from './db/event-log.t
 import { relayEventOf } from './event-stream.ts';
 import type { RelayEvent } from './events.ts';
 import type { RelayMetrics } from './metrics.ts';
+import { nextReadLimit } from './read-budget.ts';
 import type { Session, SubscriptionHub } from './subscription-hub.ts';
 
 export interface ReplayContext {
@@ -51,12 +52,12 @@ export async function startReplay(
   const { eventLog, hub, metrics } = context;
   // A replay keeps its page while it waits for a client that reads slowly or not at all: pages are
   // cut to a byte budget too, or one paused client could hold 500 rows of any size.
-  const limit: ReadLimit = { events: context.pageSize ?? 500, bytes: context.maxPageBytes ?? 4 * 1024 * 1024 };
+  const maxLimit: ReadLimit = { events: context.pageSize ?? 500, bytes: context.maxPageBytes ?? 4 * 1024 * 1024 };
   const token = hub.catchUpToken(session, topic);
   if (!token) throw new Error(`startReplay: the subscription to ${topic} is not catching up`);
   const current = (): boolean => hub.catchUpToken(session, topic) === token;
   const upTo = hub.position();
-  const first = await eventLog.readPage(since, upTo, topic, limit);
+  const first = await eventLog.readPage(since, upTo, topic, maxLimit);
   // A cursor at or below the pruned position may have lost the rest of its transaction; one above
   // it must name an event of this log (else it is from a restored or cloned database's log).
   const expired = since.pos <= first.prunedThrough || !first.afterInLog;
@@ -88,7 +89,7 @@ export async function startReplay(
       await session.socket.whenWritable();
       if (!current()) return;
       after = last;
-      page = await eventLog.readPage(after, upTo, topic, limit);
+      page = await eventLog.readPage(after, upTo, topic, nextReadLimit(maxLimit, page));
     }
     metrics.eventsDelivered.inc(hub.finishCatchUp(session, topic, token));
   })().catch((error: unknown) => {
