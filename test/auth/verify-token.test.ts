@@ -224,6 +224,31 @@ async function serveJwks(t: Test, keys: readonly JWK[]): Promise<{ url: string; 
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`, fetches: () => fetches };
 }
 
+t.test('a JWKS refresh that fails in the background is reported, its address blanked, and the keys fetched before stay in use', async (t) => {
+  const jwk = { ...(await exportJWK(ec256.privateKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+  delete jwk.d;
+  let status = 200;
+  const server = createServer((_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const secret = 'api-key-0123456789';
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks?api_key=${secret}`;
+  let reported!: (error: Error) => void;
+  const refreshFailed = new Promise<Error>((resolve) => (reported = resolve));
+  // A set that is stale at once, and no cooldown: every token asks for a refresh in the background.
+  const auth = { ...authFrom({ JWT_JWKS_URL: url }), refetchCooldownMs: 0 };
+  const verifier = createTokenVerifier(auth, { roleClaim: 'role' }, { maxAgeMs: 0, onRefreshFailed: reported });
+  await verifier.prefetch();
+  status = 500;
+  const token = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).sign(ec256.privateKey);
+  t.equal(verifier.verifyNow(token)?.role, 'driver', 'the token verifies with the keys fetched before');
+  const error = await refreshFailed;
+  t.match(error.message, /^cannot fetch the JWKS at http:\/\/127\.0\.0\.1:\d+\/jwks\?api_key=\[redacted\]: /, 'the report names the address, its query blanked');
+  t.notMatch(error.message, secret, 'never the key in its query');
+});
+
 t.test('a JWKS key is held to the rules of JWT_PUBLIC_KEY: no Ed448, no RSA under 2048 bits', async (t) => {
   // What JWT_PUBLIC_KEY refuses at start-up, a JWKS used to verify with.
   for (const [name, keys] of [['Ed448', ed448], ['1024-bit RSA', rsa1024]] as const) {
