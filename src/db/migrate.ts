@@ -1,4 +1,6 @@
+import { readdir } from 'node:fs/promises';
 import { runner } from 'node-pg-migrate';
+import pg from 'pg';
 import { projectPath } from '../project-root.ts';
 import type { Logger } from 'pino';
 
@@ -8,26 +10,107 @@ const MIGRATION_SETS = {
   example: { dir: 'example', table: 'example_migrations', schema: 'relay' },
 } as const;
 
+type MigrationSet = (typeof MIGRATION_SETS)[keyof typeof MIGRATION_SETS];
+
+/** PostgreSQL's SQLSTATE for "permission denied" and "must be owner of". */
+const INSUFFICIENT_PRIVILEGE = '42501';
+
 export interface MigrateOptions {
   readonly databaseUrl: string;
   readonly includeExample: boolean;
   readonly logger?: Logger;
 }
 
-/** Applies pending migrations; concurrent relays wait for each other on node-pg-migrate's lock. */
+/** Migrations are pending and this database role may not apply them. */
+export class PendingMigrationsError extends Error {
+  readonly code = 'ERR_RELAY_MIGRATIONS_PENDING';
+
+  constructor(what: string, cause: unknown) {
+    super(
+      `${what}, and this database role may not apply them (${firstLine(cause)}): apply them with a role that ` +
+        'owns the relay schema, e.g. by starting one relay with that role once, before the others',
+      { cause },
+    );
+    this.name = 'PendingMigrationsError';
+  }
+}
+
+/**
+ * Applies pending migrations; concurrent relays wait for each other on node-pg-migrate's lock. A
+ * set whose migrations are all recorded is left alone: node-pg-migrate's runner needs CREATE on
+ * the database and ownership of its table even when it has nothing to do, and a relay may run as
+ * a role that only reads the `relay` schema (the owner applies the migrations in a deploy step).
+ */
 export async function runMigrations(options: MigrateOptions): Promise<void> {
   const sets = options.includeExample ? [MIGRATION_SETS.relay, MIGRATION_SETS.example] : [MIGRATION_SETS.relay];
-  for (const set of sets) {
-    await runner({
-      databaseUrl: options.databaseUrl,
-      dir: projectPath('migrations', set.dir),
-      migrationsTable: set.table,
-      migrationsSchema: set.schema,
-      createMigrationsSchema: true,
-      direction: 'up',
-      checkOrder: true,
-      advisoryLockMode: 'wait',
-      log: (message: string) => options.logger?.debug({ migrations: set.dir }, message),
-    });
+  const client = new pg.Client({ connectionString: options.databaseUrl });
+  await client.connect();
+  try {
+    for (const set of sets) {
+      const pending = await pendingMigrations(client, set);
+      if (Array.isArray(pending) && pending.length === 0) {
+        options.logger?.debug({ migrations: set.dir }, 'migrations: every one is applied already');
+        continue;
+      }
+      await runSet(options, set).catch((error: unknown) => {
+        if (!lacksPrivilege(error)) throw error;
+        const what = Array.isArray(pending)
+          ? `the ${set.dir} migrations ${pending.join(', ')} are not applied`
+          : `the ${set.dir} migrations could not be checked (${set.schema}.${set.table}: ${firstLine(pending.unreadable)})`;
+        throw new PendingMigrationsError(what, error);
+      });
+    }
+  } finally {
+    await client.end();
   }
+}
+
+/**
+ * The names of the set's migration files (as node-pg-migrate records them: without `.sql`) that
+ * its table does not record, read-only; `unreadable` when the table cannot be read (not made yet,
+ * or this role may not read it), and only the runner can tell.
+ */
+async function pendingMigrations(client: pg.Client, set: MigrationSet): Promise<string[] | { unreadable: unknown }> {
+  const files = (await readdir(projectPath('migrations', set.dir))).filter((file) => file.endsWith('.sql'));
+  let recorded: Set<string>;
+  try {
+    // Built from the constants above only.
+    const table = `${client.escapeIdentifier(set.schema)}.${client.escapeIdentifier(set.table)}`;
+    const { rows } = await client.query<{ name: string }>(`select name from ${table}`);
+    recorded = new Set(rows.map((row) => row.name));
+  } catch (error) {
+    return { unreadable: error };
+  }
+  return files.map((file) => file.slice(0, -'.sql'.length)).filter((name) => !recorded.has(name)).sort();
+}
+
+function runSet(options: MigrateOptions, set: MigrationSet): Promise<unknown> {
+  return runner({
+    databaseUrl: options.databaseUrl,
+    dir: projectPath('migrations', set.dir),
+    migrationsTable: set.table,
+    migrationsSchema: set.schema,
+    createMigrationsSchema: true,
+    direction: 'up',
+    checkOrder: true,
+    advisoryLockMode: 'wait',
+    log: (message: string) => options.logger?.debug({ migrations: set.dir }, message),
+  });
+}
+
+/**
+ * Whether PostgreSQL refused for lack of privilege. node-pg-migrate rethrows the database's error
+ * from most steps, but wraps the one from its table check in a new Error holding only its text.
+ */
+function lacksPrivilege(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if ((e as { code?: unknown }).code === INSUFFICIENT_PRIVILEGE) return true;
+    if (/\b(permission denied|must be owner of)\b/.test(firstLine(e))) return true;
+  }
+  return false;
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n', 1)[0] ?? '';
 }
