@@ -21,14 +21,17 @@ export interface MigrateOptions {
   readonly logger?: Logger;
 }
 
-/** Migrations are pending and this database role may not apply them. */
+/**
+ * Migrations are pending and this database role may not apply them. The database's refusal is the
+ * cause: the log line's message ends with it (pino appends each cause's message).
+ */
 export class PendingMigrationsError extends Error {
   readonly code = 'ERR_RELAY_MIGRATIONS_PENDING';
 
   constructor(what: string, cause: unknown) {
     super(
-      `${what}, and this database role may not apply them (${firstLine(cause)}): apply them with a role that ` +
-        'owns the relay schema, e.g. by starting one relay with that role once, before the others',
+      `${what}, and this database role may not apply them: apply them with a role that owns the relay ` +
+        'schema, e.g. by starting one relay with that role once, before the others',
       { cause },
     );
     this.name = 'PendingMigrationsError';
