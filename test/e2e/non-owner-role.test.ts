@@ -4,6 +4,8 @@
 // says which one and who must apply it.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { PG_MIGRATE_LOCK_ID } from 'node-pg-migrate';
+import pg from 'pg';
 import t, { type Test } from 'tap';
 import { projectPath } from '../../src/project-root.ts';
 import { untilTrue } from '../helpers/backend-waits.ts';
@@ -132,4 +134,35 @@ t.test('a migration the owner has not applied stops the relay, naming it and who
   t.match(message, missing, `the message names the migration that is not applied: ${message}`);
   t.match(message, /role that owns the relay schema/, 'says who must apply it');
   t.match((error as Error).cause, { message: /permission denied/ }, "and keeps the database's refusal as its cause (the log line ends with it)");
+});
+
+t.test('a relay that waited for the owner applying a migration starts once it is applied', async (t) => {
+  const db = await createTestDatabase(t);
+  const role = await relayRole(t, db);
+  // The owner's relay is applying the last migration: not recorded yet, its lock held.
+  const { rows } = await db.pool.query<{ name: string; run_on: Date }>(
+    `delete from relay.migrations where id = (select max(id) from relay.migrations) returning name, run_on`,
+  );
+  const applying = rows[0]!;
+  const owner = new pg.Client({ connectionString: db.url });
+  await owner.connect();
+  t.teardown(() => owner.end());
+  await owner.query('select pg_advisory_lock($1)', [PG_MIGRATE_LOCK_ID]);
+
+  const launched = await launchTestRelay(t, { DATABASE_URL: role.url }, db);
+  const outcome = launched.serving.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  await untilTrue(
+    db.pool,
+    `select exists (select 1 from pg_locks l join pg_stat_activity a using (pid)
+                     where l.locktype = 'advisory' and not l.granted and a.usename = '${role.name}')`,
+  );
+  // The owner's migration commits, recorded, and its lock is let go.
+  await owner.query('insert into relay.migrations (name, run_on) values ($1, $2)', [applying.name, applying.run_on]);
+  await owner.query('select pg_advisory_unlock($1)', [PG_MIGRATE_LOCK_ID]);
+
+  const error = await outcome;
+  t.equal(error, undefined, `it starts, every migration being applied by then (${error instanceof Error ? error.message : ''})`);
 });
