@@ -55,11 +55,18 @@ export async function runMigrations(options: MigrateOptions): Promise<void> {
         options.logger?.debug({ migrations: set.dir }, 'migrations: every one is applied already');
         continue;
       }
-      await runSet(options, set).catch((error: unknown) => {
+      await runSet(options, set).catch(async (error: unknown) => {
         if (!lacksPrivilege(error)) throw error;
-        const what = Array.isArray(pending)
-          ? `the ${set.dir} migrations ${pending.join(', ')} are not applied`
-          : `the ${set.dir} migrations could not be checked (${set.schema}.${set.table}: ${firstLine(pending.unreadable)})`;
+        // The runner waited for the lock of a relay that was applying them (the owner's, during
+        // an upgrade): with every one recorded now, this role needs no more than it has.
+        const pendingNow = await pendingMigrations(client, set);
+        if (Array.isArray(pendingNow) && pendingNow.length === 0) {
+          options.logger?.debug({ migrations: set.dir }, 'migrations: every one was applied meanwhile');
+          return;
+        }
+        const what = Array.isArray(pendingNow)
+          ? `the ${set.dir} migrations ${pendingNow.join(', ')} are not applied`
+          : `the ${set.dir} migrations could not be checked (${set.schema}.${set.table}: ${firstLine(pendingNow.unreadable)})`;
         throw new PendingMigrationsError(what, error);
       });
     }
