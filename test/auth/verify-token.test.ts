@@ -247,6 +247,13 @@ t.test('a JWKS refresh that fails in the background is reported, its address bla
   const error = await refreshFailed;
   t.match(error.message, /^cannot fetch the JWKS at http:\/\/127\.0\.0\.1:\d+\/jwks\?api_key=\[redacted\]: /, 'the report names the address, its query blanked');
   t.notMatch(error.message, secret, 'never the key in its query');
+
+  // A kid the set does not hold makes verify() fetch at once (no cooldown here), and fail.
+  const unknownKid = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k2' }).sign(ec256.privateKey);
+  const refused = await refusalWithCause(verifier, unknownKid);
+  t.equal(refused.reason, 'signing keys unavailable', 'a token whose key needs the failed fetch is refused');
+  t.match(refused.cause, /^cannot fetch the JWKS at http:\/\/127\.0\.0\.1:\d+\/jwks\?api_key=\[redacted\]: Expected 200 OK/, 'its cause names the address, its query blanked, and what failed');
+  t.notMatch(refused.cause, secret, 'never the key in its query');
 });
 
 t.test('a JWKS key is held to the rules of JWT_PUBLIC_KEY: no Ed448, no RSA under 2048 bits', async (t) => {
