@@ -1,6 +1,6 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { extractToken } from './auth/extract-token.ts';
-import { CENSOR, mapQueryPairs } from './redact-url.ts';
+import { CENSOR, decodeQueryPart, mapQueryPairs } from './redact-url.ts';
 
 export type { Logger } from 'pino';
 
@@ -40,9 +40,7 @@ export function redactUrl(url: string): string {
 }
 
 function isSecretParameter(rawName: string): boolean {
-  // `rawName` holds no `&` and no `=`: this is one pair whose value is the name, decoded as
-  // URLSearchParams decodes names (it never throws, whatever the percent-encoding).
-  const name = new URLSearchParams(`n=${rawName}`).get('n') ?? rawName;
+  const name = decodeQueryPart(rawName);
   return SECRET_PARAMETERS.has(name.replace(/^\?+/, '').toLowerCase());
 }
 

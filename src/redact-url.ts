@@ -31,6 +31,14 @@ export function mapQueryPairs(url: string, redactPair: (pair: string, name: stri
 }
 
 /**
+ * A name or value of one query pair (no `&`, and no `=` in a name) decoded as URLSearchParams,
+ * fetch and the relay decode it (percent-encoding, `+` as a space); it never throws.
+ */
+export function decodeQueryPart(raw: string): string {
+  return new URLSearchParams(`v=${raw}`).get('v') ?? raw;
+}
+
+/**
  * A URL the relay fetches (JWT_JWKS_URL) as it may be logged or shown: every query value blanked,
  * since which parameter holds a key is the identity provider's choice (`api_key`, `key`, `sig`...),
  * and a pair without `=` blanked whole (its name may be the key). Names stay, so a line still says
@@ -54,8 +62,8 @@ export function redactUrlSecrets(text: string, url: string): string {
   const secrets = new Set<string>([query]);
   mapQueryPairs(url, (pair, name, hasValue) => {
     const value = hasValue ? pair.slice(name.length + 1) : pair;
-    // Decoded as fetch's URL parser and the provider read it (percent-encoding, `+` as a space).
-    secrets.add(value).add(new URLSearchParams(`v=${value}`).get('v') ?? value);
+    // Also as fetch's URL parser and the provider read it.
+    secrets.add(value).add(decodeQueryPart(value));
     return pair;
   });
   let redacted = text;
