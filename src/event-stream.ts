@@ -63,6 +63,13 @@ const SETTLE_AFTER_MS = 20;
 const WARN_AFTER_WAIT_TURNS = 5;
 /** A busy stream's rate is measured over reads this close together (a longer pause starts anew). */
 const RATE_WINDOW_MS = 100;
+/**
+ * The read between two turns of a wait for committers asks for one event: it only has to see
+ * whether the missing position has committed (its first event comes first in commit order).
+ * Everything after a missing position is read only to be thrown away, and a transaction left open
+ * for minutes on a busy log made that a full read of up to readLimit every second.
+ */
+const EVENTS_READ_BETWEEN_TURNS = 1;
 
 /** The event as subscribers see it, from a row of the log; null when the row's body is malformed. */
 export function relayEventOf(epoch: string, logged: LoggedEvent): RelayEvent | null {
@@ -108,6 +115,8 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   /** Since when the stream has waited for a drawn position without delivering anything. */
   let waitingSince: number | undefined;
   let recheckMs = FIRST_RECHECK_MS;
+  /** Whether the next read comes between two turns of a wait for committers (see EVENTS_READ_BETWEEN_TURNS). */
+  let betweenTurns = false;
   /** Events delivered so far, and when and at what count the stream last found itself busy. */
   let delivered = 0;
   let busyAt: { ms: number; delivered: number } | undefined;
@@ -197,7 +206,9 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     }
     const armed = armNext;
     armNext = false;
-    const read = await eventLog.readCommits(last.pos, limit, armed);
+    const readNow = betweenTurns ? { events: EVENTS_READ_BETWEEN_TURNS, bytes: limit.bytes } : limit;
+    betweenTurns = false;
+    const read = await eventLog.readCommits(last.pos, readNow, armed);
     limit = nextReadLimit(readLimit, read);
     drawnThrough = Math.max(drawnThrough, read.drawnThrough);
     const before = last;
@@ -246,6 +257,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       // open. Read again, for a lower position may have committed meanwhile, and must not wait
       // for a higher one; and a stop gives up here.
       liveWaitTurns();
+      betweenTurns = true;
       return stopped ? undefined : { inMs: 0 };
     }
     settledThrough = Math.max(settledThrough, settling);

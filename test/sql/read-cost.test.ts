@@ -3,7 +3,8 @@
 // before it cuts (relay.read_log_commits, relay.read_log_page: data and old cast to text for each):
 // a read asking for 1,000 events of 1 MB cast a gigabyte to return four, and a burst was read at a
 // cost that grew with the square of its length. The stream asks each read for about as many events
-// as fit, at the size of those it just read.
+// as fit, at the size of those it just read. And while it waits for a transaction left open, it
+// reads one event between turns, not a full read thrown away.
 
 import pino from 'pino';
 import t from 'tap';
@@ -73,4 +74,73 @@ t.test('a burst of large rows costs PostgreSQL about the events it returns, not 
   await guarded(done, 30_000, 'every event of the burst delivered');
   t.strictSame(delivered, logged, 'every event once, in commit order');
   t.ok(measured <= 3 * logged.length, `PostgreSQL measured ${measured} events to deliver ${logged.length}`);
+});
+
+// A transaction that draws its commit position early and stays open holds live delivery back: the
+// stream waits for it in turns of a second, reading the log again between turns in case a lower
+// position committed meanwhile. That read only has to see whether the missing position came;
+// everything after it is thrown away, and it used to be a full read (1,000 events here) each time.
+t.test('between turns of a wait for an open committer, live delivery reads one event, then all once it commits', async (t) => {
+  const db = await createTestDatabase(t);
+  const eventLog = createEventLog(db.pool);
+  const { epoch } = await eventLog.identity();
+  const LATER_EVENTS = 300;
+  const TURNS_OBSERVED = 2;
+
+  let turnsEnded = 0;
+  let turnsWatched!: () => void;
+  const watchedTurns = new Promise<void>((resolve) => (turnsWatched = resolve));
+  /** Events each read returned once a turn had ended with the committer still open. */
+  const readsBetweenTurns: number[] = [];
+  const counting: EventLog = {
+    ...eventLog,
+    async readCommits(afterPos, limit, arm) {
+      const read = await eventLog.readCommits(afterPos, limit, arm);
+      if (turnsEnded > 0 && turnsEnded <= TURNS_OBSERVED) readsBetweenTurns.push(read.events.length);
+      return read;
+    },
+    async waitForCommitters() {
+      const allEnded = await eventLog.waitForCommitters();
+      if (!allEnded && ++turnsEnded === TURNS_OBSERVED + 1) turnsWatched();
+      return allEnded;
+    },
+  };
+  const delivered: { topic: string; event: string }[] = [];
+  let allDelivered!: () => void;
+  const done = new Promise<void>((resolve) => (allDelivered = resolve));
+  const stream = createEventStream({
+    identity: { epoch },
+    eventLog: counting,
+    logger: pino({ level: 'silent' }),
+    readLimit: { events: 1000, bytes: 4 * 1024 * 1024 },
+    deliver(topic, build) {
+      delivered.push({ topic, event: build()!.event });
+      if (delivered.length === LATER_EVENTS + 1) allDelivered();
+    },
+  });
+  t.teardown(() => stream.stop());
+  await stream.start();
+
+  const held = await db.pool.connect();
+  t.teardown(() => held.release());
+  await held.query('begin');
+  await held.query('set constraints all immediate');
+  await held.query(`select relay.publish('docs', 'held', '{}')`);
+  await db.pool.query(`select relay.publish('docs', 'later', jsonb_build_object('n', n)) from generate_series(1, $1::int) n`, [LATER_EVENTS]);
+
+  await guarded(watchedTurns, 30_000, `${TURNS_OBSERVED + 1} turns of the wait ended with the committer open`);
+  t.equal(delivered.length, 0, 'nothing after the open position is delivered while it is open');
+  t.ok(readsBetweenTurns.length >= TURNS_OBSERVED, `the log was read between turns (${readsBetweenTurns.length} reads)`);
+  t.ok(
+    readsBetweenTurns.every((events) => events <= 1),
+    `each read between turns returned at most one event: ${readsBetweenTurns.join(', ')}`,
+  );
+
+  await held.query('commit');
+  await guarded(done, 30_000, 'the held event and every later one delivered');
+  t.strictSame(
+    delivered,
+    [{ topic: 'docs', event: 'held' }, ...Array.from({ length: LATER_EVENTS }, () => ({ topic: 'docs', event: 'later' }))],
+    'the held event first, then every later one, once each',
+  );
 });
