@@ -127,6 +127,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       subscriptions: () => hub.stats().subscriptions,
       listening: () => listener?.isListening() ?? false,
       started: () => startingReason === undefined,
+      heldBackSeconds: () => events.heldBackMs() / 1000,
     });
     hub.setCatalog(await catalogReader.load());
     const reloadCatalog = coalesce(async () => hub.setCatalog(await catalogReader.load()), (error) =>

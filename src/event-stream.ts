@@ -36,6 +36,11 @@ export interface EventStream {
   resync(): void;
   /** The last event delivered (everything up to it has been delivered). */
   position(): LogPosition;
+  /**
+   * How long delivery has waited for a drawn position that is not visible yet, in ms: since it
+   * last delivered while one was missing; 0 when none is.
+   */
+  heldBackMs(): number;
   stop(): void;
 }
 
@@ -313,6 +318,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       drain();
     },
     position: () => last,
+    heldBackMs: () => (waitingSince === undefined ? 0 : performance.now() - waitingSince),
     stop() {
       stopped = true;
       clearTimeout(timer);

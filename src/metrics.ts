@@ -16,6 +16,8 @@ export interface MetricSources {
   listening(): boolean;
   /** Whether the relay serves clients: its live stream has started. */
   started(): boolean;
+  /** Seconds live delivery has been held back by a missing commit position (0: by none). */
+  heldBackSeconds(): number;
 }
 
 /** The named instruments; the composition root hands each part the ones it moves. */
@@ -88,6 +90,17 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
     registers,
     collect() {
       this.set(sources.started() ? 1 : 0);
+    },
+  });
+
+  // Alerting on it finds a transaction that drew its commit position early and stays open: every
+  // later event waits for it, on every relay, and only the log said so until now.
+  new Gauge({
+    name: 'relay_live_delivery_held_back_seconds',
+    help: 'How long live delivery has waited for a commit position drawn and not yet visible: milliseconds for a commit on its way; longer for a transaction that drew its position early and stays open (it holds ROW EXCLUSIVE on relay.commits). 0 when none is missing.',
+    registers,
+    collect() {
+      this.set(sources.heldBackSeconds());
     },
   });
 

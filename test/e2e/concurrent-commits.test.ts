@@ -225,7 +225,7 @@ t.test('a relay stops while a transaction that drew its position early stays ope
 t.test('live delivery held back by an open transaction that drew its position early is logged as a warning', async (t) => {
   const relay = await startTestRelay(t);
   const logs = watchLogLines(relay.logLines);
-  await adminOnOrders(relay);
+  const admin = await adminOnOrders(relay);
   const early = await drawPositionEarly(relay.db.pool, t, 'left-open');
   await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('later', 'H1', 'new')`);
   const line = await logs.waitFor((l) => String(l.msg).startsWith('live delivery waits for a transaction that drew its commit position'), {
@@ -233,5 +233,16 @@ t.test('live delivery held back by an open transaction that drew its position ea
     what: 'the warning',
   });
   t.match(line, { level: 40, seconds: 5 }, 'a warning, after five seconds of waiting');
+  t.ok((await heldBackSeconds(relay)) >= 5, 'relay_live_delivery_held_back_seconds shows the wait too, for an alert');
   await early.query('rollback');
+  await admin.next((frame) => frame.type === 'event' && (frame.data as { id: string }).id === 'later');
+  t.equal(await heldBackSeconds(relay), 0, 'and is 0 once nothing is missing');
 });
+
+/** The relay_live_delivery_held_back_seconds gauge, from GET /metrics. */
+async function heldBackSeconds(relay: TestRelay): Promise<number> {
+  const text = await (await fetch(`${relay.httpUrl}/metrics`)).text();
+  const sample = /^relay_live_delivery_held_back_seconds (\S+)$/m.exec(text);
+  if (!sample) throw new Error('no relay_live_delivery_held_back_seconds sample');
+  return Number(sample[1]);
+}

@@ -34,6 +34,7 @@ t.test('GET /metrics: the contract series, process metrics, and counts that matc
     ['relay_subscriptions', 'gauge'],
     ['relay_listening', 'gauge'],
     ['relay_started', 'gauge'],
+    ['relay_live_delivery_held_back_seconds', 'gauge'],
     ['relay_events_received_total', 'counter'],
     ['relay_events_delivered_total', 'counter'],
     ['relay_connections_rejected_total', 'counter'],
@@ -50,6 +51,7 @@ t.test('GET /metrics: the contract series, process metrics, and counts that matc
   t.equal(samples.get('relay_errors_total{code="rate_limited"}'), 0, 'every error code is exported from the start, at 0');
   t.equal(samples.get('relay_listening'), 1, 'relay_listening is 1 while listening');
   t.equal(samples.get('relay_started'), 1, 'relay_started is 1 once start() has resolved');
+  t.equal(samples.get('relay_live_delivery_held_back_seconds'), 0, 'live delivery is held back by nothing on an idle log');
   // Dashboards read buckets by bound: the earlier bounds stay, and the lag of an idle host (well
   // under a millisecond) has buckets of its own.
   const lagBounds = [...text.matchAll(/^relay_delivery_lag_seconds_bucket\{le="([^"]+)"\}/gm)].map((match) => match[1]);
