@@ -15,6 +15,8 @@ export interface AccessAlternative {
   readonly filter: ResolvedFilter;
   /** Sorted, without duplicates; null = all columns. */
   readonly columns: readonly string[] | null;
+  /** The columns `filter` reads: an update that changes none of them cannot move a row in or out. */
+  readonly filterColumns: ReadonlySet<string>;
 }
 
 /** The subscriber's own filter, resolved; 'match-nothing' when one of its claims is missing. */
@@ -70,7 +72,9 @@ export function compileAccess(input: CompileAccessInput): CompileAccessResult {
       continue;
     }
     const resolved = resolveFilterClaims(parsed.filter, claims);
-    if (resolved.ok) alternatives.push({ filter: resolved.filter, columns: normalizeColumns(grant.columns) });
+    if (resolved.ok) {
+      alternatives.push({ filter: resolved.filter, columns: normalizeColumns(grant.columns), filterColumns: filterColumns(resolved.filter) });
+    }
     else problems.push(describeClaim(resolved.claim));
   }
   if (alternatives.length === 0) return forbidden(`no grant for ${subject} applies: ${unique(problems).join('; ')}`);

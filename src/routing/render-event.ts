@@ -1,5 +1,6 @@
 // The exact text frame one access class receives for one event. Frames depend only on the column
-// mask, so each distinct mask is serialized once per event and shared through a per-event cache.
+// masks (of the row, and of its previous values), so each distinct pair is serialized once per
+// event and shared through a per-event cache.
 
 import type { RelayEvent } from '../events.ts';
 import { jsonTextWithin } from '../exact-json.ts';
@@ -22,22 +23,27 @@ export function renderEvent(access: Access, event: RelayEvent, cache: Map<string
   if (clientFilter === 'match-nothing') return null;
   if (clientFilter !== null && !matchesFilter(clientFilter, event.data)) return null;
 
-  const mask = matchingColumns(access, event);
+  const mask = matchingColumns(access, event.data);
   if (mask === undefined) return null;
-  const cacheKey = mask === null ? ALL_COLUMNS : JSON.stringify([...mask].sort());
+  const oldMask = event.old === undefined ? mask : previousRowColumns(access, event, mask);
+  const cacheKey = oldMask === mask ? maskKey(mask) : `${maskKey(mask)}|${oldMask === undefined ? NOT_SENT : maskKey(oldMask)}`;
   let frame = cache.get(cacheKey);
   if (frame === undefined) {
-    frame = serializeFrame(event, mask);
+    frame = serializeFrame(event, mask, oldMask);
     cache.set(cacheKey, frame);
   }
   return frame === NOT_SENT ? null : frame;
 }
 
-/** Union of the columns of the alternatives matching the event: null = all, undefined = none match. */
-function matchingColumns(access: Access, event: RelayEvent): ReadonlySet<string> | null | undefined {
+function maskKey(mask: ReadonlySet<string> | null): string {
+  return mask === null ? ALL_COLUMNS : JSON.stringify([...mask].sort());
+}
+
+/** Union of the columns of the alternatives matching the row: null = all, undefined = none match. */
+function matchingColumns(access: Access, row: Readonly<Record<string, unknown>>): ReadonlySet<string> | null | undefined {
   let union: Set<string> | undefined;
   for (const alternative of access.alternatives) {
-    if (!matchesFilter(alternative.filter, event.data)) continue;
+    if (!matchesFilter(alternative.filter, row)) continue;
     if (alternative.columns === null) return null;
     union ??= new Set<string>();
     for (const column of alternative.columns) union.add(column);
@@ -46,11 +52,27 @@ function matchingColumns(access: Access, event: RelayEvent): ReadonlySet<string>
 }
 
 /**
+ * The columns of an update's `old` this access may see (null = all, undefined = none): those that
+ * its grants allowed of the previous row as well as of the new one (`mask`). An update can move a
+ * row into a subscriber's grant, an order transferred to its hospital, say: its previous values
+ * are those of a row that subscriber was not allowed to see, and none of them are sent.
+ */
+function previousRowColumns(access: Access, event: RelayEvent, mask: ReadonlySet<string> | null): ReadonlySet<string> | null | undefined {
+  const changed = event.changed ?? Object.keys(event.old ?? {});
+  // Most updates change no column a grant's filter reads: the previous row matched the same grants.
+  if (!access.alternatives.some((alternative) => changed.some((column) => alternative.filterColumns.has(column)))) return mask;
+  // The unchanged columns are as in `data`. Spread defines own keys: a `__proto__` column is copied as one.
+  const previousMask = matchingColumns(access, { ...event.data, ...event.old });
+  if (previousMask === undefined || previousMask === null) return previousMask === null ? mask : undefined;
+  return mask === null ? previousMask : new Set([...mask].filter((column) => previousMask.has(column)));
+}
+
+/**
  * Builds the JSON text by hand from own keys, so a column named `__proto__` is copied as a plain
  * key and never touches a prototype, and the event is not mutated.
  */
-function serializeFrame(event: RelayEvent, mask: ReadonlySet<string> | null): string {
-  const visible = mask === null ? null : (column: string): boolean => mask.has(column);
+function serializeFrame(event: RelayEvent, mask: ReadonlySet<string> | null, oldMask: ReadonlySet<string> | null | undefined): string {
+  const visible = visibleIn(mask);
   let changedText = '';
   if (event.changed !== undefined) {
     const changed = visible === null ? event.changed : event.changed.filter(visible);
@@ -58,12 +80,17 @@ function serializeFrame(event: RelayEvent, mask: ReadonlySet<string> | null): st
     if (changed.length === 0) return NOT_SENT;
     changedText = `,"changed":${JSON.stringify(changed)}`;
   }
-  const oldText = event.old === undefined ? '' : `,"old":${objectText(event.old, visible)}`;
+  // No `old` at all where the previous row was outside every grant of the subscriber's.
+  const oldText = event.old === undefined || oldMask === undefined ? '' : `,"old":${objectText(event.old, visibleIn(oldMask))}`;
   return (
     `{"type":"event","topic":${JSON.stringify(event.topic)},"event":${JSON.stringify(event.event)}` +
     `,"cursor":${JSON.stringify(event.cursor)},"ts":${JSON.stringify(event.ts)}` +
     `,"data":${objectText(event.data, visible)}${oldText}${changedText}}`
   );
+}
+
+function visibleIn(mask: ReadonlySet<string> | null): ((column: string) => boolean) | null {
+  return mask === null ? null : (column) => mask.has(column);
 }
 
 /** JSON text of the object's own keys that pass `visible`, in their original order. */

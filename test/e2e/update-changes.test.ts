@@ -104,3 +104,48 @@ t.test('an update reports the columns it changed, worked out by the relay or by 
   t.ok(Object.hasOwn(updates[10]!.old as object, '__proto__'), 'its old value is an own key');
   t.strictSame(updates[12]!.changed, ['Zeta', 'id_text', 'note', 'snowflake'], 'null, and a bigint past 2^53; in byte order');
 });
+
+// Grants match an event by its new row. An order transferred from hospital H1 to H2 reaches H2's
+// subscribers as an update; its previous values are H1's row, which H2 was never allowed to see.
+// Small rows (whole previous row logged) and padded ones (change worked out by the trigger) alike,
+// live and replayed.
+t.test('an update that moves a row into a subscriber grant carries none of the previous row', async (t) => {
+  const relay = await startTestRelay(t);
+  const h2 = await relay.connect({ role: 'hospital', sub: 'n2', hospital_id: 'H2' });
+  const admin = await relay.connect({ role: 'admin', sub: 'a1' });
+  t.match(await subscribe(h2, 'orders'), { type: 'subscribed' });
+  t.match(await subscribe(admin, 'orders'), { type: 'subscribed' });
+  const secret = { note: 'isolation room 4, HIV+' };
+  for (const [id, padding] of [['small', ''], ['padded', 'p'.repeat(600)]] as const) {
+    await relay.db.pool.query(`insert into orders (id, hospital_id, status, rider) values ($1, 'H1', 'placed', $2)`, [id, { ...secret, padding }]);
+    await relay.db.pool.query(`update orders set hospital_id = 'H2', status = 'transferred', rider = '{}' where id = $1`, [id]);
+  }
+  const transfers = (client: typeof h2) => {
+    let seen = 0;
+    return eventsUntil(client, 'orders', (frame) => frame.event === 'update' && ++seen === 2, 'both transfers');
+  };
+  const [atH2, atAdmin] = await Promise.all([transfers(h2), transfers(admin)]);
+  const updates = (frames: typeof atH2) => frames.filter((frame) => frame.event === 'update');
+  for (const frame of updates(atH2)) {
+    t.equal(frame.old, undefined, `${String((frame.data as { id: string }).id)}: no old at the hospital it moved to`);
+    t.same([...(frame.changed as string[])].sort(), ['hospital_id', 'rider', 'status', 'updated_at'], 'changed still names the columns');
+    t.notMatch(JSON.stringify(frame), /H1|HIV/, 'nothing of the previous row');
+  }
+  for (const frame of updates(atAdmin)) {
+    t.match(frame.old, { hospital_id: 'H1', status: 'placed', rider: { note: secret.note } }, 'an admin, whose grant allowed both rows, gets old');
+  }
+
+  // The same on a replay from before the transfers.
+  const replaying = await relay.connect({ role: 'hospital', sub: 'n2', hospital_id: 'H2' });
+  const [first] = await readLog(relay.db.pool, 'orders');
+  t.match(await subscribe(replaying, 'orders', { since: first!.cursor }), { type: 'subscribed' });
+  const replayed = await transfers(replaying);
+  t.same(
+    updates(replayed).map((frame) => [(frame.data as { id: string }).id, frame.old]),
+    [
+      ['small', undefined],
+      ['padded', undefined],
+    ],
+    'replayed without old too',
+  );
+});

@@ -181,7 +181,9 @@ export interface OracleSubscription {
 /**
  * What the subscription receives of the committed events, in commit order: an event some grant
  * of the role matches and the client filter matches, limited to the union of the matching grants'
- * columns; an update none of whose visible columns changed is not sent.
+ * columns; an update none of whose visible columns changed is not sent. An update's `old` holds
+ * only the columns that the grants matching the previous row showed as well, and is left out when
+ * no grant matched the previous row (a row moved into the subscriber's grant).
  */
 export function expectedEvents(grants: GrantTable, subscription: OracleSubscription, events: readonly ChangeEvent[]): ExpectedEvent[] {
   const alternatives = grants[subscription.role]?.[subscription.topic] ?? [];
@@ -191,16 +193,30 @@ export function expectedEvents(grants: GrantTable, subscription: OracleSubscript
     const matching = alternatives.filter((grant) => grant.allows(event.data, subscription.claims));
     if (matching.length === 0) continue;
     if (subscription.filter !== undefined && !matchesClientFilter(subscription.filter, event.data)) continue;
-    const columns = matching.some((grant) => grant.columns === null)
-      ? null
-      : new Set(matching.flatMap((grant) => grant.columns ?? []));
-    const masked = mask(event, columns);
-    if (masked !== null) out.push(masked);
+    const masked = mask(event, columnsOf(matching));
+    if (masked === null) continue;
+    if (event.old !== undefined) {
+      const previous = { ...event.data, ...event.old };
+      const matchingPrevious = alternatives.filter((grant) => grant.allows(previous, subscription.claims));
+      const previousColumns = columnsOf(matchingPrevious);
+      if (matchingPrevious.length === 0) delete masked.old;
+      else if (previousColumns !== null) masked.old = pickColumns(masked.old ?? {}, previousColumns);
+    }
+    out.push(masked);
   }
   return out;
 }
 
-function mask(event: ChangeEvent, columns: ReadonlySet<string> | null): ExpectedEvent | null {
+/** The union of the grants' columns; null = all. */
+function columnsOf(grants: readonly { readonly columns: readonly string[] | null }[]): ReadonlySet<string> | null {
+  return grants.some((grant) => grant.columns === null) ? null : new Set(grants.flatMap((grant) => grant.columns ?? []));
+}
+
+function pickColumns(row: Row, columns: ReadonlySet<string>): Row {
+  return Object.fromEntries(Object.entries(row).filter(([column]) => columns.has(column)));
+}
+
+function mask(event: ChangeEvent, columns: ReadonlySet<string> | null): { -readonly [K in keyof ExpectedEvent]: ExpectedEvent[K] } | null {
   const base = { topic: event.topic, event: event.event };
   if (columns === null) {
     return {
@@ -210,7 +226,7 @@ function mask(event: ChangeEvent, columns: ReadonlySet<string> | null): Expected
       ...(event.changed ? { changed: [...event.changed].sort() } : {}),
     };
   }
-  const pick = (row: Row): Row => Object.fromEntries(Object.entries(row).filter(([column]) => columns.has(column)));
+  const pick = (row: Row): Row => pickColumns(row, columns);
   if (event.changed) {
     const changed = event.changed.filter((column) => columns.has(column)).sort();
     if (changed.length === 0) return null;

@@ -72,7 +72,11 @@ t.test('forbidden messages never echo claim values', async (t) => {
 t.test('the resolved parts of an access', async (t) => {
   const merchant = accessOf('merchant', { merchant_id: 'm1' }, { status: 'new' });
   t.same(merchant.alternatives, [
-    { filter: { kind: 'compare', op: 'eq', column: 'merchant_id', value: 'm1' }, columns: ['id', 'merchant_id', 'status'] },
+    {
+      filter: { kind: 'compare', op: 'eq', column: 'merchant_id', value: 'm1' },
+      columns: ['id', 'merchant_id', 'status'],
+      filterColumns: new Set(['merchant_id']),
+    },
   ]);
   t.same(merchant.clientFilter, { kind: 'compare', op: 'eq', column: 'status', value: 'new' });
   t.equal(accessOf('admin', {}).clientFilter, null, 'no client filter');

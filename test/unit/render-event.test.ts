@@ -79,7 +79,8 @@ t.test('who gets which event, and which columns', async (t) => {
       'auditor update: changed limited to the union',
       auditorH7,
       eventOf({ ...ORDER, status: 'delivered', merchant_id: 'm9' }, { cursor: 'u1', event: 'update', old: { status: 'paid', merchant_id: 'm1' }, changed: ['merchant_id', 'status'] }),
-      { ...base, event: 'update', cursor: 'u1', data: { id: 'o1', hospital_id: 'H7', status: 'delivered', total: 120 }, old: { status: 'paid' }, changed: ['status'] },
+      // The previous row was the auditor's through its own hospital's grant only, which hides status.
+      { ...base, event: 'update', cursor: 'u1', data: { id: 'o1', hospital_id: 'H7', status: 'delivered', total: 120 }, old: {}, changed: ['status'] },
     ],
     [
       'a custom event is masked like the rest',
@@ -129,4 +130,54 @@ t.test('the event is not mutated and hostile column names stay plain keys', asyn
   t.equal(masked, `{"type":"event","topic":"orders","event":"insert","cursor":"${event.cursor}","ts":"${event.ts}","data":{"id":"o1","merchant_id":"m1"}}`);
   t.equal(({} as Record<string, unknown>)['polluted'], undefined, 'no prototype was polluted');
   t.same(event, snapshot, 'the event is unchanged');
+});
+
+// An update can move a row from one subscriber's grant into another's: an order transferred from
+// hospital H1 to H7. Its previous values are those of a row H7 was not allowed to see (H1's order,
+// a note written there), so H7 gets the update without them; a subscriber whose grants allowed
+// the previous row too gets them, within what those grants show of it.
+t.test('old holds only what the grants allowed of the previous row', async (t) => {
+  const transfer = eventOf(
+    { ...ORDER, hospital_id: 'H7', status: 'transferred' },
+    { event: 'update', old: { hospital_id: 'H1', status: 'new: needs isolation' }, changed: ['hospital_id', 'status'] },
+  );
+  const base = { type: 'event', topic: 'orders', event: 'update', cursor: transfer.cursor, ts: transfer.ts };
+  t.same(
+    render(accessOf('hospital', { hospital_id: 'H7' }), transfer),
+    { ...base, data: transfer.data, changed: ['hospital_id', 'status'] },
+    'the receiving hospital: no old at all',
+  );
+  t.equal(render(accessOf('hospital', { hospital_id: 'H1' }), transfer), null, 'the hospital it left gets nothing (its grant no longer matches the row)');
+  t.same(render(accessOf('admin', {}), transfer), { ...base, data: transfer.data, old: transfer.old, changed: ['hospital_id', 'status'] }, 'an admin sees both rows: old whole');
+
+  const within = eventOf({ ...ORDER, status: 'paid' }, { event: 'update', old: { status: 'new' }, changed: ['status'] });
+  t.same(
+    render(accessOf('hospital', { hospital_id: 'H7' }), within),
+    { ...base, cursor: within.cursor, data: within.data, old: { status: 'new' }, changed: ['status'] },
+    'an update within the same hospital keeps its old',
+  );
+
+  // Merchants see id, merchant_id and status; an order moved between merchants.
+  const moved = eventOf({ ...ORDER, merchant_id: 'm1' }, { event: 'update', old: { merchant_id: 'm2' }, changed: ['merchant_id'] });
+  t.same(
+    render(accessOf('merchant', { merchant_id: 'm1' }), moved),
+    { ...base, cursor: moved.cursor, data: { id: 'o1', merchant_id: 'm1', status: 'new' }, changed: ['merchant_id'] },
+    'a masked grant: no old either',
+  );
+
+  // A claim list: the previous merchant is one of the subscriber's too.
+  const listed = compileAccess({
+    topic: 'orders',
+    role: 'group',
+    grants: [{ topic: 'orders', role: 'group', filter: { merchant_id: { in: { claim: 'merchant_ids' } } }, columns: null }],
+    claims: { merchant_ids: ['m1', 'm2'] },
+    clientFilter: null,
+  });
+  if (!listed.ok) throw new Error(listed.message);
+  t.same(render(listed.access, moved), { ...base, cursor: moved.cursor, data: moved.data, old: { merchant_id: 'm2' }, changed: ['merchant_id'] }, 'both merchants its own: old whole');
+
+  const cache = new Map<string, string>();
+  const h7 = renderEvent(accessOf('hospital', { hospital_id: 'H7' }), transfer, cache);
+  const admin = renderEvent(accessOf('admin', {}), transfer, cache);
+  t.not(h7, admin, 'the same column mask with and without old are two frames, not one cached for both');
 });
