@@ -10,9 +10,33 @@ import pino from 'pino';
 import t from 'tap';
 import type { LogPosition } from '../../src/cursor.ts';
 import { createEventLog, type EventLog, type ReadLimit } from '../../src/db/event-log.ts';
-import { createEventStream } from '../../src/event-stream.ts';
+import { createEventStream, type EventStreamOptions } from '../../src/event-stream.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { guarded } from '../helpers/guard.ts';
+
+/** A stream over `eventLog` keeping what `record` makes of each delivery; `done` once `count` came. */
+function collectingStream<T>(
+  epoch: string,
+  eventLog: EventLog,
+  readLimit: ReadLimit,
+  count: number,
+  record: (...args: Parameters<EventStreamOptions['deliver']>) => T,
+) {
+  const delivered: T[] = [];
+  let allDelivered!: () => void;
+  const done = new Promise<void>((resolve) => (allDelivered = resolve));
+  const stream = createEventStream({
+    identity: { epoch },
+    eventLog,
+    logger: pino({ level: 'silent' }),
+    readLimit,
+    deliver(...args) {
+      delivered.push(record(...args));
+      if (delivered.length === count) allDelivered();
+    },
+  });
+  return { stream, delivered, done };
+}
 
 const LARGE_EVENTS = 60;
 const SMALL_EVENTS = 5;
@@ -56,19 +80,7 @@ t.test('a burst of large rows costs PostgreSQL about the events it returns, not 
       return { position: { pos: start, id: 0 }, settledThrough: start };
     },
   };
-  const delivered: LogPosition[] = [];
-  let allDelivered!: () => void;
-  const done = new Promise<void>((resolve) => (allDelivered = resolve));
-  const stream = createEventStream({
-    identity: { epoch },
-    eventLog: counting,
-    logger: pino({ level: 'silent' }),
-    readLimit: LIMIT,
-    deliver(_topic, _build, position) {
-      delivered.push(position);
-      if (delivered.length === logged.length) allDelivered();
-    },
-  });
+  const { stream, delivered, done } = collectingStream(epoch, counting, LIMIT, logged.length, (_topic, _build, position) => position);
   t.teardown(() => stream.stop());
   await stream.start();
   await guarded(done, 30_000, 'every event of the burst delivered');
@@ -105,19 +117,10 @@ t.test('between turns of a wait for an open committer, live delivery reads one e
       return allEnded;
     },
   };
-  const delivered: { topic: string; event: string }[] = [];
-  let allDelivered!: () => void;
-  const done = new Promise<void>((resolve) => (allDelivered = resolve));
-  const stream = createEventStream({
-    identity: { epoch },
-    eventLog: counting,
-    logger: pino({ level: 'silent' }),
-    readLimit: { events: 1000, bytes: 4 * 1024 * 1024 },
-    deliver(topic, build) {
-      delivered.push({ topic, event: build()!.event });
-      if (delivered.length === LATER_EVENTS + 1) allDelivered();
-    },
-  });
+  const { stream, delivered, done } = collectingStream(epoch, counting, { events: 1000, bytes: 4 * 1024 * 1024 }, LATER_EVENTS + 1, (topic, build) => ({
+    topic,
+    event: build()!.event,
+  }));
   t.teardown(() => stream.stop());
   await stream.start();
 
