@@ -89,6 +89,17 @@ export function membersOf(parsed: object, keys: readonly string[]): Record<strin
 }
 
 /**
+ * `{...base, ...over}` (an update's previous row: its new row with the previous values over it), as
+ * a new object that frames write the same way as the two (numbers kept as text as they came).
+ * Spread defines each key as its own: a `__proto__` column stays a plain key.
+ */
+export function overlaid(base: object, over: object): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...base, ...over };
+  if (holdingExactNumbers.has(base) || holdingExactNumbers.has(over)) holdingExactNumbers.add(merged);
+  return merged;
+}
+
+/**
  * Whether two parsed values are equal as jsonb compares them: objects by their keys and values
  * whatever the order, arrays item by item, numbers by value (12.50 and 12.5 are equal; JSON.parse
  * made both the same double, and two numbers kept as text are equal when their digits are). A

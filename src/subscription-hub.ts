@@ -70,6 +70,8 @@ interface CatchUp {
 interface Subscription {
   readonly topic: string;
   readonly clientFilter: Filter | null;
+  /** Asked for `left` frames: updates that take a row out of its view. */
+  readonly leaves: boolean;
   access: Access;
   /** The class's channel; joined once catching up is over. */
   channel: string;
@@ -93,6 +95,12 @@ export interface Session {
   heldBytes: number;
 }
 
+/** What a subscription asks to see: a client filter (JSON, parsed here) and whether it wants `left` frames. */
+export interface SubscriptionView {
+  readonly filter?: unknown;
+  readonly leaves?: boolean;
+}
+
 export type Outcome = { readonly ok: true } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
 export interface SubscriptionHub {
@@ -102,7 +110,7 @@ export interface SubscriptionHub {
    * Subscribes; with `resumeAfter`, the subscription starts catching up: the caller replays the
    * log after that position up to `position()` with render(), then calls finishCatchUp().
    */
-  subscribe(session: Session, topic: string, filter: unknown, resumeAfter?: LogPosition, ref?: MessageRef): Outcome;
+  subscribe(session: Session, topic: string, view: SubscriptionView, resumeAfter?: LogPosition, ref?: MessageRef): Outcome;
   /** The `subscribed` reply to a subscribe with `since` is going out: a later refusal answers nothing. */
   answered(session: Session, topic: string): void;
   unsubscribe(session: Session, topic: string): Outcome;
@@ -176,9 +184,9 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   let catalog: Catalog = { grants: [], topics: new Set() };
   let subscriptionCount = 0;
 
-  function compile(session: Session, topic: string, clientFilter: Filter | null) {
+  function compile(session: Session, topic: string, clientFilter: Filter | null, leaves: boolean) {
     const { role, claims } = session.identity;
-    return compileAccess({ topic, role, claims, grants: catalog.grants, clientFilter });
+    return compileAccess({ topic, role, claims, grants: catalog.grants, clientFilter, leaves });
   }
 
   function end(session: Session, subscription: Subscription): void {
@@ -239,7 +247,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   /** Re-decides each subscription of a session; those no longer allowed end with `forbidden`. */
   function recheck(session: Session): void {
     for (const subscription of [...session.subscriptions.values()]) {
-      const compiled = compile(session, subscription.topic, subscription.clientFilter);
+      const compiled = compile(session, subscription.topic, subscription.clientFilter, subscription.leaves);
       if (!compiled.ok) {
         end(session, subscription);
         options.notifyRevoked(session, subscription.topic, compiled.message, subscription.unanswered?.ref);
@@ -291,23 +299,24 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
       for (const subscription of [...session.subscriptions.values()]) end(session, subscription);
     },
 
-    subscribe(session, topic, filterJson, resumeAfter, ref) {
+    subscribe(session, topic, view, resumeAfter, ref) {
       if (session.subscriptions.has(topic)) return fail('already_subscribed', `already subscribed to ${JSON.stringify(topic)}`);
       if (session.subscriptions.size >= maxSubscriptions) {
         return fail('too_many_subscriptions', `a connection may hold ${maxSubscriptions} subscriptions; unsubscribe from one first`);
       }
       if (!catalog.topics.has(topic)) return fail('unknown_topic', `no topic ${JSON.stringify(topic)} is watched or granted`);
       let clientFilter: Filter | null = null;
-      if (filterJson !== undefined) {
-        const parsed = parseFilter(filterJson, options.filterLimits);
+      if (view.filter !== undefined) {
+        const parsed = parseFilter(view.filter, options.filterLimits);
         if (!parsed.ok) return fail('bad_request', parsed.error);
         clientFilter = parsed.filter;
       }
-      const compiled = compile(session, topic, clientFilter);
+      const leaves = view.leaves === true;
+      const compiled = compile(session, topic, clientFilter, leaves);
       if (!compiled.ok) return fail('forbidden', compiled.message);
       const channel = router.join(compiled.access);
       const unanswered = resumeAfter ? { ...(ref !== undefined && { ref }) } : null;
-      const subscription: Subscription = { topic, clientFilter, access: compiled.access, channel, catchUp: null, unanswered };
+      const subscription: Subscription = { topic, clientFilter, leaves, access: compiled.access, channel, catchUp: null, unanswered };
       session.subscriptions.set(topic, subscription);
       subscriptionCount++;
       if (resumeAfter) {

@@ -6,12 +6,14 @@ import { isExactNumber, JsonTooDeepError, parseUntrustedJsonExactly } from '../e
 /** A client's correlation id, echoed back in the reply. */
 export type MessageRef = string | number;
 
-/** `{"type":"subscribe","topic":T,"filter":F?,"since":C?}`. The filter is checked by parseFilter. */
+/** `{"type":"subscribe","topic":T,"filter":F?,"since":C?,"leaves":B?}`. The filter is checked by parseFilter. */
 export interface SubscribeMessage {
   readonly type: 'subscribe';
   readonly topic: string;
   readonly filter?: Readonly<Record<string, unknown>>;
   readonly since?: string;
+  /** Whether to be told, with a `left` frame, when an update takes a row out of the subscription's view. */
+  readonly leaves?: boolean;
   readonly ref?: MessageRef;
 }
 
@@ -70,6 +72,10 @@ const FIELD_PARSERS: Readonly<Record<ClientMessage['type'], (frame: JsonObject) 
     topic: readTopic(frame),
     ...optional(frame, 'filter', readFilter),
     ...optional(frame, 'since', (value) => nonEmptyString(value, '"since" must be a non-empty string (a cursor)')),
+    ...optional(frame, 'leaves', (value) => {
+      if (typeof value !== 'boolean') throw new Refusal(`"leaves" must be true or false, got ${jsonKind(value)}`);
+      return value;
+    }),
   }),
   unsubscribe: (frame) => ({ type: 'unsubscribe', topic: readTopic(frame) }),
   auth: (frame) => ({ type: 'auth', token: nonEmptyString(own(frame, 'token'), '"token" must be a non-empty string') }),

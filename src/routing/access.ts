@@ -29,6 +29,11 @@ export interface Access {
   /** null = no client filter (match all). */
   readonly clientFilter: ClientFilterState;
   /**
+   * Whether the subscriber asked to be told when an update takes a row out of its view (a `left`
+   * frame with the previous row as it saw it).
+   */
+  readonly leaves: boolean;
+  /**
    * Canonical text of the resolved parts: equal keys mean identical frames; forms that differ only
    * in key, branch or value order get equal keys.
    */
@@ -42,6 +47,8 @@ export interface CompileAccessInput {
   readonly grants: readonly Grant[];
   readonly claims: Claims;
   readonly clientFilter: Filter | null;
+  /** The subscription asked for `left` frames (default false). */
+  readonly leaves?: boolean;
 }
 
 export type CompileAccessResult =
@@ -80,7 +87,8 @@ export function compileAccess(input: CompileAccessInput): CompileAccessResult {
   if (alternatives.length === 0) return forbidden(`no grant for ${subject} applies: ${unique(problems).join('; ')}`);
 
   const clientFilter = resolveClientFilter(input.clientFilter, claims);
-  return { ok: true, access: { topic, alternatives, clientFilter, key: accessKey(topic, alternatives, clientFilter) } };
+  const leaves = input.leaves === true;
+  return { ok: true, access: { topic, alternatives, clientFilter, leaves, key: accessKey(topic, alternatives, clientFilter, leaves) } };
 }
 
 function resolveClientFilter(filter: Filter | null, claims: Claims): ClientFilterState {
@@ -112,13 +120,13 @@ function describeClaim(claim: UnresolvedClaim): string {
  * Canonical text of the resolved parts. Alternatives are sorted and deduplicated: their order
  * never changes a frame, and subscribers of different roles with the same view share a class.
  */
-function accessKey(topic: string, alternatives: readonly AccessAlternative[], clientFilter: ClientFilterState): string {
+function accessKey(topic: string, alternatives: readonly AccessAlternative[], clientFilter: ClientFilterState, leaves: boolean): string {
   const alternativeTexts = unique(
     alternatives.map((alternative) => `[${canonicalFilter(alternative.filter)},${JSON.stringify(alternative.columns)}]`),
   ).sort();
   const clientText =
     clientFilter === null ? 'null' : clientFilter === 'match-nothing' ? '"match-nothing"' : canonicalFilter(clientFilter);
-  return `[${JSON.stringify(topic)},[${alternativeTexts.join(',')}],${clientText}]`;
+  return `[${JSON.stringify(topic)},[${alternativeTexts.join(',')}],${clientText}${leaves ? ',"leaves"' : ''}]`;
 }
 
 function forbidden(message: string): CompileAccessResult {

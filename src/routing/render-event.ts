@@ -3,7 +3,7 @@
 // event and shared through a per-event cache.
 
 import type { RelayEvent } from '../events.ts';
-import { jsonTextWithin } from '../exact-json.ts';
+import { jsonTextWithin, overlaid } from '../exact-json.ts';
 import { matchesFilter } from '../filters/match-filter.ts';
 import type { Access } from './access.ts';
 
@@ -13,6 +13,9 @@ const ALL_COLUMNS = '*';
 /** Cached for a mask that leaves an update with no changed column: nothing is sent. */
 const NOT_SENT = '';
 
+/** Starts the cache keys of `left` frames (no mask's key starts so). */
+const LEFT = 'left';
+
 /**
  * The frame this access must receive for the event, or null. `cache` belongs to one event: it maps
  * a column mask to its frame so that classes with the same mask get the same string.
@@ -21,10 +24,8 @@ export function renderEvent(access: Access, event: RelayEvent, cache: Map<string
   if (event.topic !== access.topic) return null;
   const { clientFilter } = access;
   if (clientFilter === 'match-nothing') return null;
-  if (clientFilter !== null && !matchesFilter(clientFilter, event.data)) return null;
-
-  const mask = matchingColumns(access, event.data);
-  if (mask === undefined) return null;
+  const mask = clientFilter !== null && !matchesFilter(clientFilter, event.data) ? undefined : matchingColumns(access, event.data);
+  if (mask === undefined) return access.leaves ? renderLeft(access, event, cache) : null;
   const oldMask = event.old === undefined ? mask : previousRowColumns(access, event, mask);
   const cacheKey = oldMask === mask ? maskKey(mask) : `${maskKey(mask)}|${oldMask === undefined ? NOT_SENT : maskKey(oldMask)}`;
   let frame = cache.get(cacheKey);
@@ -33,6 +34,34 @@ export function renderEvent(access: Access, event: RelayEvent, cache: Map<string
     cache.set(cacheKey, frame);
   }
   return frame === NOT_SENT ? null : frame;
+}
+
+/**
+ * The `left` frame of a subscription that asked for leaves, for an update that took a row out of
+ * its view (its grants or its filter matched the previous row, and match the new one no more), or
+ * null: the previous row as the subscriber was allowed to see it, and nothing of the new one.
+ */
+function renderLeft(access: Access, event: RelayEvent, cache: Map<string, string>): string | null {
+  if (event.old === undefined) return null;
+  const previous = previousRow(event);
+  const { clientFilter } = access;
+  if (clientFilter !== null && (clientFilter === 'match-nothing' || !matchesFilter(clientFilter, previous))) return null;
+  const mask = matchingColumns(access, previous);
+  if (mask === undefined) return null;
+  const cacheKey = `${LEFT}|${maskKey(mask)}`;
+  let frame = cache.get(cacheKey);
+  if (frame === undefined) {
+    frame =
+      `{"type":"left","topic":${JSON.stringify(event.topic)},"cursor":${JSON.stringify(event.cursor)}` +
+      `,"ts":${JSON.stringify(event.ts)},"data":${objectText(previous, visibleIn(mask))}}`;
+    cache.set(cacheKey, frame);
+  }
+  return frame;
+}
+
+/** An update's previous row: the unchanged columns are as in `data`. */
+function previousRow(event: RelayEvent): Readonly<Record<string, unknown>> {
+  return overlaid(event.data, event.old ?? {});
 }
 
 function maskKey(mask: ReadonlySet<string> | null): string {
@@ -61,8 +90,7 @@ function previousRowColumns(access: Access, event: RelayEvent, mask: ReadonlySet
   const changed = event.changed ?? Object.keys(event.old ?? {});
   // Most updates change no column a grant's filter reads: the previous row matched the same grants.
   if (!access.alternatives.some((alternative) => changed.some((column) => alternative.filterColumns.has(column)))) return mask;
-  // The unchanged columns are as in `data`. Spread defines own keys: a `__proto__` column is copied as one.
-  const previousMask = matchingColumns(access, { ...event.data, ...event.old });
+  const previousMask = matchingColumns(access, previousRow(event));
   if (previousMask === undefined || previousMask === null) return previousMask === null ? mask : undefined;
   return mask === null ? previousMask : new Set([...mask].filter((column) => previousMask.has(column)));
 }

@@ -39,6 +39,8 @@ interface TopicIndex {
   /** Indexed columns -> how many classes use them, so route() looks up only those. */
   readonly columns: Map<string, number>;
   classes: number;
+  /** Classes that asked for `left` frames: an update reaches them by its previous values too. */
+  leaving: number;
 }
 
 /** Creates an empty router. */
@@ -54,6 +56,7 @@ export function createRouter(options: RouterOptions = {}): Router {
     const topic = topics.get(accessClass.access.topic) ?? newTopicIndex();
     topics.set(accessClass.access.topic, topic);
     topic.classes += 1;
+    if (accessClass.access.leaves) topic.leaving += 1;
     if (accessClass.keys === 'unindexed') {
       topic.unindexed.add(accessClass);
       return;
@@ -87,19 +90,28 @@ export function createRouter(options: RouterOptions = {}): Router {
       }
     }
     topic.classes -= 1;
+    if (accessClass.access.leaves) topic.leaving -= 1;
     if (topic.classes === 0) topics.delete(accessClass.access.topic);
   }
 
-  /** Classes of the topic that the event could match, each once. */
+  /**
+   * Classes of the topic that the event could match, each once; for an update, also those asking
+   * for `left` frames that its previous row could match (the row may have left their view).
+   */
   function candidates(topic: TopicIndex, event: RelayEvent): Set<AccessClass> {
     const found = new Set(topic.unindexed);
+    const { old } = event;
     for (const column of topic.columns.keys()) {
       // Missing columns compare as null (see match-filter.ts), so they are looked up as null. A
       // number kept as text is looked up as its nearest double (index-keys.ts): a superset of
       // the classes it matches exactly, which renderEvent's matchesFilter narrows.
       const value = indexValueOf(columnValue(event.data, column));
-      if (value === undefined) continue;
-      for (const accessClass of topic.byValue.get(`${column}\u0000${value}`) ?? []) found.add(accessClass);
+      if (value !== undefined) for (const accessClass of topic.byValue.get(`${column}\u0000${value}`) ?? []) found.add(accessClass);
+      // The previous row has the previous value where the column changed, the same elsewhere.
+      if (topic.leaving === 0 || old === undefined || !Object.hasOwn(old, column)) continue;
+      const previous = indexValueOf(columnValue(old, column));
+      if (previous === undefined || previous === value) continue;
+      for (const accessClass of topic.byValue.get(`${column}\u0000${previous}`) ?? []) if (accessClass.access.leaves) found.add(accessClass);
     }
     return found;
   }
@@ -165,5 +177,5 @@ function classIndexKeys(access: Access): IndexKeys {
 }
 
 function newTopicIndex(): TopicIndex {
-  return { byValue: new Map(), unindexed: new Set(), columns: new Map(), classes: 0 };
+  return { byValue: new Map(), unindexed: new Set(), columns: new Map(), classes: 0, leaving: 0 };
 }

@@ -54,7 +54,7 @@ export async function handleClientMessage(context: MessageContext, session: Sess
         }
         since = cursor;
       }
-      const outcome = hub.subscribe(session, topic, message.filter, since, ref);
+      const outcome = hub.subscribe(session, topic, { filter: message.filter, leaves: message.leaves }, since, ref);
       if (!outcome.ok) {
         session.socket.sendError({ code: outcome.code, message: outcome.message, topic, ref });
         return;

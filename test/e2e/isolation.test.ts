@@ -74,7 +74,7 @@ interface SubscriberPlan {
   readonly name: string;
   readonly role: Role;
   readonly claims: Claims;
-  readonly subscriptions: ReadonlyArray<{ topic: Topic; filter?: Record<string, unknown> }>;
+  readonly subscriptions: ReadonlyArray<{ topic: Topic; filter?: Record<string, unknown>; leaves?: true }>;
   readonly forbiddenTopic?: Topic;
   readonly unknownTopic?: string;
 }
@@ -158,9 +158,11 @@ function planSubscribers(random: Random): SubscriberPlan[] {
   for (const role of ROLES) {
     for (let i = 0; i < SUBSCRIBERS_PER_ROLE; i++) {
       const claims = claimsFor(role, i, random);
-      const subscriptions = random.someOf(grantedTopics(role, claims)).map((topic) =>
-        random.chance(0.45) ? { topic, filter: randomFilter(random, role, topic) } : { topic },
-      );
+      const subscriptions = random.someOf(grantedTopics(role, claims)).map((topic) => ({
+        topic,
+        ...(random.chance(0.45) && { filter: randomFilter(random, role, topic) }),
+        ...(random.chance(0.4) && { leaves: true as const }),
+      }));
       const forbiddenTopic = FORBIDDEN[role].length > 0 && random.chance(0.3) ? random.pick(FORBIDDEN[role]) : undefined;
       const unknownTopic = role === 'admin' && random.chance(0.3) ? 'no_such_topic' : undefined;
       plans.push({ name: `${role}#${i + 1}`, role, claims, subscriptions, forbiddenTopic, unknownTopic });
@@ -403,12 +405,12 @@ async function subscribe(subscriber: Subscriber, t: { fail(message: string): unk
   const { plan, client } = subscriber;
   let ref = 0;
   const requests: Array<{ ref: number; topic: string; expect: 'subscribed' | 'forbidden' | 'unknown_topic' }> = [];
-  const request = (topic: string, expect: 'subscribed' | 'forbidden' | 'unknown_topic', filter?: unknown): void => {
+  const request = (topic: string, expect: 'subscribed' | 'forbidden' | 'unknown_topic', filter?: unknown, leaves?: true): void => {
     ref++;
-    client.send({ type: 'subscribe', topic, ref, ...(filter !== undefined ? { filter } : {}) });
+    client.send({ type: 'subscribe', topic, ref, ...(filter !== undefined ? { filter } : {}), ...(leaves && { leaves }) });
     requests.push({ ref, topic, expect });
   };
-  for (const { topic, filter } of plan.subscriptions) request(topic, 'subscribed', filter);
+  for (const { topic, filter, leaves } of plan.subscriptions) request(topic, 'subscribed', filter, leaves);
   request('sentinel', 'subscribed');
   if (plan.forbiddenTopic) request(plan.forbiddenTopic, 'forbidden');
   if (plan.unknownTopic) request(plan.unknownTopic, 'unknown_topic');
@@ -449,15 +451,15 @@ async function framesBeforeSentinel(subscriber: Subscriber, diagnose: () => Prom
 
 /** The first difference between what a subscriber should get and got, described for a person. */
 function firstDifference(plan: SubscriberPlan, committed: readonly ChangeEvent[], frames: readonly Frame[]): string | null {
-  const strangers = frames.filter((frame) => frame.type !== 'event');
+  const strangers = frames.filter((frame) => frame.type !== 'event' && frame.type !== 'left');
   if (strangers.length > 0) return `unexpected frame ${JSON.stringify(strangers[0])}`;
   const subscribed = new Set(plan.subscriptions.map(({ topic }) => topic));
   const elsewhere = frames.find((frame) => !subscribed.has(frame.topic as Topic));
   if (elsewhere) return `an event of topic ${String(elsewhere.topic)}, not subscribed: ${JSON.stringify(elsewhere)}`;
-  for (const { topic, filter } of plan.subscriptions) {
-    const expected = expectedEvents(GRANTS, { role: plan.role, claims: plan.claims, topic, filter }, committed);
+  for (const { topic, filter, leaves } of plan.subscriptions) {
+    const expected = expectedEvents(GRANTS, { role: plan.role, claims: plan.claims, topic, filter, leaves }, committed);
     const received = frames.filter((frame) => frame.topic === topic).map(comparable);
-    const where = `topic ${topic}${filter ? ` filter ${JSON.stringify(filter)}` : ' (no filter)'}`;
+    const where = `topic ${topic}${filter ? ` filter ${JSON.stringify(filter)}` : ' (no filter)'}${leaves ? ', leaves' : ''}`;
     const length = Math.max(expected.length, received.length);
     for (let i = 0; i < length; i++) {
       const want: ExpectedEvent | undefined = expected[i];
@@ -561,10 +563,12 @@ t.test(`isolation: every subscriber gets exactly its own events (ISOLATION_SEED=
   const framesBy = await Promise.all(subscribers.map((subscriber) => framesBeforeSentinel(subscriber, diagnose)));
   const failures: string[] = [];
   let eventsChecked = 0;
+  let leftFrames = 0;
   for (const [i, subscriber] of subscribers.entries()) {
     const frames = framesBy[i] as Frame[];
     const { plan } = subscriber;
     eventsChecked += frames.length;
+    leftFrames += frames.filter((frame) => frame.type === 'left').length;
     const difference = firstDifference(plan, committed, frames);
     if (difference) failures.push(`${plan.name} claims ${JSON.stringify(plan.claims)}: ${difference}`);
     if (plan.role === 'auditor') {
@@ -579,13 +583,14 @@ t.test(`isolation: every subscriber gets exactly its own events (ISOLATION_SEED=
   ).length;
   const subscriptionCount = subscribers.reduce((sum, s) => sum + s.plan.subscriptions.length, 0);
   const filtered = subscribers.reduce((sum, s) => sum + s.plan.subscriptions.filter((sub) => sub.filter).length, 0);
+  const leaving = subscribers.reduce((sum, s) => sum + s.plan.subscriptions.filter((sub) => sub.leaves).length, 0);
   const refusals = subscribers.filter((s) => s.plan.forbiddenTopic || s.plan.unknownTopic).length;
   t.comment(
-    `seed ${SEED}: ${subscribers.length} subscribers, ${subscriptionCount} subscriptions (+ sentinel; ${filtered} with a client filter), ` +
+    `seed ${SEED}: ${subscribers.length} subscribers, ${subscriptionCount} subscriptions (+ sentinel; ${filtered} with a client filter, ${leaving} asking for leaves), ` +
       `${refusals} refused subscriptions checked (forbidden / unknown_topic), ` +
       `${stats.transactions} transactions (${stats.committed} committed, ${stats.rolledBack} rolled back, ` +
       `${stats.savepointsRolledBack} savepoints rolled back), ${stats.statements} statements, ` +
-      `${committed.length} committed events, ${eventsChecked} delivered events checked`,
+      `${committed.length} committed events, ${eventsChecked} delivered events checked (${leftFrames} left frames)`,
   );
   t.comment(`events by kind: ${JSON.stringify(Object.fromEntries([...kinds].sort()))}; orders updates hidden from auditors: ${hiddenOnlyUpdates}`);
 
@@ -593,6 +598,7 @@ t.test(`isolation: every subscriber gets exactly its own events (ISOLATION_SEED=
     t.ok((kinds.get(kind) ?? 0) > 0, `the writes produced ${kind}`);
   }
   t.ok(hiddenOnlyUpdates > 0, 'some orders updates change only columns hidden from auditors');
+  t.ok(leftFrames > 0, 'some updates took rows out of subscriptions asking for leaves');
   t.ok(stats.rolledBack > 0 && stats.savepointsRolledBack > 0, 'some writes were rolled back');
   t.same(
     failures.slice(0, 10),

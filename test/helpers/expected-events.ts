@@ -176,6 +176,8 @@ export interface OracleSubscription {
   readonly claims: Claims;
   readonly topic: string;
   readonly filter?: Readonly<Record<string, unknown>>;
+  /** Asked for `left` frames (predicted as events named `left`, with the previous row as data). */
+  readonly leaves?: boolean;
 }
 
 /**
@@ -191,8 +193,13 @@ export function expectedEvents(grants: GrantTable, subscription: OracleSubscript
   for (const event of events) {
     if (event.topic !== subscription.topic) continue;
     const matching = alternatives.filter((grant) => grant.allows(event.data, subscription.claims));
-    if (matching.length === 0) continue;
-    if (subscription.filter !== undefined && !matchesClientFilter(subscription.filter, event.data)) continue;
+    if (matching.length === 0 || (subscription.filter !== undefined && !matchesClientFilter(subscription.filter, event.data))) {
+      if (subscription.leaves && event.old !== undefined) {
+        const left = leftOf(event, alternatives, subscription);
+        if (left !== null) out.push(left);
+      }
+      continue;
+    }
     const masked = mask(event, columnsOf(matching));
     if (masked === null) continue;
     if (event.old !== undefined) {
@@ -205,6 +212,20 @@ export function expectedEvents(grants: GrantTable, subscription: OracleSubscript
     out.push(masked);
   }
   return out;
+}
+
+/**
+ * An update that took the row out of the subscription's view: the grants or the client filter
+ * matched its previous row. The subscriber gets that row, within the columns of the grants that
+ * matched it.
+ */
+function leftOf(event: ChangeEvent, alternatives: readonly OracleGrant[], subscription: OracleSubscription): ExpectedEvent | null {
+  const previous = { ...event.data, ...event.old };
+  const matchingPrevious = alternatives.filter((grant) => grant.allows(previous, subscription.claims));
+  if (matchingPrevious.length === 0) return null;
+  if (subscription.filter !== undefined && !matchesClientFilter(subscription.filter, previous)) return null;
+  const columns = columnsOf(matchingPrevious);
+  return { topic: event.topic, event: 'left', data: columns === null ? previous : pickColumns(previous, columns) };
 }
 
 /** The union of the grants' columns; null = all. */
@@ -235,11 +256,11 @@ function mask(event: ChangeEvent, columns: ReadonlySet<string> | null): { -reado
   return { ...base, data: pick(event.data) };
 }
 
-/** A received event frame reduced to what the oracle predicts (`changed` sorted). */
+/** A received event or left frame reduced to what the oracle predicts (`changed` sorted). */
 export function comparable(frame: Readonly<Record<string, unknown>>): ExpectedEvent {
   return {
     topic: String(frame.topic),
-    event: String(frame.event),
+    event: frame.type === 'left' ? 'left' : String(frame.event),
     data: frame.data as Row,
     ...(frame.old !== undefined ? { old: frame.old as Row } : {}),
     ...(frame.changed !== undefined ? { changed: [...(frame.changed as string[])].sort() } : {}),

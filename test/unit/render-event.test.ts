@@ -181,3 +181,66 @@ t.test('old holds only what the grants allowed of the previous row', async (t) =
   const admin = renderEvent(accessOf('admin', {}), transfer, cache);
   t.not(h7, admin, 'the same column mask with and without old are two frames, not one cached for both');
 });
+
+function leavingAccessOf(role: string, claims: Claims, clientFilter: unknown = null): Access {
+  const result = compileAccess({ topic: 'orders', role, grants: GRANTS, claims, clientFilter: clientFilter === null ? null : filterOf(clientFilter), leaves: true });
+  if (!result.ok) throw new Error(result.message);
+  return result.access;
+}
+
+// A subscription that asks for leaves is told when an update takes a row out of its view: its
+// grants (an order transferred to another hospital) or its own filter (an order no longer `new`).
+// The `left` frame carries the previous row as the subscriber was allowed to see it, and nothing
+// of the new one.
+t.test('left frames: the previous row, as the subscriber saw it, when an update takes a row out of its view', async (t) => {
+  const transfer = eventOf(
+    { ...ORDER, hospital_id: 'H8', status: 'transferred' },
+    { event: 'update', old: { hospital_id: 'H7', status: 'new' }, changed: ['hospital_id', 'status'] },
+  );
+  const left = { type: 'left', topic: 'orders', cursor: transfer.cursor, ts: transfer.ts };
+  t.same(render(leavingAccessOf('hospital', { hospital_id: 'H7' }), transfer), { ...left, data: ORDER }, 'the hospital it left: its previous row, whole');
+  t.equal(render(accessOf('hospital', { hospital_id: 'H7' }), transfer), null, 'nothing to a subscription that did not ask');
+  t.same(
+    render(leavingAccessOf('hospital', { hospital_id: 'H8' }), transfer),
+    { type: 'event', topic: 'orders', event: 'update', cursor: transfer.cursor, ts: transfer.ts, data: transfer.data, changed: ['hospital_id', 'status'] },
+    'the hospital it moved to: the update (without old)',
+  );
+  t.equal(render(leavingAccessOf('hospital', { hospital_id: 'H9' }), transfer), null, 'a hospital that saw neither row: nothing');
+
+  // Its own filter: the order is no longer new; the subscriber may see the new row, but asked only for new orders.
+  const paid = eventOf({ ...ORDER, status: 'paid' }, { event: 'update', old: { status: 'new' }, changed: ['status'] });
+  t.same(render(leavingAccessOf('admin', {}, { status: 'new' }), paid), { type: 'left', topic: 'orders', cursor: paid.cursor, ts: paid.ts, data: ORDER });
+  t.same((render(leavingAccessOf('admin', {}, { status: 'paid' }), paid) as { type: string }).type, 'event', 'entering the filter is an update');
+  t.equal(render(leavingAccessOf('admin', {}, { status: 'cancelled' }), paid), null, 'matching neither row: nothing');
+
+  // Masked: a merchant sees id, merchant_id and status of its orders.
+  const reassigned = eventOf({ ...ORDER, merchant_id: 'm2' }, { event: 'update', old: { merchant_id: 'm1' }, changed: ['merchant_id'] });
+  t.same(
+    render(leavingAccessOf('merchant', { merchant_id: 'm1' }), reassigned),
+    { type: 'left', topic: 'orders', cursor: reassigned.cursor, ts: reassigned.ts, data: { id: 'o1', merchant_id: 'm1', status: 'new' } },
+    'the previous row within the mask',
+  );
+
+  t.equal(render(leavingAccessOf('hospital', { hospital_id: 'H7' }), eventOf({ ...ORDER, hospital_id: 'H8' })), null, 'an insert elsewhere is no leave');
+  t.equal(render(leavingAccessOf('hospital', { hospital_id: 'H8' }), remove), null, 'nor a delete elsewhere');
+  t.equal(
+    render(leavingAccessOf('hospital', { hospital_id: 'H7' }), eventOf({ merchant_id: 'm1', note: 'x' }, { event: 'update' })),
+    null,
+    'nor an event without old (relay.publish may name one update)',
+  );
+  t.equal(render(leavingAccessOf('admin', {}, { driver_id: { claim: 'sub' } }), paid), null, 'nor for a filter that can match nothing');
+});
+
+t.test('a left frame writes the previous row exactly: long numbers as they came, __proto__ as a column', async (t) => {
+  const { parseJsonExactly } = await import('../../src/exact-json.ts');
+  const data = parseJsonExactly('{"id":"o1","hospital_id":"H8","snowflake":1234567890123456789,"__proto__":{"x":1}}') as Record<string, unknown>;
+  const old = parseJsonExactly('{"hospital_id":"H7","total":12345678901234567890.5}') as Record<string, unknown>;
+  const event = deepFreeze(eventOf(data, { event: 'update', old, changed: ['hospital_id', 'total'] }));
+  const frame = renderEvent(leavingAccessOf('hospital', { hospital_id: 'H7' }), event, new Map());
+  t.equal(
+    frame,
+    `{"type":"left","topic":"orders","cursor":"${event.cursor}","ts":"${event.ts}",` +
+      '"data":{"id":"o1","hospital_id":"H7","snowflake":1234567890123456789,"__proto__":{"x":1},"total":12345678901234567890.5}}',
+  );
+  t.equal(({} as Record<string, unknown>)['x'], undefined, 'no prototype was polluted');
+});

@@ -163,3 +163,27 @@ t.test('hasTopic: a topic is known while any class of it has a subscriber, index
   t.equal(router.hasTopic('orders'), false, 'a double leave changes nothing');
   t.same(router.stats(), { classes: 0, subscribers: 0 });
 });
+
+// A class that asked for `left` frames is indexed by its hospital like the rest: an order that moves
+// from H1 to H2 carries H2 in its data and H1 only in its previous values, which route() looks up
+// for such classes (and for them alone).
+t.test('an update reaches the classes asking for leaves that its previous row matched', async (t) => {
+  const { router, examined } = countingRouter();
+  const leavingH1 = compileAccess({ topic: 'orders', role: 'hospital', grants: GRANTS, claims: { hospital_id: 'H1' }, clientFilter: null, leaves: true });
+  if (!leavingH1.ok) throw new Error(leavingH1.message);
+  const h1Channel = router.join(leavingH1.access);
+  const plainH1 = accessOf('hospital', { hospital_id: 'H1' });
+  router.join(plainH1);
+  const h2Channel = router.join(accessOf('hospital', { hospital_id: 'H2' }));
+  t.not(leavingH1.access.key, plainH1.key, 'asking for leaves is a class of its own');
+
+  const moved = eventOf({ id: 'o1', hospital_id: 'H2', status: 'new' }, { event: 'update', old: { hospital_id: 'H1' }, changed: ['hospital_id'] });
+  const routed = router.route(moved);
+  t.same(routed.map(([channel]) => channel).sort(), [h1Channel, h2Channel].sort(), 'H2 gets the update, H1 (asking) its left frame');
+  t.match(routed.find(([channel]) => channel === h1Channel)?.[1], /^\{"type":"left"/);
+  t.notOk(examined.includes(plainH1.key), 'the H1 class not asking for leaves is not even examined');
+
+  examined.length = 0;
+  router.route(eventOf({ id: 'o2', hospital_id: 'H2', status: 'paid' }, { event: 'update', old: { status: 'new' }, changed: ['status'] }));
+  t.notOk(examined.includes(leavingH1.access.key), 'an update that did not change the hospital does not look up H1');
+});
