@@ -87,9 +87,11 @@ function matchingColumns(access: Access, row: Readonly<Record<string, unknown>>)
  * are those of a row that subscriber was not allowed to see, and none of them are sent.
  */
 function previousRowColumns(access: Access, event: RelayEvent, mask: ReadonlySet<string> | null): ReadonlySet<string> | null | undefined {
-  const changed = event.changed ?? Object.keys(event.old ?? {});
   // Most updates change no column a grant's filter reads: the previous row matched the same grants.
-  if (!access.alternatives.some((alternative) => changed.some((column) => alternative.filterColumns.has(column)))) return mask;
+  // The keys of `old` make the previous row, so they decide (`changed` names the same columns in
+  // every event the triggers write, but relay.append_event takes any).
+  const previousColumns = Object.keys(event.old ?? {});
+  if (!access.alternatives.some((alternative) => previousColumns.some((column) => alternative.filterColumns.has(column)))) return mask;
   const previousMask = matchingColumns(access, previousRow(event));
   if (previousMask === undefined || previousMask === null) return previousMask === null ? mask : undefined;
   return mask === null ? previousMask : new Set([...mask].filter((column) => previousMask.has(column)));

@@ -176,6 +176,10 @@ t.test('old holds only what the grants allowed of the previous row', async (t) =
   if (!listed.ok) throw new Error(listed.message);
   t.same(render(listed.access, moved), { ...base, cursor: moved.cursor, data: moved.data, old: { merchant_id: 'm2' }, changed: ['merchant_id'] }, 'both merchants its own: old whole');
 
+  // An event appended by hand (relay.append_event) whose changed leaves out a column of old.
+  const unlisted = eventOf({ ...ORDER, hospital_id: 'H7', note: 'moved' }, { event: 'update', old: { hospital_id: 'H1', note: 'H1 only' }, changed: ['note'] });
+  t.equal((render(accessOf('hospital', { hospital_id: 'H7' }), unlisted) as { old?: unknown }).old, undefined, 'old decides, not changed');
+
   const cache = new Map<string, string>();
   const h7 = renderEvent(accessOf('hospital', { hospital_id: 'H7' }), transfer, cache);
   const admin = renderEvent(accessOf('admin', {}), transfer, cache);
