@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { comparePositions, encodeCursor, type LogPosition } from './cursor.ts';
 import type { EventLog, LoggedEvent, LogIdentity, ReadLimit } from './db/event-log.ts';
 import type { RelayEvent } from './events.ts';
+import { createHeldBackClock } from './held-back-clock.ts';
 import { nextReadLimit } from './read-budget.ts';
 import { busyRecheckMs } from './read-pacing.ts';
 
@@ -37,8 +38,9 @@ export interface EventStream {
   /** The last event delivered (everything up to it has been delivered). */
   position(): LogPosition;
   /**
-   * How long delivery has waited for a drawn position that is not visible yet, in ms: since it
-   * last delivered while one was missing; 0 when none is.
+   * How long the position delivery waits for has been drawn without becoming visible, in ms, at
+   * least (see held-back-clock.ts); 0 when none is missing. While start() waits for the
+   * transactions that drew positions to end, since it began.
    */
   heldBackMs(): number;
   stop(): void;
@@ -132,6 +134,9 @@ export function createEventStream(options: EventStreamOptions): EventStream {
    */
   let armNext = true;
   let started = false;
+  /** When start() began, until it is done. */
+  let startingSince: number | undefined;
+  const heldBack = createHeldBackClock();
   /** Events delivered since resync(), until the stream has read everything there was (then logged). */
   let sinceResync: number | undefined;
   let readWanted = false;
@@ -177,6 +182,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       },
       (error: unknown) => {
         logger.warn({ err: error }, 'cannot read the event log yet; retrying');
+        heldBack.notMissingNow();
         busy = false;
         schedule({ inMs: RETRY_MS });
       },
@@ -203,6 +209,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   async function readStep(): Promise<{ inMs: number } | undefined> {
     if (!lastEndsItsCommit) {
       // A read the limit cut, maybe inside a commit: finish that commit first.
+      heldBack.notMissingNow();
       const rest = await eventLog.readPage(last, { pos: last.pos, id: Number.MAX_SAFE_INTEGER }, null, limit);
       limit = nextReadLimit(readLimit, rest);
       for (const event of rest.events) deliverOnce(event);
@@ -227,10 +234,12 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       deliverOnce(event);
     }
     if (!stoppedAtGap && read.cut) {
+      heldBack.notMissingNow();
       lastEndsItsCommit = false;
       return { inMs: 0 };
     }
     if (Math.max(last.pos, settledThrough) >= drawnThrough) {
+      heldBack.caughtUp();
       notWaiting();
       armNext = true;
       // Idle only after a read that armed the bell: the next commit will notify.
@@ -238,6 +247,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     }
     // A drawn position is not visible yet: its commit is on its way (or was rolled back).
     const now = performance.now();
+    heldBack.missing(now, Math.max(last.pos, settledThrough) + 1, drawnThrough);
     if (comparePositions(last, before) > 0) {
       // Busy: commits keep coming, and nobody notifies while the bell is not armed. Reading a
       // little less often reads more commits per query, the more so the heavier the stream.
@@ -297,6 +307,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
 
   return {
     async start() {
+      startingSince = performance.now();
       // Given up only when stopped meanwhile: then nothing is delivered anyway.
       const head = await eventLog.head(betweenWaitTurns("the relay's start"));
       last = head.position;
@@ -318,7 +329,11 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       drain();
     },
     position: () => last,
-    heldBackMs: () => (waitingSince === undefined ? 0 : performance.now() - waitingSince),
+    heldBackMs() {
+      const now = performance.now();
+      if (!started) return startingSince === undefined ? 0 : now - startingSince;
+      return heldBack.heldBackMs(now);
+    },
     stop() {
       stopped = true;
       clearTimeout(timer);

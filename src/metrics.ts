@@ -16,7 +16,7 @@ export interface MetricSources {
   listening(): boolean;
   /** Whether the relay serves clients: its live stream has started. */
   started(): boolean;
-  /** Seconds live delivery has been held back by a missing commit position (0: by none). */
+  /** Seconds live delivery has been held back by a missing commit position (0: by none; see held-back-clock.ts). */
   heldBackSeconds(): number;
 }
 
@@ -97,7 +97,7 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
   // later event waits for it, on every relay, and only the log said so until now.
   new Gauge({
     name: 'relay_live_delivery_held_back_seconds',
-    help: 'How long live delivery has waited for a commit position drawn and not yet visible: milliseconds for a commit on its way; longer for a transaction that drew its position early and stays open (it holds ROW EXCLUSIVE on relay.commits). 0 when none is missing.',
+    help: 'How long the commit position that live delivery waits for has been drawn without becoming visible (at least), or the start has waited for such positions: milliseconds for a commit on its way; seconds for a transaction that drew its position early and stays open (it holds ROW EXCLUSIVE on relay.commits). 0 when none is missing.',
     registers,
     collect() {
       this.set(sources.heldBackSeconds());

@@ -33,7 +33,10 @@ t.test('starting while a transaction that drew its position early is open: /heal
   t.match(await health.json(), { status: 'starting', reason: STARTING_REASON, sessions: 0 }, '/health says why');
   const metrics = await fetch(`${httpUrl}/metrics`);
   t.equal(metrics.status, 200, '/metrics answers while starting');
-  t.match(await metrics.text(), /^relay_started 0$/m, 'relay_started is 0');
+  const metricsText = await metrics.text();
+  t.match(metricsText, /^relay_started 0$/m, 'relay_started is 0');
+  const heldBack = Number(/^relay_live_delivery_held_back_seconds (\S+)$/m.exec(metricsText)?.[1]);
+  t.ok(heldBack > 0, `relay_live_delivery_held_back_seconds counts the wait of the start too (${heldBack})`);
   t.strictSame(
     await upgradeRefusal(`${wsUrl}?access_token=${await relay.token(ADMIN)}`),
     { status: 503, body: { error: 'unavailable', reason: STARTING_REASON } },
