@@ -79,10 +79,11 @@ export function compileAccess(input: CompileAccessInput): CompileAccessResult {
       continue;
     }
     const resolved = resolveFilterClaims(parsed.filter, claims);
-    if (resolved.ok) {
-      alternatives.push({ filter: resolved.filter, columns: normalizeColumns(grant.columns), filterColumns: filterColumns(resolved.filter) });
+    if (!resolved.ok) {
+      problems.push(describeClaim(resolved.claim));
+      continue;
     }
-    else problems.push(describeClaim(resolved.claim));
+    alternatives.push({ filter: resolved.filter, columns: normalizeColumns(grant.columns), filterColumns: filterColumns(resolved.filter) });
   }
   if (alternatives.length === 0) return forbidden(`no grant for ${subject} applies: ${unique(problems).join('; ')}`);
 

@@ -93,7 +93,8 @@ function previousRowColumns(access: Access, event: RelayEvent, mask: ReadonlySet
   const previousColumns = Object.keys(event.old ?? {});
   if (!access.alternatives.some((alternative) => previousColumns.some((column) => alternative.filterColumns.has(column)))) return mask;
   const previousMask = matchingColumns(access, previousRow(event));
-  if (previousMask === undefined || previousMask === null) return previousMask === null ? mask : undefined;
+  if (previousMask === undefined) return undefined;
+  if (previousMask === null) return mask;
   return mask === null ? previousMask : new Set([...mask].filter((column) => previousMask.has(column)));
 }
 
@@ -108,9 +109,10 @@ function serializeFrame(event: RelayEvent, mask: ReadonlySet<string> | null, old
     const changed = visible === null ? event.changed : event.changed.filter(visible);
     // An update none of whose visible columns changed tells this subscriber nothing.
     if (changed.length === 0) return NOT_SENT;
-    changedText = `,"changed":${JSON.stringify(changed)}`;
+    // Where the previous row was outside every grant of the subscriber's, what changed would tell
+    // of it too (a column not listed had the same value): the row arrives with its data alone.
+    if (oldMask !== undefined) changedText = `,"changed":${JSON.stringify(changed)}`;
   }
-  // No `old` at all where the previous row was outside every grant of the subscriber's.
   const oldText = event.old === undefined || oldMask === undefined ? '' : `,"old":${objectText(event.old, visibleIn(oldMask))}`;
   return (
     `{"type":"event","topic":${JSON.stringify(event.topic)},"event":${JSON.stringify(event.event)}` +
