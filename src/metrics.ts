@@ -131,7 +131,7 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
     }),
     eventsDelivered: new Counter({
       name: 'relay_events_delivered_total',
-      help: 'Event frames sent to clients, one per client reached (live, held during a replay, or replayed).',
+      help: 'Event frames (and left frames) sent to clients, one per client reached (live, held during a replay, or replayed).',
       registers,
     }),
     connectionsRejected,
@@ -154,7 +154,7 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
     }),
     eventsReplayed: new Counter({
       name: 'relay_replay_events_total',
-      help: 'Events sent by replays, read from the event log.',
+      help: 'Events (and left frames) sent by replays, read from the event log.',
       registers,
     }),
   };

@@ -42,7 +42,7 @@ export function renderEvent(access: Access, event: RelayEvent, cache: Map<string
  * null: the previous row as the subscriber was allowed to see it, and nothing of the new one.
  */
 function renderLeft(access: Access, event: RelayEvent, cache: Map<string, string>): string | null {
-  if (event.old === undefined) return null;
+  if (event.event !== 'update' || event.old === undefined) return null;
   const previous = previousRow(event);
   const { clientFilter } = access;
   if (clientFilter !== null && (clientFilter === 'match-nothing' || !matchesFilter(clientFilter, previous))) return null;
@@ -59,9 +59,16 @@ function renderLeft(access: Access, event: RelayEvent, cache: Map<string, string
   return frame;
 }
 
-/** An update's previous row: the unchanged columns are as in `data`. */
+/**
+ * An update's previous row: the unchanged columns are as in `data`. A column named in `changed`
+ * but missing from `old` (only an event appended by hand, relay.append_event, can have one) is
+ * left out: its value in `data` is the new row's.
+ */
 function previousRow(event: RelayEvent): Readonly<Record<string, unknown>> {
-  return overlaid(event.data, event.old ?? {});
+  const old = event.old ?? {};
+  const row = overlaid(event.data, old);
+  for (const column of event.changed ?? []) if (!Object.hasOwn(old, column)) delete row[column];
+  return row;
 }
 
 function maskKey(mask: ReadonlySet<string> | null): string {

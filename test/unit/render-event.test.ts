@@ -234,6 +234,18 @@ t.test('left frames: the previous row, as the subscriber saw it, when an update 
     'nor an event without old (relay.publish may name one update)',
   );
   t.equal(render(leavingAccessOf('admin', {}, { driver_id: { claim: 'sub' } }), paid), null, 'nor for a filter that can match nothing');
+
+  // Events appended by hand (relay.append_event) may carry any old and changed.
+  const unlisted = eventOf(
+    { ...ORDER, hospital_id: 'H8', note: 'H8 only' },
+    { event: 'update', old: { hospital_id: 'H7' }, changed: ['hospital_id', 'note'] },
+  );
+  t.notMatch(JSON.stringify(render(leavingAccessOf('hospital', { hospital_id: 'H7' }), unlisted)), /H8/, 'a changed column missing from old is left out, not taken from the new row');
+  t.equal(
+    render(leavingAccessOf('hospital', { hospital_id: 'H7' }), { ...transfer, event: 'reassigned' }),
+    null,
+    'only an update sends a left frame',
+  );
 });
 
 t.test('a left frame writes the previous row exactly: long numbers as they came, __proto__ as a column', async (t) => {
