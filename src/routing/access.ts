@@ -28,6 +28,8 @@ export interface Access {
   readonly alternatives: readonly AccessAlternative[];
   /** null = no client filter (match all). */
   readonly clientFilter: ClientFilterState;
+  /** The columns the client filter reads (none without one). */
+  readonly clientFilterColumns: ReadonlySet<string>;
   /**
    * Whether the subscriber asked to be told when an update takes a row out of its view (a `left`
    * frame with the previous row as it saw it).
@@ -88,8 +90,10 @@ export function compileAccess(input: CompileAccessInput): CompileAccessResult {
   if (alternatives.length === 0) return forbidden(`no grant for ${subject} applies: ${unique(problems).join('; ')}`);
 
   const clientFilter = resolveClientFilter(input.clientFilter, claims);
+  const clientFilterColumns = clientFilter === null || clientFilter === 'match-nothing' ? new Set<string>() : filterColumns(clientFilter);
   const leaves = input.leaves === true;
-  return { ok: true, access: { topic, alternatives, clientFilter, leaves, key: accessKey(topic, alternatives, clientFilter, leaves) } };
+  const key = accessKey(topic, alternatives, clientFilter, leaves);
+  return { ok: true, access: { topic, alternatives, clientFilter, clientFilterColumns, leaves, key } };
 }
 
 function resolveClientFilter(filter: Filter | null, claims: Claims): ClientFilterState {

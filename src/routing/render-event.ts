@@ -43,6 +43,8 @@ export function renderEvent(access: Access, event: RelayEvent, cache: Map<string
  */
 function renderLeft(access: Access, event: RelayEvent, cache: Map<string, string>): string | null {
   if (event.event !== 'update' || event.old === undefined) return null;
+  // Most updates change no column a filter reads: the previous row did not match either.
+  if (!readsAny(access, previousColumns(event))) return null;
   const previous = previousRow(event);
   const { clientFilter } = access;
   if (clientFilter !== null && (clientFilter === 'match-nothing' || !matchesFilter(clientFilter, previous))) return null;
@@ -57,6 +59,21 @@ function renderLeft(access: Access, event: RelayEvent, cache: Map<string, string
     cache.set(cacheKey, frame);
   }
   return frame;
+}
+
+/**
+ * The columns where an update's previous row may differ from its new one: those of `old`, and of
+ * `changed` (the same in every event the triggers write; relay.append_event takes any).
+ */
+function previousColumns(event: RelayEvent): string[] {
+  return [...Object.keys(event.old ?? {}), ...(event.changed ?? [])];
+}
+
+/** Whether a filter of the access (a grant's or the client's) reads one of the columns. */
+function readsAny(access: Access, columns: readonly string[]): boolean {
+  return columns.some(
+    (column) => access.clientFilterColumns.has(column) || access.alternatives.some((alternative) => alternative.filterColumns.has(column)),
+  );
 }
 
 /**
@@ -95,10 +112,8 @@ function matchingColumns(access: Access, row: Readonly<Record<string, unknown>>)
  */
 function previousRowColumns(access: Access, event: RelayEvent, mask: ReadonlySet<string> | null): ReadonlySet<string> | null | undefined {
   // Most updates change no column a grant's filter reads: the previous row matched the same grants.
-  // The keys of `old` make the previous row, so they decide (`changed` names the same columns in
-  // every event the triggers write, but relay.append_event takes any).
-  const previousColumns = Object.keys(event.old ?? {});
-  if (!access.alternatives.some((alternative) => previousColumns.some((column) => alternative.filterColumns.has(column)))) return mask;
+  const columns = previousColumns(event);
+  if (!access.alternatives.some((alternative) => columns.some((column) => alternative.filterColumns.has(column)))) return mask;
   const previousMask = matchingColumns(access, previousRow(event));
   if (previousMask === undefined) return undefined;
   if (previousMask === null) return mask;
