@@ -107,8 +107,9 @@ export function createRouter(options: RouterOptions = {}): Router {
       // the classes it matches exactly, which renderEvent's matchesFilter narrows.
       const value = indexValueOf(columnValue(event.data, column));
       if (value !== undefined) for (const accessClass of topic.byValue.get(`${column}\u0000${value}`) ?? []) found.add(accessClass);
-      // The previous row has the previous value where the column changed, the same elsewhere.
-      if (topic.leaving === 0 || old === undefined || !Object.hasOwn(old, column)) continue;
+      // The previous row has the previous value where the column changed (none where old lacks
+      // it: see previousRow in render-event.ts), the same elsewhere.
+      if (topic.leaving === 0 || old === undefined || !(Object.hasOwn(old, column) || event.changed?.includes(column))) continue;
       const previous = indexValueOf(columnValue(old, column));
       if (previous === undefined || previous === value) continue;
       for (const accessClass of topic.byValue.get(`${column}\u0000${previous}`) ?? []) if (accessClass.access.leaves) found.add(accessClass);
