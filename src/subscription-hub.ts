@@ -70,8 +70,6 @@ interface CatchUp {
 interface Subscription {
   readonly topic: string;
   readonly clientFilter: Filter | null;
-  /** Asked for `left` frames: updates that take a row out of its view. */
-  readonly leaves: boolean;
   access: Access;
   /** The class's channel; joined once catching up is over. */
   channel: string;
@@ -247,7 +245,7 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   /** Re-decides each subscription of a session; those no longer allowed end with `forbidden`. */
   function recheck(session: Session): void {
     for (const subscription of [...session.subscriptions.values()]) {
-      const compiled = compile(session, subscription.topic, subscription.clientFilter, subscription.leaves);
+      const compiled = compile(session, subscription.topic, subscription.clientFilter, subscription.access.leaves);
       if (!compiled.ok) {
         end(session, subscription);
         options.notifyRevoked(session, subscription.topic, compiled.message, subscription.unanswered?.ref);
@@ -311,12 +309,11 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
         if (!parsed.ok) return fail('bad_request', parsed.error);
         clientFilter = parsed.filter;
       }
-      const leaves = view.leaves === true;
-      const compiled = compile(session, topic, clientFilter, leaves);
+      const compiled = compile(session, topic, clientFilter, view.leaves === true);
       if (!compiled.ok) return fail('forbidden', compiled.message);
       const channel = router.join(compiled.access);
       const unanswered = resumeAfter ? { ...(ref !== undefined && { ref }) } : null;
-      const subscription: Subscription = { topic, clientFilter, leaves, access: compiled.access, channel, catchUp: null, unanswered };
+      const subscription: Subscription = { topic, clientFilter, access: compiled.access, channel, catchUp: null, unanswered };
       session.subscriptions.set(topic, subscription);
       subscriptionCount++;
       if (resumeAfter) {

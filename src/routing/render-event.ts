@@ -44,7 +44,7 @@ export function renderEvent(access: Access, event: RelayEvent, cache: Map<string
 function renderLeft(access: Access, event: RelayEvent, cache: Map<string, string>): string | null {
   if (event.event !== 'update' || event.old === undefined) return null;
   // Most updates change no column a filter reads: the previous row did not match either.
-  if (!readsAny(access, previousColumns(event))) return null;
+  if (!mayHaveMoved(access, event, true)) return null;
   const previous = previousRow(event);
   const { clientFilter } = access;
   if (clientFilter !== null && (clientFilter === 'match-nothing' || !matchesFilter(clientFilter, previous))) return null;
@@ -62,19 +62,27 @@ function renderLeft(access: Access, event: RelayEvent, cache: Map<string, string
 }
 
 /**
- * The columns where an update's previous row may differ from its new one: those of `old`, and of
- * `changed` (the same in every event the triggers write; relay.append_event takes any).
+ * Whether an update may have changed a column that one of the access's filters reads: a grant's,
+ * and with `client` the client filter's too. If not, its previous row matched them as its new row
+ * does. The columns that may differ are those of `old`, and of `changed` (the same in every event
+ * the triggers write; relay.append_event takes any). Runs for every class an update reaches:
+ * nothing is allocated.
  */
-function previousColumns(event: RelayEvent): string[] {
-  return [...Object.keys(event.old ?? {}), ...(event.changed ?? [])];
+function mayHaveMoved(access: Access, event: RelayEvent, client: boolean): boolean {
+  const { old, changed } = event;
+  for (const column in old) if (Object.hasOwn(old, column) && filterReads(access, column, client)) return true;
+  if (changed !== undefined) for (const column of changed) if (filterReads(access, column, client)) return true;
+  return false;
 }
 
-/** Whether a filter of the access (a grant's or the client's) reads one of the columns. */
-function readsAny(access: Access, columns: readonly string[]): boolean {
-  return columns.some(
-    (column) => access.clientFilterColumns.has(column) || access.alternatives.some((alternative) => alternative.filterColumns.has(column)),
-  );
+function filterReads(access: Access, column: string, client: boolean): boolean {
+  if (client && access.clientFilterColumns.has(column)) return true;
+  for (const alternative of access.alternatives) if (alternative.filterColumns.has(column)) return true;
+  return false;
 }
+
+/** Each update's previous row, built once however many classes need it. */
+const previousRows = new WeakMap<RelayEvent, Readonly<Record<string, unknown>>>();
 
 /**
  * An update's previous row: the unchanged columns are as in `data`. A column named in `changed`
@@ -82,9 +90,12 @@ function readsAny(access: Access, columns: readonly string[]): boolean {
  * left out: its value in `data` is the new row's.
  */
 function previousRow(event: RelayEvent): Readonly<Record<string, unknown>> {
+  let row = previousRows.get(event);
+  if (row !== undefined) return row;
   const old = event.old ?? {};
-  const row = overlaid(event.data, old);
-  for (const column of event.changed ?? []) if (!Object.hasOwn(old, column)) delete row[column];
+  const built = overlaid(event.data, old);
+  for (const column of event.changed ?? []) if (!Object.hasOwn(old, column)) delete built[column];
+  previousRows.set(event, (row = built));
   return row;
 }
 
@@ -112,8 +123,7 @@ function matchingColumns(access: Access, row: Readonly<Record<string, unknown>>)
  */
 function previousRowColumns(access: Access, event: RelayEvent, mask: ReadonlySet<string> | null): ReadonlySet<string> | null | undefined {
   // Most updates change no column a grant's filter reads: the previous row matched the same grants.
-  const columns = previousColumns(event);
-  if (!access.alternatives.some((alternative) => columns.some((column) => alternative.filterColumns.has(column)))) return mask;
+  if (!mayHaveMoved(access, event, false)) return mask;
   const previousMask = matchingColumns(access, previousRow(event));
   if (previousMask === undefined) return undefined;
   if (previousMask === null) return mask;
