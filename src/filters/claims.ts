@@ -44,11 +44,11 @@ export function readClaim(claims: Claims, path: string): unknown {
  * The object's keys are compared with the path, not each dot-prefix of the path looked up as a
  * key: that cost grew with the square of a long path (a path of 32,000 segments took about
  * 100 ms), this one is bounded by the size of the claims, which a token's size limit bounds.
+ * The keys are listed once per object (ownKeysOf), not once per claim reference.
  */
 function longestOwnKeyAt(object: Readonly<Record<string, unknown>>, path: string, start: number): string | undefined {
   let longest: string | undefined;
-  // getOwnPropertyNames, as Object.hasOwn did: every own string key, enumerable or not.
-  for (const key of Object.getOwnPropertyNames(object)) {
+  for (const key of ownKeysOf(object)) {
     const end = start + key.length;
     if (key === '' || end > path.length || (longest !== undefined && key.length <= longest.length)) continue;
     if ((end === path.length || path.charCodeAt(end) === DOT) && path.startsWith(key, start)) longest = key;
@@ -57,6 +57,20 @@ function longestOwnKeyAt(object: Readonly<Record<string, unknown>>, path: string
 }
 
 const DOT = '.'.charCodeAt(0);
+
+/**
+ * Each claims object's own keys, listed once. Claims are never changed once verified, and a
+ * filter may read them at each of its 255 claim references, at every subscribe, every `auth` and
+ * every grant reload: listing a token's 1,700 claims for each reference took 80 ms per resolve.
+ */
+const ownKeysByObject = new WeakMap<object, readonly string[]>();
+
+/** getOwnPropertyNames, as Object.hasOwn did: every own string key, enumerable or not. */
+function ownKeysOf(object: object): readonly string[] {
+  let keys = ownKeysByObject.get(object);
+  if (keys === undefined) ownKeysByObject.set(object, (keys = Object.getOwnPropertyNames(object)));
+  return keys;
+}
 
 /** Replaces every claim reference by the subscriber's value; null when any claim is missing or mistyped. */
 export function resolveClaims(filter: Filter, claims: Claims): ResolvedFilter | null {
