@@ -1,6 +1,6 @@
 // The exact text frame one access class receives for one event. Frames depend only on the column
-// masks (of the row, and of its previous values), so each distinct pair is serialized once per
-// event and shared through a per-event cache.
+// mask and on whether an update's previous values may be shown, so each distinct pair is
+// serialized once per event and shared through a per-event cache.
 
 import type { RelayEvent } from '../events.ts';
 import { jsonTextWithin, overlaid } from '../exact-json.ts';
@@ -12,6 +12,9 @@ const ALL_COLUMNS = '*';
 
 /** Cached for a mask that leaves an update with no changed column: nothing is sent. */
 const NOT_SENT = '';
+
+/** Ends the cache keys of update frames sent without old and changed (no mask's key ends so). */
+const DATA_ALONE = 'data';
 
 /** Starts the cache keys of `left` frames (no mask's key starts so). */
 const LEFT = 'left';
@@ -26,11 +29,11 @@ export function renderEvent(access: Access, event: RelayEvent, cache: Map<string
   if (clientFilter === 'match-nothing') return null;
   const mask = clientFilter !== null && !matchesFilter(clientFilter, event.data) ? undefined : matchingColumns(access, event.data);
   if (mask === undefined) return access.leaves ? renderLeft(access, event, cache) : null;
-  const oldMask = event.old === undefined ? mask : previousRowColumns(access, event, mask);
-  const cacheKey = oldMask === mask ? maskKey(mask) : `${maskKey(mask)}|${oldMask === undefined ? NOT_SENT : maskKey(oldMask)}`;
+  const withPrevious = event.old === undefined || previousRowVisible(access, event, mask);
+  const cacheKey = withPrevious ? maskKey(mask) : `${maskKey(mask)}|${DATA_ALONE}`;
   let frame = cache.get(cacheKey);
   if (frame === undefined) {
-    frame = serializeFrame(event, mask, oldMask);
+    frame = serializeFrame(event, mask, withPrevious);
     cache.set(cacheKey, frame);
   }
   return frame === NOT_SENT ? null : frame;
@@ -116,36 +119,43 @@ function matchingColumns(access: Access, row: Readonly<Record<string, unknown>>)
 }
 
 /**
- * The columns of an update's `old` this access may see (null = all, undefined = none): those that
- * its grants allowed of the previous row as well as of the new one (`mask`). An update can move a
- * row into a subscriber's grant, an order transferred to its hospital, say: its previous values
- * are those of a row that subscriber was not allowed to see, and none of them are sent.
+ * Whether an update may carry `old` and `changed` to this access: only when the grants matching the
+ * previous row showed every column the subscriber sees of the new one (`mask`). An update can move
+ * a row into a subscriber's grant, an order transferred to its hospital, say: its previous values
+ * are those of a row that subscriber was not allowed to see. And where the previous row was
+ * visible under narrower grants, a column hidden then would show in `old` if it changed, and
+ * `changed` would tell, by leaving it out, that its hidden value was the one it has now.
  */
-function previousRowColumns(access: Access, event: RelayEvent, mask: ReadonlySet<string> | null): ReadonlySet<string> | null | undefined {
+function previousRowVisible(access: Access, event: RelayEvent, mask: ReadonlySet<string> | null): boolean {
   // Most updates change no column a grant's filter reads: the previous row matched the same grants.
-  if (!mayHaveMoved(access, event, false)) return mask;
+  if (!mayHaveMoved(access, event, false)) return true;
   const previousMask = matchingColumns(access, previousRow(event));
-  if (previousMask === undefined) return undefined;
-  if (previousMask === null) return mask;
-  return mask === null ? previousMask : new Set([...mask].filter((column) => previousMask.has(column)));
+  if (previousMask === undefined) return false;
+  if (previousMask === null) return true;
+  return everyVisibleColumnIn(event.data, mask, previousMask) && everyVisibleColumnIn(event.old ?? {}, mask, previousMask);
+}
+
+function everyVisibleColumnIn(row: Readonly<Record<string, unknown>>, mask: ReadonlySet<string> | null, previousMask: ReadonlySet<string>): boolean {
+  for (const column in row) if (Object.hasOwn(row, column) && (mask === null || mask.has(column)) && !previousMask.has(column)) return false;
+  return true;
 }
 
 /**
  * Builds the JSON text by hand from own keys, so a column named `__proto__` is copied as a plain
  * key and never touches a prototype, and the event is not mutated.
  */
-function serializeFrame(event: RelayEvent, mask: ReadonlySet<string> | null, oldMask: ReadonlySet<string> | null | undefined): string {
+function serializeFrame(event: RelayEvent, mask: ReadonlySet<string> | null, withPrevious: boolean): string {
   const visible = visibleIn(mask);
   let changedText = '';
   if (event.changed !== undefined) {
     const changed = visible === null ? event.changed : event.changed.filter(visible);
     // An update none of whose visible columns changed tells this subscriber nothing.
     if (changed.length === 0) return NOT_SENT;
-    // Where the previous row was outside every grant of the subscriber's, what changed would tell
-    // of it too (a column not listed had the same value): the row arrives with its data alone.
-    if (oldMask !== undefined) changedText = `,"changed":${JSON.stringify(changed)}`;
+    // Where the subscriber could not see the whole previous row, what changed would tell of it
+    // too (a column not listed had the same value): the row arrives with its data alone.
+    if (withPrevious) changedText = `,"changed":${JSON.stringify(changed)}`;
   }
-  const oldText = event.old === undefined || oldMask === undefined ? '' : `,"old":${objectText(event.old, visibleIn(oldMask))}`;
+  const oldText = event.old === undefined || !withPrevious ? '' : `,"old":${objectText(event.old, visible)}`;
   return (
     `{"type":"event","topic":${JSON.stringify(event.topic)},"event":${JSON.stringify(event.event)}` +
     `,"cursor":${JSON.stringify(event.cursor)},"ts":${JSON.stringify(event.ts)}` +

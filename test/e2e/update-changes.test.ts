@@ -150,3 +150,42 @@ t.test('an update that moves a row into a subscriber grant carries its data alon
     'replayed without old too',
   );
 });
+
+// A role with two grants showing different columns: triage sees its hospital's orders without the
+// rider, and urgent orders' riders. An order of its hospital that becomes urgent was visible before
+// without its rider. `changed` leaving rider out would tell that the rider, hidden then, is the one
+// it has now (and `old` would show it, had it changed): the update carries its data alone.
+t.test('an update whose previous row the subscriber saw with fewer columns carries its data alone', async (t) => {
+  const relay = await startTestRelay(t);
+  await changeCatalog(
+    relay,
+    `select relay.allow('orders', 'triage', '{"hospital_id": {"claim": "hospital_id"}}', '{id,hospital_id,status}');
+     select relay.allow('orders', 'triage', '{"status": "urgent"}', '{id,rider}')`,
+  );
+  const triage = await relay.connect({ role: 'triage', sub: 't1', hospital_id: 'H1' });
+  t.match(await subscribe(triage, 'orders'), { type: 'subscribed' });
+  for (const [id, padding] of [['small', ''], ['padded', PAD]] as const) {
+    await relay.db.pool.query(`insert into orders (id, hospital_id, status, rider) values ($1, 'H1', 'placed', $2)`, [id, { note: 'HIV+', padding }]);
+    await relay.db.pool.query(`update orders set status = 'urgent' where id = $1`, [id]);
+  }
+  let seen = 0;
+  const frames = await eventsUntil(triage, 'orders', (frame) => frame.event === 'update' && ++seen === 2, 'both updates');
+  const updates = frames.filter((frame) => frame.event === 'update');
+  t.same(
+    updates.map((frame) => [(frame.data as { id: string }).id, frame.old, frame.changed]),
+    [
+      ['small', undefined, undefined],
+      ['padded', undefined, undefined],
+    ],
+    'neither old nor changed',
+  );
+  t.match(updates[0]!.data, { status: 'urgent', rider: { note: 'HIV+' } }, 'its data, rider included');
+  t.same(
+    frames.filter((frame) => frame.event === 'insert').map((frame) => Object.keys(frame.data as object).sort()),
+    [
+      ['hospital_id', 'id', 'status'],
+      ['hospital_id', 'id', 'status'],
+    ],
+    'the inserts came without the rider',
+  );
+});

@@ -183,9 +183,9 @@ export interface OracleSubscription {
 /**
  * What the subscription receives of the committed events, in commit order: an event some grant
  * of the role matches and the client filter matches, limited to the union of the matching grants'
- * columns; an update none of whose visible columns changed is not sent. An update's `old` holds
- * only the columns that the grants matching the previous row showed as well; `old` and `changed`
- * are left out when no grant matched the previous row (a row moved into the subscriber's grant).
+ * columns; an update none of whose visible columns changed is not sent. An update's `old` and
+ * `changed` are left out unless the grants matching the previous row showed every column the
+ * subscriber sees now (not so for a row moved into the subscriber's grant).
  */
 export function expectedEvents(grants: GrantTable, subscription: OracleSubscription, events: readonly ChangeEvent[]): ExpectedEvent[] {
   const alternatives = grants[subscription.role]?.[subscription.topic] ?? [];
@@ -206,10 +206,12 @@ export function expectedEvents(grants: GrantTable, subscription: OracleSubscript
       const previous = { ...event.data, ...event.old };
       const matchingPrevious = alternatives.filter((grant) => grant.allows(previous, subscription.claims));
       const previousColumns = columnsOf(matchingPrevious);
-      if (matchingPrevious.length === 0) {
+      const seenBefore = (column: string): boolean => previousColumns === null || previousColumns.has(column);
+      const shown = [...Object.keys(masked.data), ...Object.keys(masked.old ?? {})];
+      if (matchingPrevious.length === 0 || !shown.every(seenBefore)) {
         delete masked.old;
         delete masked.changed;
-      } else if (previousColumns !== null) masked.old = pickColumns(masked.old ?? {}, previousColumns);
+      }
     }
     out.push(masked);
   }

@@ -79,8 +79,9 @@ t.test('who gets which event, and which columns', async (t) => {
       'auditor update: changed limited to the union',
       auditorH7,
       eventOf({ ...ORDER, status: 'delivered', merchant_id: 'm9' }, { cursor: 'u1', event: 'update', old: { status: 'paid', merchant_id: 'm1' }, changed: ['merchant_id', 'status'] }),
-      // The previous row was the auditor's through its own hospital's grant only, which hides status.
-      { ...base, event: 'update', cursor: 'u1', data: { id: 'o1', hospital_id: 'H7', status: 'delivered', total: 120 }, old: {}, changed: ['status'] },
+      // The previous row was the auditor's through its own hospital's grant only, which hides status:
+      // its previous status would be in old, so the update comes with its data alone.
+      { ...base, event: 'update', cursor: 'u1', data: { id: 'o1', hospital_id: 'H7', status: 'delivered', total: 120 } },
     ],
     [
       'a custom event is masked like the rest',
@@ -180,6 +181,38 @@ t.test('old and changed only where the grants allowed the previous row', async (
   // An event appended by hand (relay.append_event) whose changed leaves out a column of old.
   const unlisted = eventOf({ ...ORDER, hospital_id: 'H7', note: 'moved' }, { event: 'update', old: { hospital_id: 'H1', note: 'H1 only' }, changed: ['note'] });
   t.equal((render(accessOf('hospital', { hospital_id: 'H7' }), unlisted) as { old?: unknown }).old, undefined, 'old decides, not changed');
+
+  // The previous row visible under a narrower grant: price was hidden then and did not change.
+  // changed without price would tell that its hidden previous value was the one it has now.
+  const split = compileAccess({
+    topic: 'orders',
+    role: 'split',
+    grants: [
+      { topic: 'orders', role: 'split', filter: { hospital_id: { claim: 'hospital_id' } }, columns: ['id', 'hospital_id', 'note'] },
+      { topic: 'orders', role: 'split', filter: { priority: 'high' }, columns: ['id', 'price'] },
+    ],
+    claims: { hospital_id: 'H1' },
+    clientFilter: null,
+  });
+  if (!split.ok) throw new Error(split.message);
+  const raised = eventOf(
+    { id: 'o1', hospital_id: 'H1', note: 'b', priority: 'high', price: 5 },
+    { event: 'update', old: { note: 'a', priority: 'low' }, changed: ['note', 'priority'] },
+  );
+  t.same(
+    render(split.access, raised),
+    { ...base, cursor: raised.cursor, data: { id: 'o1', hospital_id: 'H1', note: 'b', price: 5 } },
+    'a column hidden in the previous row: data alone, no changed that would tell it kept its value',
+  );
+  const lowered = eventOf(
+    { id: 'o1', hospital_id: 'H1', note: 'b', priority: 'low', price: 5 },
+    { event: 'update', old: { note: 'a', priority: 'high', price: 4 }, changed: ['note', 'price', 'priority'] },
+  );
+  t.same(
+    render(split.access, lowered),
+    { ...base, cursor: lowered.cursor, data: { id: 'o1', hospital_id: 'H1', note: 'b' }, old: { note: 'a' }, changed: ['note'] },
+    'a previous row seen under wider grants: old and changed within what the subscriber sees now',
+  );
 
   const cache = new Map<string, string>();
   const h7 = renderEvent(accessOf('hospital', { hospital_id: 'H7' }), transfer, cache);
