@@ -149,8 +149,10 @@ function serializeFrame(event: RelayEvent, mask: ReadonlySet<string> | null, wit
   let changedText = '';
   if (event.changed !== undefined) {
     const changed = visible === null ? event.changed : event.changed.filter(visible);
-    // An update none of whose visible columns changed tells this subscriber nothing.
-    if (changed.length === 0) return NOT_SENT;
+    // An update none of whose visible columns changed tells this subscriber nothing, unless the
+    // row came into its view (its grants now match it, through a column they do not show, say),
+    // or into view with more columns.
+    if (changed.length === 0 && withPrevious) return NOT_SENT;
     // Where the subscriber could not see the whole previous row, what changed would tell of it
     // too (a column not listed had the same value): the row arrives with its data alone.
     if (withPrevious) changedText = `,"changed":${JSON.stringify(changed)}`;

@@ -189,3 +189,28 @@ t.test('an update whose previous row the subscriber saw with fewer columns carri
     'the inserts came without the rider',
   );
 });
+
+// A grant may filter on a column it does not show: a board of a hospital's orders shows their id
+// and status only. An order transferred to the hospital changed no column the board sees, but the
+// board never saw the order: it gets the update, with its data alone.
+t.test('an update that moves a row into a grant through a column the grant hides is sent', async (t) => {
+  const relay = await startTestRelay(t);
+  await changeCatalog(relay, `select relay.allow('orders', 'board', '{"hospital_id": {"claim": "hospital_id"}}', '{id,status}')`);
+  const board = await relay.connect({ role: 'board', sub: 'b2', hospital_id: 'H2' });
+  t.match(await subscribe(board, 'orders'), { type: 'subscribed' });
+  for (const id of ['moved', 'stays']) {
+    await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ($1, 'H1', 'placed')`, [id]);
+  }
+  await relay.db.pool.query(`update orders set hospital_id = 'H2' where id = 'moved'`);
+  await relay.db.pool.query(`update orders set rider = '{"note": "H1 only"}' where id = 'stays'`);
+  await relay.db.pool.query(`insert into orders (id, hospital_id, status) values ('last', 'H2', 'placed')`);
+  const frames = await eventsUntil(board, 'orders', (frame) => (frame.data as { id: string }).id === 'last', 'the last insert');
+  t.same(
+    frames.map((frame) => [frame.event, frame.data, frame.old, frame.changed]),
+    [
+      ['update', { id: 'moved', status: 'placed' }, undefined, undefined],
+      ['insert', { id: 'last', status: 'placed' }, undefined, undefined],
+    ],
+    'the transferred order, with its data alone; nothing of the order that stayed at H1',
+  );
+});

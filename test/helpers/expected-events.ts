@@ -185,7 +185,8 @@ export interface OracleSubscription {
  * of the role matches and the client filter matches, limited to the union of the matching grants'
  * columns; an update none of whose visible columns changed is not sent. An update's `old` and
  * `changed` are left out unless the grants matching the previous row showed every column the
- * subscriber sees now (not so for a row moved into the subscriber's grant).
+ * subscriber sees now (not so for a row moved into the subscriber's grant); such an update is sent
+ * with its data alone, whichever columns changed.
  */
 export function expectedEvents(grants: GrantTable, subscription: OracleSubscription, events: readonly ChangeEvent[]): ExpectedEvent[] {
   const alternatives = grants[subscription.role]?.[subscription.topic] ?? [];
@@ -200,22 +201,27 @@ export function expectedEvents(grants: GrantTable, subscription: OracleSubscript
       }
       continue;
     }
-    const masked = mask(event, columnsOf(matching));
-    if (masked === null) continue;
-    if (event.old !== undefined) {
-      const previous = { ...event.data, ...event.old };
-      const matchingPrevious = alternatives.filter((grant) => grant.allows(previous, subscription.claims));
-      const previousColumns = columnsOf(matchingPrevious);
-      const seenBefore = (column: string): boolean => previousColumns === null || previousColumns.has(column);
-      const shown = [...Object.keys(masked.data), ...Object.keys(masked.old ?? {})];
-      if (matchingPrevious.length === 0 || !shown.every(seenBefore)) {
-        delete masked.old;
-        delete masked.changed;
-      }
+    const columns = columnsOf(matching);
+    if (!previousRowVisible(event, alternatives, subscription, columns)) {
+      out.push({ topic: event.topic, event: event.event, data: columns === null ? event.data : pickColumns(event.data, columns) });
+      continue;
     }
+    const masked = mask(event, columns);
+    if (masked === null) continue;
     out.push(masked);
   }
   return out;
+}
+
+/** Whether the grants matching an update's previous row showed every column the subscription sees now. */
+function previousRowVisible(event: ChangeEvent, alternatives: readonly OracleGrant[], subscription: OracleSubscription, columns: ReadonlySet<string> | null): boolean {
+  if (event.old === undefined) return true;
+  const matchingPrevious = alternatives.filter((grant) => grant.allows({ ...event.data, ...event.old }, subscription.claims));
+  if (matchingPrevious.length === 0) return false;
+  const previousColumns = columnsOf(matchingPrevious);
+  if (previousColumns === null) return true;
+  const shown = [...Object.keys(event.data), ...Object.keys(event.old)].filter((column) => columns === null || columns.has(column));
+  return shown.every((column) => previousColumns.has(column));
 }
 
 /**

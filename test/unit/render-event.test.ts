@@ -214,6 +214,21 @@ t.test('old and changed only where the grants allowed the previous row', async (
     'a previous row seen under wider grants: old and changed within what the subscriber sees now',
   );
 
+  // A grant that filters on a column it does not show: a row moved into it changed no column the
+  // subscriber sees, but is new to it.
+  const board = compileAccess({
+    topic: 'orders',
+    role: 'board',
+    grants: [{ topic: 'orders', role: 'board', filter: { hospital_id: { claim: 'hospital_id' } }, columns: ['id', 'status'] }],
+    claims: { hospital_id: 'H7' },
+    clientFilter: null,
+  });
+  if (!board.ok) throw new Error(board.message);
+  const reassigned = eventOf({ ...ORDER, hospital_id: 'H7' }, { event: 'update', old: { hospital_id: 'H1' }, changed: ['hospital_id'] });
+  t.same(render(board.access, reassigned), { ...base, cursor: reassigned.cursor, data: { id: 'o1', status: 'new' } }, 'moved in through a hidden column: sent, data alone');
+  const noted = eventOf({ ...ORDER, note: 'b' }, { event: 'update', old: { note: 'a' }, changed: ['note'] });
+  t.equal(render(board.access, noted), null, 'a row it saw already, only a hidden column changed: nothing');
+
   const cache = new Map<string, string>();
   const h7 = renderEvent(accessOf('hospital', { hospital_id: 'H7' }), transfer, cache);
   const admin = renderEvent(accessOf('admin', {}), transfer, cache);
