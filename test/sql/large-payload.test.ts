@@ -2,7 +2,9 @@
 // (it carries nothing); every event, however big, is kept whole in relay.events, where the relay
 // reads it.
 
+import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
+import pg from 'pg';
 import { createTestDatabase } from '../helpers/database.ts';
 import { eventsBeforeSentinel, listenForEvents, type EventNotification } from '../helpers/notifications.ts';
 
@@ -100,4 +102,38 @@ t.test('around the old inline limit every event arrives whole', async (t) => {
     const size = sizes[i] ?? 0;
     if (n.data['size'] !== size || n.data['text'] !== awkwardText(size)) t.fail(`the ${size}-byte event came back changed`);
   }
+});
+
+t.test('an event of more JSON text than a relay can hold is refused, however small the row it is stored in', async (t) => {
+  // jsonb keeps every digit of a number: 1e131071 is stored in about 10 bytes and written as
+  // 131,072 characters, so 2,100 of them take a few KB in the table and 275 MB as JSON text. The
+  // relay reads an event's data as one string; past V8's longest string (about 512 MiB, 4,200 such
+  // numbers) node-postgres threw where nothing catches it and every relay that read the event died,
+  // and died again at each replay that passed it. Any role that may write a watched table with a
+  // jsonb column could do that.
+  const numbers = `(select jsonb_agg(1e131071::numeric) from generate_series(1, 2100))`;
+  const writer = `relay_test_writer_${randomBytes(5).toString('hex')}`;
+  await db.pool.query(`create role ${writer} nologin`);
+  await db.pool.query(`grant select, insert, update, delete on orders to ${writer}`);
+  t.teardown(async () => {
+    await db.pool.query(`drop owned by ${writer} cascade`);
+    await db.pool.query(`drop role ${writer}`);
+  });
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  t.teardown(() => client.end());
+  await client.query(`set role ${writer}`);
+  await t.rejects(
+    client.query(`insert into orders (id, rider) values ('numbers', ${numbers})`),
+    { code: '54000', message: /insert event of public\.orders would be 2\d{8} bytes of JSON text, more than the 268435456 \(256 MiB\)/ },
+    'the watched write fails, naming the limit',
+  );
+  await t.rejects(
+    db.pool.query(`select relay.publish('big', 'numbers', jsonb_build_object('n', ${numbers}))`),
+    { code: '54000', message: /event numbers of topic big would be 2\d{8} bytes of JSON text/ },
+    'so does relay.publish',
+  );
+  const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from orders where id = 'numbers'`);
+  t.equal(rows[0]?.n, 0, 'the row was not written');
+  t.same(await eventsBeforeSentinel(listener, db.pool), [], 'nothing was logged');
 });
