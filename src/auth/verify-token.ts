@@ -60,7 +60,9 @@ export function createTokenVerifier(auth: KeyedAuthConfig, rules: TokenClaimsCon
       throw new TokenError(REASONS.badSignature);
     }
     const payload = timeClaimsAsNumbers(jws.payload);
-    checkClaims(payload, rules, Math.floor(Date.now() / 1000));
+    // Not rounded to the second: an `exp` with a fraction (RFC 7519 allows one) has passed as soon
+    // as the clock passes it, not at the end of its second.
+    checkClaims(payload, rules, Date.now() / 1000);
     return identityOf(payload, rules.roleClaim);
   }
 
@@ -124,18 +126,19 @@ function checkClaims(payload: JWTPayload, rules: TokenClaimsConfig, nowSeconds: 
       throw tokenErrorWith(REASONS.audienceMismatch, `aud ${quotedForLog(payload.aud)}; JWT_AUDIENCE is ${quotedForLog(rules.audience.join(','))}`);
     }
   }
-  // How far off, in seconds: the operator's first question is whether a clock is wrong.
+  // How far off, in whole seconds (as a clock read to the second would say): the operator's first
+  // question is whether a clock is wrong.
   if (payload.nbf !== undefined && payload.nbf > nowSeconds) {
-    throw tokenErrorWith(REASONS.notYetValid, `nbf is ${payload.nbf - nowSeconds} s ahead of this relay's clock`);
+    throw tokenErrorWith(REASONS.notYetValid, `nbf is ${Math.ceil(payload.nbf - nowSeconds)} s ahead of this relay's clock`);
   }
   // A token issued in the future was made on a broken clock or forged to outlive its issuer's
   // intent; a minute of leeway keeps an issuer whose clock runs a little ahead working.
   if (payload.iat !== undefined && payload.iat > nowSeconds + MAX_IAT_SKEW_SECONDS) {
-    const ahead = payload.iat - nowSeconds;
+    const ahead = Math.ceil(payload.iat - nowSeconds);
     throw tokenErrorWith(REASONS.notYetValid, `iat is ${ahead} s ahead of this relay's clock (${MAX_IAT_SKEW_SECONDS} s allowed)`);
   }
   if (payload.exp !== undefined && payload.exp <= nowSeconds) {
-    throw tokenErrorWith(REASONS.expired, `exp passed ${nowSeconds - payload.exp} s ago by this relay's clock`);
+    throw tokenErrorWith(REASONS.expired, `exp passed ${Math.floor(nowSeconds - payload.exp)} s ago by this relay's clock`);
   }
 }
 

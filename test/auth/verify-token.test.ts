@@ -12,6 +12,7 @@ import {
   generateTestKeyPair,
   nowSeconds,
   signHmacToken,
+  signHmacTokenText,
   signPss256ByHand,
   signByHand,
   signToken,
@@ -349,4 +350,21 @@ t.test("a refusal's cause tells the operator what was wrong, from the header, cl
   for (const [name, token, reason, cause] of cases) {
     t.match(await refusalWithCause(verifier, await token), { reason, cause }, name);
   }
+});
+
+t.test('a fractional exp is expired as soon as it passes, not at the end of its second', async (t) => {
+  const verifier = verifierFor(secretEnv);
+  // Halfway between the start of the current second and now: passed, though a clock read to the
+  // whole second says it has not come yet. Signed by hand and checked at once, within the second.
+  const passedWithinThisSecond = (): number => {
+    const now = Date.now() / 1000;
+    return Math.floor(now) + (now - Math.floor(now)) / 2;
+  };
+  const exp = passedWithinThisSecond();
+  const expired = await refusal(verifier, signHmacTokenText(TEST_SECRET, JSON.stringify({ ...claims, exp })));
+  t.equal(expired, 'token expired', `exp ${exp}, passed by ${(Date.now() / 1000 - exp).toFixed(3)} s: refused`);
+  // The other way round: a fractional nbf that has come is valid at once.
+  const nbf = passedWithinThisSecond();
+  const valid = await refusal(verifier, signHmacTokenText(TEST_SECRET, JSON.stringify({ ...claims, nbf })));
+  t.equal(valid, 'accepted', `nbf ${nbf}, come ${(Date.now() / 1000 - nbf).toFixed(3)} s ago: accepted`);
 });
