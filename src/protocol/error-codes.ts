@@ -42,7 +42,7 @@ export const CLOSE_CODES = {
   },
   rateLimited: {
     code: 1008,
-    meaning: 'the client kept sending after rate_limited (policy violation)',
+    meaning: 'the client kept sending after rate_limited, or sent more than the relay could hold while answering it (policy violation)',
     reconnect: true, // after a pause, sending less
   },
   eventsPruned: {

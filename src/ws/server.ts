@@ -64,9 +64,10 @@ interface ConnectionData {
    * Frames are handled one after another: while one awaits (`auth` may fetch keys, `since` reads
    * the log), later frames wait here, and so do the replies to frames refused before parsing, so
    * that every reply comes in the order of its frame. Otherwise a frame is handled at once,
-   * inside uWS's callback.
+   * inside uWS's callback. Each is held with the size of its frame, counted in `waitingBytes`.
    */
-  readonly waiting: Array<string | (() => void)>;
+  readonly waiting: Array<{ readonly bytes: number; readonly next: string | (() => void) }>;
+  waitingBytes: number;
   busy: boolean;
   /** Replays waiting for the socket's unsent data to drain. */
   readonly drainWaiters: (() => void)[];
@@ -159,6 +160,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
           rateLimiter: createMessageRateLimiter(limits.maxMessagesPerSecond, Date.now()),
           channels: new Set(),
           waiting: [],
+          waitingBytes: 0,
           busy: false,
           drainWaiters: [],
         };
@@ -231,16 +233,20 @@ export function createWsServer(options: WsServerOptions): WsServer {
         // Parsed for its `ref` only: the refusal budget bounds this work as the rate bounds the rest.
         const ref = text === undefined ? undefined : refOfFrame(text);
         const reason = `over ${limits.maxMessagesPerSecond} messages per second; this message was dropped`;
-        replyInOrder(data, () => session.socket.sendError({ code: 'rate_limited', message: reason, ...(ref !== undefined && { ref }) }));
+        replyInOrder(ws, data, message.byteLength, () =>
+          session.socket.sendError({ code: 'rate_limited', message: reason, ...(ref !== undefined && { ref }) }),
+        );
         return;
       }
       if (text === undefined) {
         // A binary frame or invalid UTF-8 is a bad request, not a reason to drop the connection.
         session.socket.logger().debug({ binary: isBinary, bytes: message.byteLength }, 'bad request: not a UTF-8 text frame');
-        replyInOrder(data, () => session.socket.sendError({ code: 'bad_request', message: 'expected a UTF-8 text frame holding a JSON object' }));
+        replyInOrder(ws, data, message.byteLength, () =>
+          session.socket.sendError({ code: 'bad_request', message: 'expected a UTF-8 text frame holding a JSON object' }),
+        );
         return;
       }
-      if (data.busy) data.waiting.push(text);
+      if (data.busy) wait(ws, data, message.byteLength, text);
       else handleInOrder(ws, data, session, text);
     },
 
@@ -305,18 +311,35 @@ export function createWsServer(options: WsServerOptions): WsServer {
       .finally(() => {
         data.busy = false;
         while (!data.busy && !data.closed) {
-          const next = data.waiting.shift();
-          if (next === undefined) return;
-          if (typeof next === 'string') handleInOrder(socket, data, session, next);
-          else next();
+          const waiting = data.waiting.shift();
+          if (waiting === undefined) return;
+          data.waitingBytes -= waiting.bytes;
+          if (typeof waiting.next === 'string') handleInOrder(socket, data, session, waiting.next);
+          else waiting.next();
         }
       });
   }
 
-  /** Sends a reply now, or after the replies to the frames still waiting to be handled. */
-  function replyInOrder(data: ConnectionData, reply: () => void): void {
-    if (data.busy) data.waiting.push(reply);
+  /** Sends a reply to a frame of `bytes` now, or after the replies to the frames still waiting to be handled. */
+  function replyInOrder(ws: Socket, data: ConnectionData, bytes: number, reply: () => void): void {
+    if (data.busy) wait(ws, data, bytes, reply);
     else reply();
+  }
+
+  /**
+   * Holds a frame of `bytes` (or the reply to one) until the frame being handled is done. What a
+   * connection may hold this way is bounded like its unsent data: a frame can wait for as long as
+   * PostgreSQL takes to answer a read (without end, if it stops answering) or the JWKS endpoint a
+   * fetch, and the rate limit alone would let a client pile up 6 MB a second meanwhile.
+   */
+  function wait(ws: Socket, data: ConnectionData, bytes: number, next: string | (() => void)): void {
+    data.waitingBytes += bytes;
+    if (data.waitingBytes > limits.maxBackpressureBytes) {
+      connectionLogger(data).info({ waitingBytes: data.waitingBytes }, 'a client sent more than the relay could hold while answering it; closing it');
+      ws.end(CLOSE_CODES.rateLimited.code, 'too many messages waiting for an answer');
+      return;
+    }
+    data.waiting.push({ bytes, next });
   }
 
   function join(ws: Socket, channel: string): void {

@@ -137,3 +137,27 @@ t.test('RELAY_MAX_FRAME_SIZE: a frame over it closes with 1009', async (t) => {
   client.sendRaw(padded(2049));
   t.equal((await client.closed()).code, 1009);
 });
+
+t.test('frames waiting behind one the relay cannot answer yet are held up to RELAY_MAX_BACKPRESSURE, then the sender is closed with 1008', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_MAX_BACKPRESSURE: '1MiB' });
+  await relay.db.pool.query(`select relay.publish('orders', 'note', '{"n": 1}')`);
+  const [first] = await readLog(relay.db.pool, 'orders');
+  const witness = await relay.connect(ADMIN);
+  const client = await relay.connect(ADMIN);
+  // The log cannot be read while this lock is held: the subscribe below waits for its first page
+  // (as it would for a PostgreSQL that stopped answering), and every later frame waits behind it.
+  const locker = await relay.db.pool.connect();
+  await locker.query('begin');
+  await locker.query('lock table relay.events in access exclusive mode');
+  t.teardown(async () => {
+    await locker.query('rollback').catch(() => undefined);
+    locker.release();
+  });
+  client.send({ type: 'subscribe', topic: 'orders', since: first!.cursor, ref: 'sub' });
+  // Within the message rate and the frame size: 40 frames of 60 KB, about 2.4 MB to hold for it.
+  const pad = 'x'.repeat(60_000);
+  for (let i = 0; i < 40; i++) client.send({ type: 'ping', ref: i, pad });
+  const closed = await guarded(client.closed(), 10_000, 'the client whose waiting frames passed 1 MiB being closed');
+  t.equal(closed.code, 1008, 'closed with 1008: it sent more than the relay could answer');
+  t.strictSame(await framesBeforePong(witness), [], 'another client is untouched');
+});
