@@ -45,16 +45,17 @@ const MAX_KEYS_TRIED = 4;
 export function remoteKeySource(url: string, cooldownMs: number, options: RemoteKeysOptions = {}): KeySource {
   const remote = createRemoteJWKSet(new URL(url), options.maxAgeMs === undefined ? {} : { cacheMaxAge: options.maxAgeMs });
   const imported = new Map<string, PublicKeyResult>();
+  // On the monotonic clock: a wall clock stepped back would hold every fetch off for that long.
   let lastFetchStartedMs = -Infinity;
   let pending: Promise<void> | undefined;
 
   function fetchAllowed(): boolean {
-    return pending !== undefined || Date.now() - lastFetchStartedMs >= cooldownMs;
+    return pending !== undefined || performance.now() - lastFetchStartedMs >= cooldownMs;
   }
 
   function fetchKeys(): Promise<void> {
     if (!pending) {
-      lastFetchStartedMs = Date.now();
+      lastFetchStartedMs = performance.now();
       pending = remote.reload().finally(() => (pending = undefined));
     }
     return pending;

@@ -257,6 +257,23 @@ t.test('a JWKS refresh that fails in the background is reported, its address bla
   t.notMatch(refused.cause, secret, 'never the key in its query');
 });
 
+t.test('a wall clock stepped back does not hold JWKS fetches off', async (t) => {
+  // The cooldown is a duration: measured on the wall clock, a clock set back an hour (NTP, a VM
+  // resumed) refused every new kid for an hour without asking the identity provider.
+  const jwks = await serveJwks(t, [publicJwk(ec256.privateKey, { kid: 'k1', alg: 'ES256' })]);
+  const auth = { ...authFrom({ JWT_JWKS_URL: jwks.url }), refetchCooldownMs: 0 };
+  const verifier = createTokenVerifier(auth, { roleClaim: 'role' });
+  await verifier.prefetch();
+  t.equal(jwks.fetches(), 1, 'fetched at start');
+  const wallClock = Date.now;
+  const stepped = wallClock() - 3_600_000;
+  Date.now = () => stepped;
+  t.teardown(() => void (Date.now = wallClock));
+  const unknownKid = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k2' }).sign(ec256.privateKey);
+  t.equal(await refusal(verifier, unknownKid), 'unknown signing key', 'the new kid is not in the set');
+  t.equal(jwks.fetches(), 2, 'but the set was fetched again to look for it');
+});
+
 t.test('a JWKS key is held to the rules of JWT_PUBLIC_KEY: no Ed448, no RSA under 2048 bits', async (t) => {
   // What JWT_PUBLIC_KEY refuses at start-up, a JWKS used to verify with.
   for (const [name, keys] of [['Ed448', ed448], ['1024-bit RSA', rsa1024]] as const) {
