@@ -157,7 +157,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
           identity: identityOf(verified),
           exp: verified.exp,
           closed: false,
-          rateLimiter: createMessageRateLimiter(limits.maxMessagesPerSecond, Date.now()),
+          rateLimiter: createMessageRateLimiter(limits.maxMessagesPerSecond, performance.now()),
           channels: new Set(),
           waiting: [],
           waitingBytes: 0,
@@ -217,7 +217,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
         return;
       }
       // Counted before any parsing: a flood of garbage costs as much as a flood of requests.
-      const decision = data.rateLimiter.take(Date.now());
+      // On the monotonic clock: a wall clock stepped back would refill no bucket for as long.
+      const decision = data.rateLimiter.take(performance.now());
       if (decision === 'disconnect') {
         connectionLogger(data).info('a client kept sending past its rate limit; closing it');
         ws.end(CLOSE_CODES.rateLimited.code, 'rate limit exceeded');

@@ -36,6 +36,23 @@ t.test('RELAY_MAX_MESSAGES_PER_SECOND: a burst over it gets rate_limited, a floo
   t.strictSame(await framesBeforePong(witness), [], 'another client is untouched');
 });
 
+t.test('a wall clock stepped back does not starve connections of their message budget', async (t) => {
+  // The budget refills with time: measured on the wall clock, a clock set back an hour (NTP, a VM
+  // resumed) refilled nothing for an hour, and every connection was refused, then closed.
+  const relay = await startTestRelay(t, { RELAY_MAX_MESSAGES_PER_SECOND: '5' });
+  const client = await relay.connect(ADMIN);
+  for (let i = 0; i < 5; i++) client.send({ type: 'ping', ref: i });
+  t.strictSame((await client.take(5)).map((frame) => frame.type), Array(5).fill('pong'), 'the burst spends the budget');
+  const wallClock = Date.now;
+  const stepped = wallClock() - 3_600_000;
+  Date.now = () => stepped;
+  t.teardown(() => void (Date.now = wallClock));
+  // Waiting for a clock, not for an event: a refill is a duration by definition.
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  for (let i = 5; i < 8; i++) client.send({ type: 'ping', ref: i });
+  t.strictSame((await client.take(3)).map((frame) => `${frame.type} ${String(frame.ref)}`), ['pong 5', 'pong 6', 'pong 7'], 'a second later, the budget has refilled');
+});
+
 t.test('refusals wait their turn: a frame refused while an earlier one awaits the log is answered after it', async (t) => {
   const relay = await startTestRelay(t, { RELAY_MAX_MESSAGES_PER_SECOND: '3' });
   await relay.db.pool.query(`select relay.publish('orders', 'note', '{"n": 1}')`);
