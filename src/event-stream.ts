@@ -117,6 +117,11 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   let lastEndsItsCommit = true;
   /** Every position up to here has ended: a missing one at or below it was rolled back. */
   let settledThrough = 0;
+  /**
+   * Positions up to here had ended when the stream took the log's head: whatever retention deleted
+   * of them was never this stream's to deliver (a log emptied by retention has the head {0, 0}).
+   */
+  let settledAtStart = 0;
   /** The highest position drawn, as of the latest read: the stream must get at least this far. */
   let drawnThrough = 0;
   /** Since when the stream has waited for a drawn position without delivering anything. */
@@ -278,7 +283,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     settledThrough = Math.max(settledThrough, settling);
     // Positions missing now are passed as rolled back; those retention deleted meanwhile were not.
     const prunedThrough = await eventLog.prunedThrough();
-    if (prunedThrough > last.pos) options.onPrunedAhead?.(prunedThrough, last);
+    if (prunedThrough > Math.max(last.pos, settledAtStart)) options.onPrunedAhead?.(prunedThrough, last);
     notWaiting();
     return { inMs: 0 };
   }
@@ -312,6 +317,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       const head = await eventLog.head(betweenWaitTurns("the relay's start"));
       last = head.position;
       settledThrough = head.settledThrough;
+      settledAtStart = head.settledThrough;
       drawnThrough = head.settledThrough;
       started = true;
       readWanted = true;

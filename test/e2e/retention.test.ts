@@ -372,3 +372,32 @@ t.test('retention that deletes events a live stream held back has not delivered 
   });
   t.ok(Number(line.prunedThrough) >= gonePos, `it names how far retention went (${String(line.prunedThrough)})`);
 });
+
+t.test('a relay started on a log that retention emptied does not take the pruned past for events it missed', async (t) => {
+  const db = await createTestDatabase(t);
+  await db.pool.query(`insert into orders (id, hospital_id, status) values ('old-1', 'H1', 'placed')`);
+  await db.pool.query(`insert into orders (id, hospital_id, status) values ('old-2', 'H1', 'placed')`);
+  // Retention (of another relay, long before this one starts) deletes the whole log.
+  await db.pool.query(`update relay.commits set committed_at = committed_at - interval '1 hour'`);
+  await db.pool.query(`select relay.prune('30 minutes', 1000)`);
+  const { rows } = await db.pool.query<{ n: string }>('select count(*) as n from relay.commits');
+  t.equal(Number(rows[0]!.n), 0, 'the log is empty, its pruned position is not 0');
+
+  const relay = await startTestRelay(t, {}, db);
+  const admin = await relay.connect(ADMIN);
+  await subscribed(admin, 'orders');
+  // A transaction draws a position and rolls back (a deferred check failing at commit, say): the
+  // stream waits for it to end, then passes that position as rolled back.
+  const writer = await relay.db.pool.connect();
+  t.teardown(() => writer.release());
+  await writer.query(`begin; set constraints all immediate; insert into orders (id, hospital_id, status) values ('rolled-back', 'H1', 'placed')`);
+  await writer.query('rollback');
+  await insertOrders(relay, ['after']);
+
+  const delivered = nextFrame(admin, 'the order written after the rollback', idIs('after')).then(
+    () => 'delivered',
+    (error: Error) => error.message,
+  );
+  const outcome = await Promise.race([admin.closed().then(({ code, reason }) => `closed with ${code} (${reason})`), delivered]);
+  t.equal(outcome, 'delivered', 'the live client gets the next event; nothing it could have received was deleted');
+});
