@@ -20,6 +20,22 @@ export interface ReplayContext {
 }
 
 /**
+ * A replay reads one topic, and the log has no index by topic: a read goes through every commit
+ * after its start until it has a page, so a topic rare in a long log (an hour of another topic's
+ * commits between two of its events) made one query of seconds or minutes, holding one of the
+ * pool's few connections, and a few such replays held them all: live delivery, for every client
+ * of the relay, waited for them. Each read goes through at most this many positions (about 40 ms
+ * on the test machine for a topic that has none of them); the replay goes on from where it ended.
+ */
+const REPLAY_WINDOW_POSITIONS = 10_000;
+
+/** Where a read from `after` stops: `upTo`, or the end of the window, after every event of its last commit. */
+function readThrough(after: LogPosition, upTo: LogPosition): LogPosition {
+  const windowEnd = after.pos + REPLAY_WINDOW_POSITIONS;
+  return windowEnd < upTo.pos ? { pos: windowEnd, id: Number.MAX_SAFE_INTEGER } : upTo;
+}
+
+/**
  * Replays that read a page together (src/db/shared-reads.ts) share its events as subscribers see
  * them: each is built once (its body parsed, its cursor and time written), not once per replay.
  */
@@ -57,7 +73,8 @@ export async function startReplay(
   if (!token) throw new Error(`startReplay: the subscription to ${topic} is not catching up`);
   const current = (): boolean => hub.catchUpToken(session, topic) === token;
   const upTo = hub.position();
-  const first = await eventLog.readPage(since, upTo, topic, maxLimit);
+  let through = readThrough(since, upTo);
+  const first = await eventLog.readPage(since, through, topic, maxLimit);
   // A cursor at or below the pruned position may have lost the rest of its transaction; one above
   // it must name an event of this log (else it is from a restored or cloned database's log).
   const expired = since.pos <= first.prunedThrough || !first.afterInLog;
@@ -85,11 +102,14 @@ export async function startReplay(
       metrics.eventsDelivered.inc(sent);
       if (!current()) return;
       const last = page.events.at(-1);
-      if (!last || !page.cut) break;
+      // Cut: on after its last event; else on after its window, unless that reached upTo.
+      if (page.cut && last) after = last;
+      else if (through !== upTo) after = through;
+      else break;
       await session.socket.whenWritable();
       if (!current()) return;
-      after = last;
-      page = await eventLog.readPage(after, upTo, topic, nextReadLimit(maxLimit, page));
+      through = readThrough(after, upTo);
+      page = await eventLog.readPage(after, through, topic, nextReadLimit(maxLimit, page));
     }
     metrics.eventsDelivered.inc(hub.finishCatchUp(session, topic, token));
   })().catch((error: unknown) => {
