@@ -216,6 +216,9 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       // A read the limit cut, maybe inside a commit: finish that commit first.
       heldBack.notMissingNow();
       const rest = await eventLog.readPage(last, { pos: last.pos, id: Number.MAX_SAFE_INTEGER }, null, limit);
+      // Retention deleted that commit (the stream was held up, or cut off, longer than the
+      // retention): the rest of it is gone, and the read finds nothing where events were.
+      if (rest.prunedThrough >= last.pos) options.onPrunedAhead?.(rest.prunedThrough, last);
       limit = nextReadLimit(readLimit, rest);
       for (const event of rest.events) deliverOnce(event);
       lastEndsItsCommit = !rest.cut;

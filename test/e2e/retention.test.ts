@@ -13,6 +13,7 @@ import { describeDifference, eventsUntil, positionAt, readLog } from '../helpers
 import { watchLogLines } from '../helpers/log-lines.ts';
 import { nextFrame, subscribe } from '../helpers/frames.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 import type { Frame, TestClient } from '../helpers/ws-client.ts';
 
 const ADMIN = { role: 'admin', sub: 'admin-1' };
@@ -400,4 +401,40 @@ t.test('a relay started on a log that retention emptied does not take the pruned
   );
   const outcome = await Promise.race([admin.closed().then(({ code, reason }) => `closed with ${code} (${reason})`), delivered]);
   t.equal(outcome, 'delivered', 'the live client gets the next event; nothing it could have received was deleted');
+});
+
+t.test('retention that deletes the rest of a commit live delivery is reading in pages closes its clients with 1011, never leaves them a hole', async (t) => {
+  const db = await createTestDatabase(t);
+  // The proxy's dropAll cuts the pool's connections too; an idle one failing must not end the file.
+  db.pool.on('error', () => undefined);
+  const server = new URL(db.url);
+  const proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) });
+  t.teardown(() => proxy.close());
+  const relay = await startTestRelay(t, { DATABASE_URL: proxy.urlFor(db.url) }, db);
+  t.teardown(() => proxy.releaseReplies());
+  const admin = await relay.connect(ADMIN);
+  await subscribed(admin, 'orders');
+
+  // Live delivery reads at most 1,000 events a query: a commit of 1,500 comes in two reads, the
+  // second (the rest of the commit) a read of a page. Its reply is held: the relay is cut off there.
+  const caught = proxy.holdRepliesAfter('relay-read-log-page');
+  await db.pool.query(`insert into orders (id, hospital_id, status) select 'big-' || n, 'H1', 'placed' from generate_series(1, 1500) n`);
+  await caught;
+  const firstRead = await admin.take(1000);
+  t.equal(dataOf(firstRead.at(-1)!).id, 'big-1000', 'the first read of the commit is delivered');
+
+  // Meanwhile retention deletes that commit (it was cut off longer than the retention), not the next one.
+  const { rows } = await db.pool.query<{ pos: string }>('select max(pos) as pos from relay.commits');
+  await db.pool.query(`update relay.commits set committed_at = committed_at - interval '1 hour' where pos = $1`, [rows[0]!.pos]);
+  await db.pool.query(`select relay.prune('30 minutes', 1000)`);
+  await insertOrders(relay, ['after']);
+  // The link resets: the held reply is lost, and the relay reads the rest of the commit again.
+  proxy.dropAll();
+  proxy.releaseReplies();
+
+  const next = nextFrame(admin, 'the frame after big-1000').then(
+    (frame) => `received ${String(dataOf(frame).id)} next: big-1001 to big-1500 silently missing`,
+    () => 'nothing',
+  );
+  t.equal(await Promise.race([admin.closed().then(({ code }) => `closed with ${code}`), next]), 'closed with 1011', 'the live client is closed with 1011');
 });
