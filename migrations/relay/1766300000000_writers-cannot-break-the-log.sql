@@ -37,8 +37,12 @@
 -- commit position: no relay ever delivered them, and relay.prune, which deletes by commit
 -- position, never deleted them, so the log grew without bound.
 -- - A write that finds relay.open_xid holding its transaction id now also looks up the opening
---   event in relay.events (its primary key starts with the xid): one index probe for each
---   watched row after a transaction's first. A transaction's first row costs nothing more.
+--   event in relay.events (its primary key starts with the xid): one query for each watched row
+--   after a transaction's first. A transaction's first row costs nothing more; in an UPDATE of 100
+--   rows each later row costs about 18 µs more backend CPU (70 to 90 µs, PostgreSQL 15 on the
+--   2-core dev machine). Every cheaper marker is forgeable: a setting, a sequence's currval and a
+--   setting's name all survive, or can be read before, a ROLLBACK TO SAVEPOINT that takes the
+--   opening event away.
 -- - relay.stamp_commit keeps the position it finds in relay.stamped_pos only when relay.commits
 --   holds that position for this transaction: one primary-key probe, only when a transaction
 --   stamps again (it wrote after SET CONSTRAINTS ALL IMMEDIATE).
