@@ -286,48 +286,6 @@ t.test('a writer cannot hand the trigger a row of its own making', async (t) => 
   t.same(await eventsBeforeSentinel(listener, db.pool), [], 'nothing else');
 });
 
-// relay.open_xid and relay.stamped_pos tell the triggers that a transaction's commit position is
-// taken care of; they are settings, which any role may set. Believed, they let a writer commit
-// events without a commit position: no relay delivered them, and retention never deleted them.
-t.test('a writer’s forged commit markers do not keep its writes from being published', async (t) => {
-  const { role, client } = await connectAs(t, [
-    `grant select, insert, update, delete on orders to $role`,
-    `grant usage on schema relay to $role`,
-    `grant execute on function relay.publish(text, text, jsonb) to $role`,
-  ]);
-  await client.query('begin');
-  await client.query(`select set_config('relay.open_xid', pg_current_xact_id()::text, true)`);
-  await client.query(`insert into orders (id, hospital_id) values ('marker1', 'h1')`);
-  await client.query(`update orders set status = 'ready' where id = 'marker1'`);
-  await client.query(`select relay.publish('markers', 'opened', '{}')`);
-  await client.query('commit');
-  t.same(
-    (await eventsBeforeSentinel(listener, db.pool)).map((e) => [e.topic, e.event]),
-    [
-      ['orders', 'insert'],
-      ['orders', 'update'],
-      ['markers', 'opened'],
-    ],
-    'relay.open_xid set to the transaction’s own id: every event published',
-  );
-
-  // The sequence's last value is what a cursor shows; a writer has no right to read it here.
-  const { rows } = await db.pool.query<{ last: string }>(`select last_value::text as last from relay.commit_position`);
-  const { rows: usage } = await db.pool.query<{ select: boolean }>(`select has_sequence_privilege($1, 'relay.commit_position', 'select') as select`, [role]);
-  t.equal(usage[0]?.select, false, 'the writer cannot read the sequence itself');
-  await client.query('begin');
-  await client.query(`select set_config('relay.stamped_pos', $1, true)`, [rows[0]!.last]);
-  await client.query(`insert into orders (id, hospital_id) values ('marker2', 'h1')`);
-  await client.query('commit');
-  t.same(
-    (await eventsBeforeSentinel(listener, db.pool)).map((e) => [e.topic, e.event, e.data['id']]),
-    [['orders', 'insert', 'marker2']],
-    'relay.stamped_pos set to the last position drawn: published',
-  );
-  const orphans = await db.pool.query(`select e.id from relay.events e where not exists (select from relay.commits c where c.xid = e.xid)`);
-  t.same(orphans.rows, [], 'no event in the log without a commit position');
-});
-
 t.test('a writer’s search_path does not change how its rows are converted', async (t) => {
   // The converting trigger runs as the writer, with the writer's settings: functions of the
   // writer's own, first on its search_path, must not stand in for PostgreSQL's.

@@ -1,10 +1,7 @@
 -- Up Migration
 
--- Two holes through which a role that may only write a watched table (or call relay.publish)
--- broke the log for everyone.
---
--- 1. An event is refused when its JSON text (data and old together) would be more than 256 MiB:
--- the watched write, relay.publish or relay.append_event fails with program_limit_exceeded, and
+-- An event is refused when its JSON text (data and old together) would be more than 256 MiB: the
+-- watched write, relay.publish or relay.append_event fails with program_limit_exceeded, and
 -- nothing is logged.
 --
 -- The hole: relay.events stores jsonb, and the relay reads data and old as JSON text, each made
@@ -26,31 +23,8 @@
 --   comparison; only a row over the limit has its event measured exactly.
 -- - relay.publish and relay.append_event measure the text of what they are given.
 -- Events logged before this migration are not checked.
---
--- 2. The markers that tell the triggers a transaction's commit position is taken care of are
--- checked against the log, not taken from the settings alone.
---
--- The hole: relay.open_xid (this transaction's opening event is written, its stamp queued) and
--- relay.stamped_pos (the position its stamp drew) are settings, which any role may set. A writer
--- that set relay.open_xid to its own transaction id before its first watched write, or
--- relay.stamped_pos to the sequence's last value (which cursors show), committed events with no
--- commit position: no relay ever delivered them, and relay.prune, which deletes by commit
--- position, never deleted them, so the log grew without bound.
--- - A write that finds relay.open_xid holding its transaction id now also looks up the opening
---   event in relay.events (its primary key starts with the xid): one query for each watched row
---   after a transaction's first. A transaction's first row costs nothing more; in an UPDATE of 100
---   rows each later row costs about 18 µs more backend CPU (70 to 90 µs, PostgreSQL 15 on the
---   2-core dev machine). Every cheaper marker is forgeable: a setting, a sequence's currval and a
---   setting's name all survive, or can be read before, a ROLLBACK TO SAVEPOINT that takes the
---   opening event away.
--- - relay.stamp_commit keeps the position it finds in relay.stamped_pos only when relay.commits
---   holds that position for this transaction: one primary-key probe, only when a transaction
---   stamps again (it wrote after SET CONSTRAINTS ALL IMMEDIATE).
--- A marker forged to its true value changes nothing, and one forged to another value makes the
--- triggers open and stamp again, as for a transaction that wrote after its stamp.
 
--- As in 1766100000000_rows-converted-by-their-writer.sql; the event's size is checked, and
--- relay.open_xid against the log.
+-- As in 1766100000000_rows-converted-by-their-writer.sql, and the event's size is checked.
 create or replace function relay.capture_row_change() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
@@ -108,10 +82,6 @@ begin
     end if;
   end if;
   opens := current_setting('relay.open_xid', true) is distinct from current_xid;
-  if not opens then
-    -- The setting is anyone's: it counts only when this transaction's opening event is in the log.
-    opens := not exists (select from relay.events e where e.xid = pg_current_xact_id() and e.opens_commit);
-  end if;
   if opens then
     unused := set_config('relay.open_xid', current_xid, true);
   end if;
@@ -120,8 +90,8 @@ begin
   return null;
 end $$;
 
--- As in 1766000000000_positions-after-last-write.sql; the event's size is checked (for
--- relay.publish, which calls it), and relay.open_xid against the log.
+-- As in 1766000000000_positions-after-last-write.sql, and the event's size is checked (for
+-- relay.publish, which calls it).
 create or replace function relay.append_event(topic text, event text, data jsonb, old jsonb, changed text[])
 returns void
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
@@ -136,10 +106,6 @@ begin
                     append_event.event, append_event.topic, event_bytes
       using errcode = 'program_limit_exceeded';
   end if;
-  if not opens then
-    -- The setting is anyone's: it counts only when this transaction's opening event is in the log.
-    opens := not exists (select from relay.events e where e.xid = pg_current_xact_id() and e.opens_commit);
-  end if;
   if opens then
     -- Transaction-local: rolled back with a savepoint, forgotten at commit.
     unused := set_config('relay.open_xid', current_xid, true);
@@ -147,53 +113,6 @@ begin
   insert into relay.events (topic, event, data, old, changed, opens_commit)
   values (append_event.topic, append_event.event, append_event.data, append_event.old,
           append_event.changed, opens);
-end $$;
-
--- As in 1766000000000_positions-after-last-write.sql, and relay.stamped_pos is checked against
--- relay.commits.
-create or replace function relay.stamp_commit() returns trigger
-language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
-declare
-  stamped text;
-  drawn bigint;
-  unused text;
-begin
-  -- Events appended from here on queue this trigger again.
-  unused := set_config('relay.open_xid', '', true);
-  -- The position this transaction drew, if it drew one (the setting is anyone's: it is kept only
-  -- when relay.commits holds it for this transaction): transaction-local, so rolled back with a
-  -- savepoint together with the row it names, and '' in the next transaction. The row must also
-  -- carry this transaction's xid: a session-level setting cannot make it move another's row.
-  stamped := current_setting('relay.stamped_pos', true);
-  if stamped <> '' then
-    -- Nobody has drawn since: every transaction that ended before these events were written drew
-    -- before it ended, so below this position, which is still the latest. Kept, it leaves no gap
-    -- for the relay to wait out.
-    if pg_sequence_last_value('relay.commit_position') = stamped::bigint
-       and exists (select from relay.commits c where c.pos = stamped::bigint and c.xid = NEW.xid) then
-      return null;
-    end if;
-    update relay.commits c
-       set pos = nextval('relay.commit_position'), committed_at = clock_timestamp()
-     where c.pos = stamped::bigint and c.xid = NEW.xid
-    returning c.pos into drawn;
-  end if;
-  if drawn is null then
-    -- Planning (or locking the cached plan of) this INSERT takes ROW EXCLUSIVE on relay.commits
-    -- before nextval runs: relay.wait_for_committers waits for its holders.
-    insert into relay.commits (pos, xid, committed_at)
-    values (nextval('relay.commit_position'), NEW.xid, clock_timestamp())
-    returning pos into drawn;
-  end if;
-  unused := set_config('relay.stamped_pos', drawn::text, true);
-  -- After the position is drawn: a relay that arms the bell later reads a last_value that covers
-  -- this position, and waits for it (relay.read_log_commits).
-  if pg_sequence_last_value('relay.wakeup_wanted') = 1 then
-    unused := setval('relay.wakeup_wanted', 0);
-    -- The payload says nothing: whatever its sender, a notification only makes a relay read.
-    unused := pg_notify('relay_events', '');
-  end if;
-  return null;
 end $$;
 
 -- Down Migration
@@ -266,48 +185,4 @@ begin
   insert into relay.events (topic, event, data, old, changed, opens_commit)
   values (append_event.topic, append_event.event, append_event.data, append_event.old,
           append_event.changed, opens);
-end $$;
-
--- As 1766000000000_positions-after-last-write.sql left it.
-create or replace function relay.stamp_commit() returns trigger
-language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
-declare
-  stamped text;
-  drawn bigint;
-  unused text;
-begin
-  -- Events appended from here on queue this trigger again.
-  unused := set_config('relay.open_xid', '', true);
-  -- The position this transaction drew, if it drew one: transaction-local, so rolled back with a
-  -- savepoint together with the row it names, and '' in the next transaction. The row must also
-  -- carry this transaction's xid: a session-level setting cannot make it move another's row.
-  stamped := current_setting('relay.stamped_pos', true);
-  if stamped <> '' then
-    -- Nobody has drawn since: every transaction that ended before these events were written drew
-    -- before it ended, so below this position, which is still the latest. Kept, it leaves no gap
-    -- for the relay to wait out.
-    if pg_sequence_last_value('relay.commit_position') = stamped::bigint then
-      return null;
-    end if;
-    update relay.commits c
-       set pos = nextval('relay.commit_position'), committed_at = clock_timestamp()
-     where c.pos = stamped::bigint and c.xid = NEW.xid
-    returning c.pos into drawn;
-  end if;
-  if drawn is null then
-    -- Planning (or locking the cached plan of) this INSERT takes ROW EXCLUSIVE on relay.commits
-    -- before nextval runs: relay.wait_for_committers waits for its holders.
-    insert into relay.commits (pos, xid, committed_at)
-    values (nextval('relay.commit_position'), NEW.xid, clock_timestamp())
-    returning pos into drawn;
-  end if;
-  unused := set_config('relay.stamped_pos', drawn::text, true);
-  -- After the position is drawn: a relay that arms the bell later reads a last_value that covers
-  -- this position, and waits for it (relay.read_log_commits).
-  if pg_sequence_last_value('relay.wakeup_wanted') = 1 then
-    unused := setval('relay.wakeup_wanted', 0);
-    -- The payload says nothing: whatever its sender, a notification only makes a relay read.
-    unused := pg_notify('relay_events', '');
-  end if;
-  return null;
 end $$;
