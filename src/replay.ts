@@ -94,8 +94,10 @@ export async function startReplay(
     let page: LogPage = handOver.firstPage!;
     handOver.firstPage = null;
     for (;;) {
-      // Retention overtook a slow replay: what follows would have a hole.
-      if (after.pos <= page.prunedThrough) return endSubscription();
+      // Retention overtook a slow replay: what follows would have a hole. After a window's end
+      // (every event of its position read), retention through that very position took nothing.
+      const readWhole = after.id === Number.MAX_SAFE_INTEGER;
+      if (readWhole ? after.pos < page.prunedThrough : after.pos <= page.prunedThrough) return endSubscription();
       const sent = await sendPage(page.events);
       // Counted per page: a replay sends thousands of frames a second.
       metrics.eventsReplayed.inc(sent);
