@@ -118,10 +118,11 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   /** Every position up to here has ended: a missing one at or below it was rolled back. */
   let settledThrough = 0;
   /**
-   * Positions up to here had ended when the stream took the log's head: whatever retention deleted
-   * of them was never this stream's to deliver (a log emptied by retention has the head {0, 0}).
+   * What retention deleted up to here is accounted for: positions that had ended when the stream
+   * took the log's head were never this stream's to deliver (a log emptied by retention has the
+   * head {0, 0}), and deletions reported once (onPrunedAhead) are not reported again.
    */
-  let settledAtStart = 0;
+  let prunedAccountedThrough = 0;
   /** The highest position drawn, as of the latest read: the stream must get at least this far. */
   let drawnThrough = 0;
   /** Since when the stream has waited for a drawn position without delivering anything. */
@@ -218,7 +219,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       const rest = await eventLog.readPage(last, { pos: last.pos, id: Number.MAX_SAFE_INTEGER }, null, limit);
       // Retention deleted that commit (the stream was held up, or cut off, longer than the
       // retention): the rest of it is gone, and the read finds nothing where events were.
-      if (rest.prunedThrough >= last.pos) options.onPrunedAhead?.(rest.prunedThrough, last);
+      if (rest.prunedThrough >= last.pos && rest.prunedThrough > prunedAccountedThrough) reportPruned(rest.prunedThrough);
       limit = nextReadLimit(readLimit, rest);
       for (const event of rest.events) deliverOnce(event);
       lastEndsItsCommit = !rest.cut;
@@ -286,9 +287,15 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     settledThrough = Math.max(settledThrough, settling);
     // Positions missing now are passed as rolled back; those retention deleted meanwhile were not.
     const prunedThrough = await eventLog.prunedThrough();
-    if (prunedThrough > Math.max(last.pos, settledAtStart)) options.onPrunedAhead?.(prunedThrough, last);
+    if (prunedThrough > Math.max(last.pos, prunedAccountedThrough)) reportPruned(prunedThrough);
     notWaiting();
     return { inMs: 0 };
+  }
+
+  /** Retention deleted events this stream had not delivered: said once per deletion. */
+  function reportPruned(prunedThrough: number): void {
+    prunedAccountedThrough = prunedThrough;
+    options.onPrunedAhead?.(prunedThrough, last);
   }
 
   /** No drawn position is missing any more: the next one missing starts a wait of its own. */
@@ -320,7 +327,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       const head = await eventLog.head(betweenWaitTurns("the relay's start"));
       last = head.position;
       settledThrough = head.settledThrough;
-      settledAtStart = head.settledThrough;
+      prunedAccountedThrough = head.settledThrough;
       drawnThrough = head.settledThrough;
       started = true;
       readWanted = true;

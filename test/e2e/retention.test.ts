@@ -438,3 +438,39 @@ t.test('retention that deletes the rest of a commit live delivery is reading in 
   );
   t.equal(await Promise.race([admin.closed().then(({ code }) => `closed with ${code}`), next]), 'closed with 1011', 'the live client is closed with 1011');
 });
+
+// The same, where retention went past that commit too: the stream says so once. It went on to the
+// gap the deleted commits leave, settled it, and closed every connection again, the clients that
+// had reconnected meanwhile included.
+t.test('retention past a commit read in pages closes the clients once, not again at the gap it leaves', async (t) => {
+  const db = await createTestDatabase(t);
+  db.pool.on('error', () => undefined);
+  const server = new URL(db.url);
+  const proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) });
+  t.teardown(() => proxy.close());
+  const relay = await startTestRelay(t, { DATABASE_URL: proxy.urlFor(db.url) }, db);
+  t.teardown(() => proxy.releaseReplies());
+  const admin = await relay.connect(ADMIN);
+  await subscribed(admin, 'orders');
+
+  const caught = proxy.holdRepliesAfter('relay-read-log-page');
+  await db.pool.query(`insert into orders (id, hospital_id, status) select 'big-' || n, 'H1', 'placed' from generate_series(1, 1500) n`);
+  await caught;
+  await admin.take(1000);
+  // Retention deletes that commit and the one after it.
+  await db.pool.query(`insert into orders (id, hospital_id, status) values ('gone', 'H1', 'placed')`);
+  const { rows } = await db.pool.query<{ pos: string }>('select max(pos) as pos from relay.commits');
+  await db.pool.query(`update relay.commits set committed_at = committed_at - interval '1 hour' where pos >= $1 - 1`, [rows[0]!.pos]);
+  await db.pool.query(`select relay.prune('30 minutes', 1000)`);
+  proxy.dropAll();
+  proxy.releaseReplies();
+  t.equal((await admin.closed()).code, 1011, 'the live client is closed with 1011');
+
+  // A client that reconnects gets what is committed next, and the relay said it once.
+  const again = await relay.connect(ADMIN);
+  await subscribed(again, 'orders');
+  await insertOrders(relay, ['after']);
+  await nextFrame(again, 'the order written after', idIs('after'));
+  const said = relay.logLines.filter((line) => line.msg === 'retention deleted events this relay had not delivered yet; closed every connection');
+  t.equal(said.length, 1, 'one report, one close of every connection');
+});
