@@ -1,8 +1,9 @@
 import { readdir } from 'node:fs/promises';
 import { runner } from 'node-pg-migrate';
-import pg from 'pg';
+import type pg from 'pg';
 import { projectPath } from '../project-root.ts';
 import type { Logger } from 'pino';
+import { connectClient } from './connect-client.ts';
 
 /** The relay's own schema, then (optionally) the example application, each with its own history. */
 const MIGRATION_SETS = {
@@ -46,8 +47,7 @@ export class PendingMigrationsError extends Error {
  */
 export async function runMigrations(options: MigrateOptions): Promise<void> {
   const sets = options.includeExample ? [MIGRATION_SETS.relay, MIGRATION_SETS.example] : [MIGRATION_SETS.relay];
-  const client = new pg.Client({ connectionString: options.databaseUrl });
-  await client.connect();
+  const client = await connectClient(options.databaseUrl, connectionLost(options));
   try {
     for (const set of sets) {
       const pending = await pendingMigrations(client, set);
@@ -94,18 +94,29 @@ async function pendingMigrations(client: pg.Client, set: MigrationSet): Promise<
   return files.map((file) => file.slice(0, -'.sql'.length)).filter((name) => !recorded.has(name)).sort();
 }
 
-function runSet(options: MigrateOptions, set: MigrationSet): Promise<unknown> {
-  return runner({
-    databaseUrl: options.databaseUrl,
-    dir: projectPath('migrations', set.dir),
-    migrationsTable: set.table,
-    migrationsSchema: set.schema,
-    createMigrationsSchema: true,
-    direction: 'up',
-    checkOrder: true,
-    advisoryLockMode: 'wait',
-    log: (message: string) => options.logger?.debug({ migrations: set.dir }, message),
-  });
+/** Runs the set on a client of our own: node-pg-migrate's would have no 'error' listener (see connectClient). */
+async function runSet(options: MigrateOptions, set: MigrationSet): Promise<unknown> {
+  const client = await connectClient(options.databaseUrl, connectionLost(options));
+  try {
+    return await runner({
+      dbClient: client,
+      dir: projectPath('migrations', set.dir),
+      migrationsTable: set.table,
+      migrationsSchema: set.schema,
+      createMigrationsSchema: true,
+      direction: 'up',
+      checkOrder: true,
+      advisoryLockMode: 'wait',
+      log: (message: string) => options.logger?.debug({ migrations: set.dir }, message),
+    });
+  } finally {
+    await client.end();
+  }
+}
+
+/** A migrations connection that PostgreSQL ended: what it was doing fails by itself, and says why. */
+function connectionLost(options: MigrateOptions): (error: Error) => void {
+  return (error) => options.logger?.debug({ err: error }, 'migrations: a connection to PostgreSQL ended');
 }
 
 /**
