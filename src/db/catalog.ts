@@ -17,6 +17,13 @@ export function createCatalogReader(pool: pg.Pool): { load(): Promise<Catalog> }
 
 async function loadCatalog(pool: pg.Pool, queries: { grants: string; topics: string }): Promise<Catalog> {
   const client = await pool.connect();
+  // A connection lost mid-load fails the query under way, and then the client emits 'error' too:
+  // while checked out of the pool nothing else listens, and an unheard 'error' ends the process.
+  let lost: Error | undefined;
+  const onError = (error: Error): void => {
+    lost = error;
+  };
+  client.on('error', onError);
   try {
     await client.query('begin isolation level repeatable read read only');
     const grants = await client.query<{ topic: string; role: string; filter: string; columns: string[] | null }>(
@@ -39,6 +46,8 @@ async function loadCatalog(pool: pg.Pool, queries: { grants: string; topics: str
     await client.query('rollback').catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    client.off('error', onError);
+    // With the error, the pool discards the broken connection instead of handing it out again.
+    client.release(lost);
   }
 }
