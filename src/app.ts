@@ -30,6 +30,11 @@ export const CATALOG_CHANNEL = 'relay_catalog';
 const EMBEDDED_PORT = 54329;
 /** What /health and a refused upgrade say while the live stream waits for the log's head. */
 const STARTING_REASON = 'starting: waiting for transactions that drew a commit position to end';
+/**
+ * A failed catalog reload is tried again after this long: the notification that asked for it is
+ * gone, and until a reload succeeds a revoked grant would keep serving (contract: within a second).
+ */
+const CATALOG_RETRY_MS = 500;
 
 /** What a started relay tells its caller. */
 export interface RelayInfo {
@@ -60,6 +65,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
   let stream: EventStream | undefined;
   let server: WsServer | undefined;
   let retention: ReturnType<typeof createRetention> | undefined;
+  let catalogRetry: NodeJS.Timeout | undefined;
   let stopping: Promise<void> | undefined;
   /** The embedded PostgreSQL while it starts: a stop meanwhile waits for it, to stop it. */
   let embeddedStarting: Promise<EmbeddedDatabase> | undefined;
@@ -130,8 +136,16 @@ export function createRelay(config: Config, logger: Logger): Relay {
       heldBackSeconds: () => events.heldBackMs() / 1000,
     });
     hub.setCatalog(await catalogReader.load());
-    const reloadCatalog = coalesce(async () => hub.setCatalog(await catalogReader.load()), (error) =>
-      logger.error({ err: error }, 'cannot reload grants; keeping the previous ones'),
+    const reloadCatalog = coalesce(
+      async () => hub.setCatalog(await catalogReader.load()),
+      (error) => {
+        logger.error({ err: error }, 'cannot reload grants; keeping the previous ones');
+        if (stopping || catalogRetry) return;
+        catalogRetry = setTimeout(() => {
+          catalogRetry = undefined;
+          reloadCatalog();
+        }, CATALOG_RETRY_MS);
+      },
     );
     const wallClock = createWallClock();
     const events = createEventStream({
@@ -239,6 +253,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       logger.info({ connections: closed }, 'stopped accepting connections; closed the open ones with 1012');
     }
     await listener?.stop();
+    clearTimeout(catalogRetry);
     stream?.stop();
     await retention?.stop();
     logger.info('stopped listening to PostgreSQL; closing the pool');

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { untilTrue } from '../helpers/backend-waits.ts';
 import { changeCatalog } from '../helpers/catalog.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { nextFrame, subscribe } from '../helpers/frames.ts';
+import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import type { Frame } from '../helpers/ws-client.ts';
@@ -60,3 +60,14 @@ t.test('a connection lost while the relay reloads its catalog does not end the r
   t.strictSame(await subscribe(late, 'orders'), { type: 'subscribed', topic: 'orders' }, 'the relay still serves');
 });
 
+t.test('a revoke whose catalog reload failed still ends the subscription, and nothing follows', async (t) => {
+  const { db, witness, auditor } = await revokeWithFailedReload(t, 'pg_cancel_backend');
+  t.match(
+    await nextFrame(auditor, 'the forbidden frame after relay.revoke'),
+    { type: 'error', code: 'forbidden', topic: 'orders' },
+    'the revoked subscription ends although the reload the revoke asked for failed',
+  );
+  await db.pool.query(`insert into orders (id, hospital_id) values ('o1', 'H1')`);
+  t.match(await nextFrame(witness, 'the order', isEvent), { data: { id: 'o1' } });
+  t.strictSame(await framesBeforePong(auditor), [], 'no order reaches the revoked auditor');
+});
