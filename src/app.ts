@@ -186,12 +186,13 @@ export function createRelay(config: Config, logger: Logger): Relay {
         // A relay_events payload says nothing (anyone may send one): it only makes the stream read.
         onNotification: (channel) => (channel === EVENTS_CHANNEL ? events.wake() : reloadCatalog()),
         onListening: (reconnected) => {
-          // Whatever committed before LISTEN took effect was not notified: read it from the log.
+          // Whatever committed before LISTEN took effect was not notified: read it from the log,
+          // and the catalog again (the first one was read before this relay listened).
           events.resync();
+          reloadCatalog();
           if (reconnected) {
             metrics.listenerReconnects.inc();
             logger.warn('listener: listening again; catching up from the event log');
-            reloadCatalog();
           }
         },
         onLost: () => {

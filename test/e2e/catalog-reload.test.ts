@@ -8,7 +8,8 @@ import { changeCatalog } from '../helpers/catalog.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
-import { startTestRelay } from '../helpers/relay.ts';
+import { launchTestRelay, startTestRelay } from '../helpers/relay.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 import type { Frame } from '../helpers/ws-client.ts';
 
 const ADMIN = { role: 'admin', sub: 'admin-1' };
@@ -22,6 +23,29 @@ async function testDatabase(t: Test): Promise<TestDatabase> {
   db.pool.on('error', () => undefined);
   return db;
 }
+
+t.test('a grant committed after the relay read its catalog, before it listened, still takes effect', async (t) => {
+  const db = await testDatabase(t);
+  const server = new URL(db.url);
+  const proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) });
+  t.teardown(() => proxy.close());
+  // The relay reads its catalog, then starts listening: the server's reply to its first LISTEN waits
+  // here, so the grant below commits before the relay listens to relay_catalog.
+  const caught = proxy.holdRepliesAfter('LISTEN relay_events');
+  const launched = await launchTestRelay(t, { DATABASE_URL: proxy.urlFor(db.url) }, db);
+  t.teardown(() => proxy.releaseReplies());
+  await caught;
+  await db.pool.query(`select relay.allow('orders', 'auditor')`);
+  proxy.releaseReplies();
+  const relay = await launched.serving;
+
+  const { rows } = await db.pool.query<{ grants: number }>(`select count(*)::int as grants from relay.grants`);
+  await watchLogLines(relay.logLines).waitFor((line) => line.msg === 'catalog loaded' && line.grants === rows[0]!.grants, {
+    what: `the relay loading the grant that committed before it listened (${rows[0]!.grants} grants)`,
+  });
+  const auditor = await relay.connect(AUDITOR);
+  t.strictSame(await subscribe(auditor, 'orders'), { type: 'subscribed', topic: 'orders' }, 'the auditor may subscribe');
+});
 
 /**
  * A relay whose auditor holds a live subscription to orders (and an admin witness); then a revoke
