@@ -52,7 +52,10 @@ export type ParsedClientMessage =
   | { readonly ok: true; readonly message: ClientMessage }
   | { readonly ok: false; readonly error: BadRequest };
 
-/** Longest topic name, in UTF-16 code units. */
+/**
+ * Longest topic name, in characters (code points) as PostgreSQL's length() counts them: the
+ * limit relay.watch, relay.allow and relay.publish apply, so that every topic they take can be named.
+ */
 export const MAX_TOPIC_LENGTH = 256;
 
 type JsonObject = Record<string, unknown>;
@@ -150,10 +153,16 @@ function isRef(value: unknown): value is MessageRef {
 function readTopic(frame: JsonObject): string {
   const topic = own(frame, 'topic');
   if (typeof topic !== 'string' || topic === '') throw new Refusal('"topic" must be a non-empty string');
-  if (topic.length > MAX_TOPIC_LENGTH) throw new Refusal(`"topic" must be at most ${MAX_TOPIC_LENGTH} characters`);
+  if (topic.length > MAX_TOPIC_LENGTH && codePoints(topic) > MAX_TOPIC_LENGTH) throw new Refusal(`"topic" must be at most ${MAX_TOPIC_LENGTH} characters`);
   // Control characters have no business in a name, and would garble logs.
   if (/[\u0000-\u001f\u007f-\u009f]/.test(topic)) throw new Refusal('"topic" must not contain control characters');
   return topic;
+}
+
+function codePoints(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
 }
 
 function readFilter(value: unknown): Readonly<Record<string, unknown>> {

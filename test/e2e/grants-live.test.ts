@@ -175,3 +175,15 @@ t.test('a grant revoked while a resume reads its first page: `forbidden` answers
   t.match(await nextFrame(auditor, 'the answer to the subscribe'), { type: 'error', code: 'forbidden', topic: 'orders', ref: 's1' });
   t.same(await framesBeforePong(auditor), [], 'and nothing after it: no `subscribed`, no event');
 });
+
+t.test('a topic of 256 characters outside the BMP, as relay.allow counts them, can be subscribed to', async (t) => {
+  const relay = await startTestRelay(t);
+  // PostgreSQL's length() counts characters; each of these is two UTF-16 code units in JavaScript.
+  const topic = '🚚'.repeat(256);
+  await changeCatalog(relay, `select relay.allow($1, 'admin')`, [topic]);
+  const admin = await relay.connect(ADMIN);
+  t.strictSame(await subscribe(admin, topic), { type: 'subscribed', topic }, 'a granted topic is subscribed to');
+  await relay.db.pool.query(`select relay.publish($1, 'arrived', '{"id": "p1"}')`, [topic]);
+  t.match(await nextFrame(admin, 'the published event', isEvent), { topic, event: 'arrived', data: { id: 'p1' } });
+  t.match(await subscribe(admin, `${topic}🚚`), { code: 'bad_request', message: /at most 256 characters/ }, 'one more is refused');
+});

@@ -25,6 +25,8 @@ t.test('every message type parses', async (t) => {
     ['surrounding whitespace', '  {"type":"ping"}\n', { type: 'ping' }],
     ['topic of the maximum length', JSON.stringify({ type: 'unsubscribe', topic: 'x'.repeat(MAX_TOPIC_LENGTH) }), { type: 'unsubscribe', topic: 'x'.repeat(256) }],
     ['unicode topic', '{"type":"subscribe","topic":"commandes-été"}', { type: 'subscribe', topic: 'commandes-été' }],
+    // Characters, as PostgreSQL's length() counts them (relay.watch and relay.allow take 256): not UTF-16 units.
+    ['topic of the maximum length outside the BMP', JSON.stringify({ type: 'unsubscribe', topic: '🚚'.repeat(MAX_TOPIC_LENGTH) }), { type: 'unsubscribe', topic: '🚚'.repeat(256) }],
   ];
   for (const [name, text, message] of cases) t.same(parseClientMessage(text), { ok: true, message }, name);
 });
@@ -52,6 +54,7 @@ t.test('malformed frames are a bad_request saying what is wrong', async (t) => {
     ['topic null', '{"type":"unsubscribe","topic":null}', '"topic" must be a non-empty string'],
     ['topic an object', '{"type":"unsubscribe","topic":{}}', '"topic" must be a non-empty string'],
     ['topic too long', JSON.stringify({ type: 'subscribe', topic: 'x'.repeat(257) }), '"topic" must be at most 256 characters'],
+    ['topic too long outside the BMP', JSON.stringify({ type: 'subscribe', topic: '🚚'.repeat(257) }), '"topic" must be at most 256 characters'],
     ['topic with a newline', '{"type":"subscribe","topic":"a\\nb"}', '"topic" must not contain control characters'],
     ['topic with NUL', '{"type":"subscribe","topic":"a\\u0000"}', '"topic" must not contain control characters'],
     ['topic with DEL', '{"type":"subscribe","topic":"a\\u007f"}', '"topic" must not contain control characters'],
