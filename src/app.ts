@@ -139,8 +139,13 @@ export function createRelay(config: Config, logger: Logger): Relay {
     const reloadCatalog = coalesce(
       async () => hub.setCatalog(await catalogReader.load()),
       (error) => {
+        // While stopping, the pool it needs is ending: that is the shutdown, not a failure.
+        if (stopping) {
+          logger.debug({ err: error }, 'catalog reload ended by the shutdown');
+          return;
+        }
         logger.error({ err: error }, 'cannot reload grants; keeping the previous ones');
-        if (stopping || catalogRetry) return;
+        if (catalogRetry) return;
         catalogRetry = setTimeout(() => {
           catalogRetry = undefined;
           reloadCatalog();
