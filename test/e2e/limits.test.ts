@@ -55,8 +55,13 @@ t.test('a wall clock stepped back does not starve connections of their message b
 
 t.test('refusals wait their turn: a frame refused while an earlier one awaits the log is answered after it', async (t) => {
   const relay = await startTestRelay(t, { RELAY_MAX_MESSAGES_PER_SECOND: '3' });
+  const witness = await relay.connect(ADMIN);
+  await subscribe(witness, 'orders');
   await relay.db.pool.query(`select relay.publish('orders', 'note', '{"n": 1}')`);
   await relay.db.pool.query(`select relay.publish('orders', 'note', '{"n": 2}')`);
+  // Once live delivery has passed event 2, it is the replay's: sent with the first page, before
+  // the pings' replies. (Before that, it came as a live event held for the replay, after them.)
+  await nextFrame(witness, 'event 2, live', (frame) => (frame.data as { n?: number } | undefined)?.n === 2);
   const [first] = await readLog(relay.db.pool, 'orders');
   const client = await relay.connect(ADMIN);
   // The subscribe awaits its first page from the log; the pings arrive meanwhile.

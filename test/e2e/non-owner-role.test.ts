@@ -4,8 +4,6 @@
 // says which one and who must apply it.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { PG_MIGRATE_LOCK_ID } from 'node-pg-migrate';
-import pg from 'pg';
 import t, { type Test } from 'tap';
 import { projectPath } from '../../src/project-root.ts';
 import { untilTrue } from '../helpers/backend-waits.ts';
@@ -17,6 +15,7 @@ import { positionAt } from '../helpers/event-log.ts';
 import { nextFrame, subscribe } from '../helpers/frames.ts';
 import { guarded } from '../helpers/guard.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
+import { anotherRelayMigrating } from '../helpers/migration-lock.ts';
 import { launchTestRelay, startTestRelay, type TestRelay } from '../helpers/relay.ts';
 import type { Frame } from '../helpers/ws-client.ts';
 
@@ -140,14 +139,7 @@ t.test('a relay that waited for the owner applying a migration starts once it is
   const db = await createTestDatabase(t);
   const role = await relayRole(t, db);
   // The owner's relay is applying the last migration: not recorded yet, its lock held.
-  const { rows } = await db.pool.query<{ name: string; run_on: Date }>(
-    `delete from relay.migrations where id = (select max(id) from relay.migrations) returning name, run_on`,
-  );
-  const applying = rows[0]!;
-  const owner = new pg.Client({ connectionString: db.url });
-  await owner.connect();
-  t.teardown(() => owner.end());
-  await owner.query('select pg_advisory_lock($1)', [PG_MIGRATE_LOCK_ID]);
+  const migrating = await anotherRelayMigrating(t, db);
 
   const launched = await launchTestRelay(t, { DATABASE_URL: role.url }, db);
   const outcome = launched.serving.then(
@@ -160,8 +152,7 @@ t.test('a relay that waited for the owner applying a migration starts once it is
                      where l.locktype = 'advisory' and not l.granted and a.usename = '${role.name}')`,
   );
   // The owner's migration commits, recorded, and its lock is let go.
-  await owner.query('insert into relay.migrations (name, run_on) values ($1, $2)', [applying.name, applying.run_on]);
-  await owner.query('select pg_advisory_unlock($1)', [PG_MIGRATE_LOCK_ID]);
+  await migrating.finish();
 
   const error = await outcome;
   t.equal(error, undefined, `it starts, every migration being applied by then (${error instanceof Error ? error.message : ''})`);

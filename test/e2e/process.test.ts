@@ -4,8 +4,6 @@
 // as it does while it waits to start.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { PG_MIGRATE_LOCK_ID } from 'node-pg-migrate';
-import pg from 'pg';
 import t from 'tap';
 import { findFreePort } from '../../src/db/free-port.ts';
 import { projectPath } from '../../src/project-root.ts';
@@ -13,6 +11,7 @@ import { untilTrue } from '../helpers/backend-waits.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { drawPositionEarly, relayWaitsForCommitters } from '../helpers/early-position.ts';
 import { nextFrame } from '../helpers/frames.ts';
+import { anotherRelayMigrating } from '../helpers/migration-lock.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import { nowSeconds, signHmacToken } from '../helpers/tokens.ts';
 import { connectClient } from '../helpers/ws-client.ts';
@@ -218,28 +217,6 @@ t.test('stopping a relay closes its clients with 1012 (service restart)', async 
   t.equal((await closed).code, 1012, 'the client learns to reconnect elsewhere, not that the link broke (1006)');
 });
 
-/**
- * Another relay is applying a migration (its row not recorded yet, node-pg-migrate's lock held by
- * `owner`), and the relay under test, started on `db`, waits for that lock. Resolves once it waits.
- */
-async function relayWaitingForMigrationLock(t: Teardown, db: TestDatabase): Promise<{ finish(): Promise<void>; owner: pg.Client }> {
-  const { rows } = await db.pool.query<{ name: string; run_on: Date }>(
-    `delete from relay.migrations where id = (select max(id) from relay.migrations) returning name, run_on`,
-  );
-  const applying = rows[0]!;
-  const owner = new pg.Client({ connectionString: db.url });
-  await owner.connect();
-  t.teardown(() => owner.end());
-  await owner.query('select pg_advisory_lock($1)', [PG_MIGRATE_LOCK_ID]);
-  return {
-    owner,
-    async finish() {
-      await owner.query('insert into relay.migrations (name, run_on) values ($1, $2)', [applying.name, applying.run_on]);
-      await owner.query('select pg_advisory_unlock($1)', [PG_MIGRATE_LOCK_ID]);
-    },
-  };
-}
-
 const LOCK_WAITER = `select pid from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`;
 
 // PostgreSQL may end any connection (a restart, a failover, idle_session_timeout, an operator's
@@ -247,7 +224,7 @@ const LOCK_WAITER = `select pid from pg_locks where locktype = 'advisory' and no
 // process died with Node's "Unhandled 'error' event" trace while its migrations were fine.
 t.test("PostgreSQL ends the migrations' idle connection while the relay waits for another one's migration: it starts all the same", async (t) => {
   const db = await createTestDatabase(t);
-  const migrating = await relayWaitingForMigrationLock(t, db);
+  const migrating = await anotherRelayMigrating(t, db);
   const port = await findFreePort();
   const relay = runRelay(t, { DATABASE_URL: db.url, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info' });
   await untilTrue(db.pool, `select exists (${LOCK_WAITER})`);
@@ -269,7 +246,7 @@ t.test("PostgreSQL ends the migrations' idle connection while the relay waits fo
 
 t.test('PostgreSQL ends the connection waiting for the migration lock: the start fails with its one fatal line, not a crash', async (t) => {
   const db = await createTestDatabase(t);
-  await relayWaitingForMigrationLock(t, db);
+  await anotherRelayMigrating(t, db);
   const port = await findFreePort();
   const relay = runRelay(t, { DATABASE_URL: db.url, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info' });
   await untilTrue(db.pool, `select exists (${LOCK_WAITER})`);

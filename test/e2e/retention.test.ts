@@ -403,7 +403,12 @@ t.test('a relay started on a log that retention emptied does not take the pruned
   t.equal(outcome, 'delivered', 'the live client gets the next event; nothing it could have received was deleted');
 });
 
-t.test('retention that deletes the rest of a commit live delivery is reading in pages closes its clients with 1011, never leaves them a hole', async (t) => {
+/**
+ * A relay behind a TCP proxy whose live delivery has read the first 1,000 events of a commit of
+ * 1,500 (at most 1,000 a query): the second read, the rest of the commit as a page, has its reply
+ * held at the proxy, the relay cut off there.
+ */
+async function relayCutOffInsideACommit(t: Test) {
   const db = await createTestDatabase(t);
   // The proxy's dropAll cuts the pool's connections too; an idle one failing must not end the file.
   db.pool.on('error', () => undefined);
@@ -414,13 +419,15 @@ t.test('retention that deletes the rest of a commit live delivery is reading in 
   t.teardown(() => proxy.releaseReplies());
   const admin = await relay.connect(ADMIN);
   await subscribed(admin, 'orders');
-
-  // Live delivery reads at most 1,000 events a query: a commit of 1,500 comes in two reads, the
-  // second (the rest of the commit) a read of a page. Its reply is held: the relay is cut off there.
   const caught = proxy.holdRepliesAfter('relay-read-log-page');
   await db.pool.query(`insert into orders (id, hospital_id, status) select 'big-' || n, 'H1', 'placed' from generate_series(1, 1500) n`);
   await caught;
   const firstRead = await admin.take(1000);
+  return { db, proxy, relay, admin, firstRead };
+}
+
+t.test('retention that deletes the rest of a commit live delivery is reading in pages closes its clients with 1011, never leaves them a hole', async (t) => {
+  const { db, proxy, relay, admin, firstRead } = await relayCutOffInsideACommit(t);
   t.equal(dataOf(firstRead.at(-1)!).id, 'big-1000', 'the first read of the commit is delivered');
 
   // Meanwhile retention deletes that commit (it was cut off longer than the retention), not the next one.
@@ -443,20 +450,7 @@ t.test('retention that deletes the rest of a commit live delivery is reading in 
 // gap the deleted commits leave, settled it, and closed every connection again, the clients that
 // had reconnected meanwhile included.
 t.test('retention past a commit read in pages closes the clients once, not again at the gap it leaves', async (t) => {
-  const db = await createTestDatabase(t);
-  db.pool.on('error', () => undefined);
-  const server = new URL(db.url);
-  const proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) });
-  t.teardown(() => proxy.close());
-  const relay = await startTestRelay(t, { DATABASE_URL: proxy.urlFor(db.url) }, db);
-  t.teardown(() => proxy.releaseReplies());
-  const admin = await relay.connect(ADMIN);
-  await subscribed(admin, 'orders');
-
-  const caught = proxy.holdRepliesAfter('relay-read-log-page');
-  await db.pool.query(`insert into orders (id, hospital_id, status) select 'big-' || n, 'H1', 'placed' from generate_series(1, 1500) n`);
-  await caught;
-  await admin.take(1000);
+  const { db, proxy, relay, admin } = await relayCutOffInsideACommit(t);
   // Retention deletes that commit and the one after it.
   await db.pool.query(`insert into orders (id, hospital_id, status) values ('gone', 'H1', 'placed')`);
   const { rows } = await db.pool.query<{ pos: string }>('select max(pos) as pos from relay.commits');
