@@ -18,6 +18,7 @@ import { createMetrics } from './metrics.ts';
 import { CLOSE_CODES } from './protocol/error-codes.ts';
 import { createRetention } from './retention.ts';
 import { projectPath } from './project-root.ts';
+import { createRepeatedFailureLog } from './repeated-failure-log.ts';
 import { StartAbortedError } from './start-aborted.ts';
 import { createSubscriptionHub } from './subscription-hub.ts';
 import { createWallClock } from './wall-clock.ts';
@@ -136,15 +137,24 @@ export function createRelay(config: Config, logger: Logger): Relay {
       heldBackSeconds: () => events.heldBackMs() / 1000,
     });
     hub.setCatalog(await catalogReader.load());
+    const reloadFailures = createRepeatedFailureLog({
+      logger,
+      level: 'error',
+      message: 'cannot reload grants; keeping the previous ones',
+      recoveredMessage: 'grants reloaded after failures',
+    });
     const reloadCatalog = coalesce(
-      async () => hub.setCatalog(await catalogReader.load()),
+      async () => {
+        hub.setCatalog(await catalogReader.load());
+        reloadFailures.succeeded();
+      },
       (error) => {
         // While stopping, the pool it needs is ending: that is the shutdown, not a failure.
         if (stopping) {
           logger.debug({ err: error }, 'catalog reload ended by the shutdown');
           return;
         }
-        logger.error({ err: error }, 'cannot reload grants; keeping the previous ones');
+        reloadFailures.failed(error);
         if (catalogRetry) return;
         catalogRetry = setTimeout(() => {
           catalogRetry = undefined;

@@ -5,6 +5,7 @@ import type { RelayEvent } from './events.ts';
 import { createHeldBackClock } from './held-back-clock.ts';
 import { nextReadLimit } from './read-budget.ts';
 import { busyRecheckMs } from './read-pacing.ts';
+import { createRepeatedFailureLog } from './repeated-failure-log.ts';
 
 export interface EventStreamOptions {
   readonly identity: LogIdentity;
@@ -151,6 +152,12 @@ export function createEventStream(options: EventStreamOptions): EventStream {
   /** Counts the turns of the current wait for committers that ended with one still open. */
   let liveWaitTurns = betweenWaitTurns('live delivery');
   let timer: NodeJS.Timeout | undefined;
+  const readFailures = createRepeatedFailureLog({
+    logger,
+    level: 'warn',
+    message: 'cannot read the event log yet; retrying',
+    recoveredMessage: 'reading the event log again',
+  });
 
   function deliverOnce(logged: LoggedEvent): void {
     if (comparePositions(logged, last) <= 0) return;
@@ -179,6 +186,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     readStep().then(
       (next) => {
         busy = false;
+        readFailures.succeeded();
         if (next === undefined && sinceResync !== undefined) {
           logger.info({ events: sinceResync, through: last }, 'caught up from the event log');
           sinceResync = undefined;
@@ -187,7 +195,7 @@ export function createEventStream(options: EventStreamOptions): EventStream {
         drain();
       },
       (error: unknown) => {
-        logger.warn({ err: error }, 'cannot read the event log yet; retrying');
+        readFailures.failed(error);
         heldBack.notMissingNow();
         busy = false;
         schedule({ inMs: RETRY_MS });
