@@ -5,6 +5,7 @@ import t from 'tap';
 import { createTestDatabase } from '../helpers/database.ts';
 import { listenOn } from '../helpers/notifications.ts';
 import { GRANT_FILTER_LIMITS, parseFilter } from '../../src/filters/parse-filter.ts';
+import { parseClientMessage } from '../../src/protocol/client-messages.ts';
 
 const db = await createTestDatabase(t);
 
@@ -183,6 +184,31 @@ t.test('relay.revoke removes all of a role’s grants on a topic, and nothing el
   t.equal((await grantsOf('rev_other', 'driver')).length, 1, 'the role keeps its grant on another topic');
   await db.pool.query(`select relay.revoke('rev', 'nobody')`);
   t.pass('revoking what does not exist is harmless');
+});
+
+// Topic names at the edges of what a subscriber may name: control characters (C0, DEL, C1) and
+// their neighbours, which are printable.
+const TOPIC_CORPUS = ['orders\n', 'a\u0001b', 'tab\there', 'del\u007f', 'c1\u0080', 'nel\u0085', 'c1\u009f', 'nbsp\u00a0', 'space here', 'zero\u200bwidth', 'emoji 🏥', 'ünï'];
+
+t.test('relay.allow, relay.watch and relay.publish take exactly the topics a subscriber can name', async (t) => {
+  for (const [index, topic] of TOPIC_CORPUS.entries()) {
+    const subscribable = parseClientMessage(JSON.stringify({ type: 'subscribe', topic })).ok;
+    const table = `topic_corpus_${index}`;
+    await db.pool.query(`create table ${table} (id int primary key)`);
+    const made = [
+      ['relay.allow', () => db.pool.query(`select relay.allow($1, 'admin', '{}')`, [topic])],
+      ['relay.watch', () => db.pool.query(`select relay.watch($1, $2)`, [table, topic])],
+      ['relay.publish', () => db.pool.query(`select relay.publish($1, 'e', '{}')`, [topic])],
+    ] as const;
+    for (const [what, query] of made) {
+      if (subscribable) await t.resolves(query(), `${what} takes ${JSON.stringify(topic)}, which subscribers can name`);
+      else await t.rejects(query(), { code: /^(23514|22023)$/, message: /control[ _]characters/ }, `${what} refuses ${JSON.stringify(topic)}, which no subscriber can name`);
+    }
+  }
+  const { rows } = await db.pool.query<{ count: number }>(
+    `select count(*)::int from relay.topics where topic ~ '[\x01-\x1f\x7f-\x9f]'`,
+  );
+  t.equal(rows[0]!.count, 0, 'no topic with a control character was made');
 });
 
 t.test('a topic is known once it is watched or granted', async (t) => {
