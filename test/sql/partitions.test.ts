@@ -86,7 +86,11 @@ t.test('a partitioned table whose partition is watched on its own is refused, na
   t.equal(await waitOrFinish(db.pool, rows[0]!.pid, write, ['Lock']), 'Lock', 'a write of the partition waits for the transaction');
   await admin.query('commit');
   await write;
-  t.match(await listener.next(), { topic: 'pa', event: 'insert', data: { id: 3, k: 1, v: 'during' } });
+  t.match(
+    await listener.next(),
+    { topic: 'pa', event: 'insert', data: { id: 3, k: 1, v: 'during' } },
+    'the write that waited is published with the parent’s topic',
+  );
 
   await db.pool.query(`create table pa_3 partition of pa for values in (3)`);
   await db.pool.query(`create table pa_4 (id int, k int, v text)`);
@@ -179,6 +183,15 @@ t.test('a partition of a watched table is watched only through it: relay.watch a
       { topic: 'pb_again', event: 'insert', data: { id: 5, v: 'd' } },
     ],
     'watched again with another topic and columns, every partition follows, the attached one too',
+  );
+  await db.pool.query(`update pb set k = 2 where id = 4`);
+  t.same(
+    (await listener.take(2)).map(({ topic, event, data }) => ({ topic, event, data })),
+    [
+      { topic: 'pb_again', event: 'delete', data: { id: 4, v: 'c' } },
+      { topic: 'pb_again', event: 'insert', data: { id: 4, v: 'c' } },
+    ],
+    'a row moved to another partition is a delete and an insert even when no watched column changed',
   );
   await db.pool.query(`select relay.unwatch('pb')`);
   await db.pool.query(`insert into pb values (6, 1, 'e'), (7, 2, 'f')`);
