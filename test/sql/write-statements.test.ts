@@ -231,6 +231,37 @@ t.test('identity, defaults and stored generated columns: events carry the values
   ]);
 });
 
+t.test('virtual generated columns, which PostgreSQL does not compute for triggers, are left out of the events rather than published as null', { skip: serverVersion < 180000 && 'virtual generated columns need PostgreSQL 18' }, async (t) => {
+  await db.pool.query(`
+    create table virtuals (
+      id int primary key, price int not null, qty int not null,
+      total int generated always as (price * qty) virtual,
+      label text generated always as ('#' || id) stored)`);
+  await watch('virtuals');
+  const inserted = await published('virtuals', `insert into virtuals (id, price, qty) values (1, 3, 2)`);
+  t.same(inserted.seen, [{ event: 'insert', data: { id: 1, price: 3, qty: 2, label: '#1' } }], 'the table reads total 6: not null');
+  const updated = await published('virtuals', `update virtuals set qty = 4`);
+  t.same(updated.seen, [{ event: 'update', data: { id: 1, price: 3, qty: 4, label: '#1' }, old: { qty: 2 }, changed: ['qty'] }]);
+  const deleted = await published('virtuals', `delete from virtuals`);
+  t.same(deleted.seen, [{ event: 'delete', data: { id: 1, price: 3, qty: 4, label: '#1' } }]);
+
+  await t.rejects(
+    db.pool.query(`select relay.watch('virtuals', 'virtuals', '{id,total}')`),
+    { code: '0A000', message: /total is a virtual generated column of virtuals/ },
+    'a column list that names one is refused: it could only be null',
+  );
+  await watch('virtuals', 'virtuals', ['id', 'qty']);
+  const listed = await published('virtuals', `insert into virtuals (id, price, qty) values (2, 1, 1)`);
+  t.same(listed.seen, [{ event: 'insert', data: { id: 2, qty: 1 } }], 'a column list without them works as before');
+
+  await db.pool.query(`
+    create table virtual_parts (id int, part int, twice int generated always as (id * 2) virtual) partition by list (part);
+    create table virtual_parts_0 partition of virtual_parts for values in (0);`);
+  await watch('virtual_parts');
+  const partitioned = await published('virtual_parts', `insert into virtual_parts (id, part) values (5, 0)`);
+  t.same(partitioned.seen, [{ event: 'insert', data: { id: 5, part: 0 } }], 'on a partitioned table too');
+});
+
 t.test('BEFORE ROW triggers of the application: events carry the row as they stored it, and nothing for a row they skipped', async (t) => {
   await db.pool.query(`
     create table guarded (id int primary key, name text, qty int, updated_by text);
