@@ -8,6 +8,7 @@ import type { RelayEvent } from './events.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { nextReadLimit } from './read-budget.ts';
 import type { Session, SubscriptionHub } from './subscription-hub.ts';
+import type { Turns } from './turns.ts';
 
 export interface ReplayContext {
   readonly eventLog: EventLog;
@@ -17,6 +18,11 @@ export interface ReplayContext {
   readonly pageSize?: number;
   /** The JSON text a replay holds at once (its page), whatever the size of the events. */
   readonly maxPageBytes?: number;
+  /**
+   * Turns at the pool for replays' reads: fewer than its connections, so that however many
+   * replays run, live delivery (and the grants' reloads) find a connection free, not a line.
+   */
+  readonly readTurns?: Turns;
 }
 
 /**
@@ -74,7 +80,7 @@ export async function startReplay(
   const current = (): boolean => hub.catchUpToken(session, topic) === token;
   const upTo = hub.position();
   let through = readThrough(since, upTo);
-  const first = await eventLog.readPage(since, through, topic, maxLimit);
+  const first = await eventLog.readPage(since, through, topic, maxLimit, context.readTurns);
   // A cursor at or below the pruned position may have lost the rest of its transaction; one above
   // it must name an event of this log (else it is from a restored or cloned database's log).
   const expired = since.pos <= first.prunedThrough || !first.afterInLog;
@@ -111,7 +117,7 @@ export async function startReplay(
       await session.socket.whenWritable();
       if (!current()) return;
       through = readThrough(after, upTo);
-      page = await eventLog.readPage(after, through, topic, nextReadLimit(maxLimit, page));
+      page = await eventLog.readPage(after, through, topic, nextReadLimit(maxLimit, page), context.readTurns);
     }
     metrics.eventsDelivered.inc(hub.finishCatchUp(session, topic, token));
   })().catch((error: unknown) => {

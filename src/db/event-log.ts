@@ -3,6 +3,7 @@ import type { LogPosition } from '../cursor.ts';
 import { parseEventBodyText, type EventBody } from './event-body.ts';
 import { createSharedReads } from './shared-reads.ts';
 import { loadSql } from './sql.ts';
+import type { Turns } from '../turns.ts';
 
 export interface LogIdentity {
   readonly epoch: string;
@@ -70,8 +71,11 @@ export interface LogHead {
 export interface EventLog {
   /** The log's epoch: the first part of every cursor. */
   identity(): Promise<LogIdentity>;
-  /** Events after `after` and at most `upTo`, of one topic or all (null), in commit order. */
-  readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: ReadLimit): Promise<LogPage>;
+  /**
+   * Events after `after` and at most `upTo`, of one topic or all (null), in commit order. With
+   * `turns`, the query waits for a turn (a read shared with one under way does not take another).
+   */
+  readPage(after: LogPosition, upTo: LogPosition, topic: string | null, limit: ReadLimit, turns?: Turns): Promise<LogPage>;
   /**
    * Arms the wake-up bell if `arm`, then reads the events of the commits after position
    * `afterPos`, in commit order: live delivery's read, which always starts where a whole commit
@@ -181,13 +185,14 @@ export function createEventLog(pool: pg.Pool): EventLog {
       return { epoch: row.epoch };
     },
 
-    readPage(after, upTo, topic, limit) {
+    readPage(after, upTo, topic, limit, turns) {
       const values = [after.pos, after.id, upTo.pos, upTo.id, topic, limit.events, limit.bytes];
-      return sharedPages.run(JSON.stringify(values), async () => {
+      const read = async (): Promise<LogPage> => {
         const { rows } = await pool.query<PageRow>({ ...readPageStatement, values });
         const prunedThrough = Number(rows[0]?.pruned_through ?? 0);
         return { ...eventsRead(rows, limit), prunedThrough, afterInLog: rows[0]?.cursor_present === true };
-      });
+      };
+      return sharedPages.run(JSON.stringify(values), () => (turns ? turns.run(read) : read()));
     },
 
     async readCommits(afterPos, limit, arm) {
