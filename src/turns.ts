@@ -1,8 +1,6 @@
 // Turns at a shared resource, first come first served: at most `max` holders at once, the others
-// wait in line. Replays use two kinds: their reads of the log take turns at the pool (so that live
-// delivery always finds a connection free), and the replays of one connection take turns at
-// reading and sending a page (so that a client holds one page of the log in the relay, not one per
-// subscription). Pure: no I/O, no timers.
+// wait in line. Replays' reads of the log take turns at the pool, so that live delivery always
+// finds a connection free. Pure: no I/O, no timers.
 
 /** One turn, held until released; releasing it again does nothing. */
 export interface Turn {
