@@ -3,33 +3,17 @@
 // partitioned ones included, gets its converting trigger and keeps publishing; and going back
 // down leaves them publishing as before.
 
-import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import pg from 'pg';
 import { runner } from 'node-pg-migrate';
 import { projectPath } from '../../src/project-root.ts';
-import { databaseUrlFor } from '../helpers/database-url.ts';
+import { createUnmigratedDatabase } from '../helpers/unmigrated-database.ts';
 import { eventsBeforeSentinel, listenForEvents } from '../helpers/notifications.ts';
 
 const CONVERTED_BY_WRITER = 1766100000000;
 
-const adminUrl = process.env.RELAY_TEST_ADMIN_URL;
-if (!adminUrl) throw new Error('run the tests with `npm test` (it prepares the database)');
-
 // A database of its own, not a clone of the template: it starts at the migrations before this one.
-const name = `relay_test_${randomBytes(6).toString('hex')}`;
-const admin = new pg.Client({ connectionString: adminUrl });
-await admin.connect();
-await admin.query(`create database ${name}`);
-const url = databaseUrlFor(adminUrl, name);
-const pool = new pg.Pool({ connectionString: url, max: 4 });
-// An idle client cut by PostgreSQL (the final drop) must not crash the test file.
-pool.on('error', () => undefined);
-t.teardown(async () => {
-  await pool.end();
-  await admin.query(`drop database if exists ${name} with (force)`);
-  await admin.end();
-});
+const { url, pool } = await createUnmigratedDatabase();
 
 /** Applies (up) the relay's migrations through `through`, or reverts (down) those from `from` on. */
 async function migrate(direction: 'up' | 'down', timestamp: number): Promise<void> {

@@ -1,44 +1,25 @@
 // Who may do what: publishing and the admin functions are for the roles the owner chooses, while
 // any role that may write a watched table produces its events without rights on the relay schema.
 
-import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
 import pg from 'pg';
 import { finishesWithoutLockWait, waitOrFinish } from '../helpers/backend-waits.ts';
 import { createTestDatabase } from '../helpers/database.ts';
+import { connectAs } from '../helpers/test-role.ts';
 import { eventsBeforeSentinel, listenForEvents } from '../helpers/notifications.ts';
 
 const db = await createTestDatabase(t);
 const listener = await listenForEvents(db.url);
 t.teardown(() => listener.close());
 
-/**
- * A login-less role for one test, dropped afterwards (roles are cluster-wide, the database is not),
- * and a connection of its own that has SET ROLE to it.
- */
-async function connectAs(t: Test, privileges: string[] = []): Promise<{ role: string; client: pg.Client }> {
-  const role = `relay_test_${randomBytes(5).toString('hex')}`;
-  await db.pool.query(`create role ${role} nologin`);
-  t.teardown(async () => {
-    await db.pool.query(`drop owned by ${role} cascade`);
-    await db.pool.query(`drop role ${role}`);
-  });
-  for (const privilege of privileges) await db.pool.query(privilege.replaceAll('$role', role));
-  const client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-  t.teardown(() => client.end());
-  await client.query(`set role ${role}`);
-  return { role, client };
-}
-
 t.test('a fresh role cannot publish', async (t) => {
-  const { client } = await connectAs(t);
+  const { client } = await connectAs(t, db);
   await t.rejects(client.query(`select relay.publish('orders', 'forged', '{}')`), { code: '42501' });
   t.same(await eventsBeforeSentinel(listener, db.pool), []);
 });
 
 t.test('USAGE on the relay schema is not enough to publish, forge or grant', async (t) => {
-  const { client } = await connectAs(t, [`grant usage on schema relay to $role`]);
+  const { client } = await connectAs(t, db, [`grant usage on schema relay to $role`]);
   const refused = [
     `select relay.publish('orders', 'forged', '{}')`,
     `select relay.append_event('orders', 'update', '{}', '{"status": "x"}', '{status}')`,
@@ -60,7 +41,7 @@ t.test('USAGE on the relay schema is not enough to publish, forge or grant', asy
 });
 
 t.test('a role granted EXECUTE on relay.publish can publish', async (t) => {
-  const { client } = await connectAs(t, [
+  const { client } = await connectAs(t, db, [
     `grant usage on schema relay to $role`,
     `grant execute on function relay.publish(text, text, jsonb) to $role`,
   ]);
@@ -69,7 +50,7 @@ t.test('a role granted EXECUTE on relay.publish can publish', async (t) => {
 });
 
 t.test('a writer without rights on the relay schema still produces events', async (t) => {
-  const { role, client } = await connectAs(t, [
+  const { role, client } = await connectAs(t, db, [
     `grant select, insert, update, delete on orders, inventory, driver_locations to $role`,
   ]);
   const { rows } = await db.pool.query<{ usage: boolean }>(`select has_schema_privilege($1, 'relay', 'usage') as usage`, [role]);
@@ -104,7 +85,7 @@ t.test('a role refused relay.publish cannot forge events through the relay’s t
   // own, USAGE on the relay schema plus a schema to create in is enough to publish on any topic
   // (capture_row_change with a topic argument of its choosing) or to re-send and re-stamp other
   // transactions' events (stamp_commit with an xid of its choosing).
-  const { role, client } = await connectAs(t, [`grant usage on schema relay to $role`]);
+  const { role, client } = await connectAs(t, db, [`grant usage on schema relay to $role`]);
   await db.pool.query(`create schema ${role} authorization ${role}`);
   await client.query(`create table ${role}.fake_orders (id text, hospital_id text, status text)`);
   await client.query(`create table ${role}.fake_events (id bigint, xid xid8)`);
@@ -134,7 +115,7 @@ t.test('a role refused relay.publish cannot forge events through the relay’s t
 });
 
 t.test('the trigger functions cannot be called directly', async (t) => {
-  const { client } = await connectAs(t, [`grant usage on schema relay to $role`]);
+  const { client } = await connectAs(t, db, [`grant usage on schema relay to $role`]);
   await t.rejects(client.query(`select relay.capture_row_change()`), /permission denied for function capture_row_change/);
   await t.rejects(client.query(`select relay.stamp_commit()`), /permission denied for function stamp_commit/);
 });
@@ -143,7 +124,7 @@ t.test('a role with no privileges holds back neither a writer’s commit nor the
   // Advisory locks need no privilege. The commit stamp took one named after its backend, and
   // relay.wait_for_committers waited for every holder of that class: any role that could connect
   // could freeze a writer's commits, and every relay, for as long as it liked.
-  const { client: intruder } = await connectAs(t);
+  const { client: intruder } = await connectAs(t, db);
   const connect = async (): Promise<{ client: pg.Client; pid: number }> => {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
@@ -178,7 +159,7 @@ t.test('a role with no privileges holds back neither a writer’s commit nor the
 
 t.test('a relay role that is no superuser waits for a transaction that has drawn a position', async (t) => {
   // relay.wait_for_committers finds committers in pg_locks, which every role may read.
-  const { client: relayRole } = await connectAs(t, [`grant usage on schema relay to $role`, `grant select on all tables in schema relay to $role`]);
+  const { client: relayRole } = await connectAs(t, db, [`grant usage on schema relay to $role`, `grant select on all tables in schema relay to $role`]);
   const { rows } = await relayRole.query<{ pid: number }>('select pg_backend_pid() as pid');
   const committer = new pg.Client({ connectionString: db.url });
   await committer.connect();
@@ -205,7 +186,7 @@ async function relayOwner(): Promise<string> {
 
 /** A role owning a schema of its own (named after it) with a table in it, watched by the database owner as `topic`. */
 async function watchedTableOwner(t: Test, topic: string): Promise<{ role: string; client: pg.Client; table: string }> {
-  const { role, client } = await connectAs(t);
+  const { role, client } = await connectAs(t, db);
   await db.pool.query(`create schema ${role} authorization ${role}`);
   const table = `${role}.things`;
   await client.query(`create table ${table} (id int primary key, v text)`);
@@ -240,7 +221,7 @@ t.test('the owner of a watched table cannot run SQL as the relay’s owner throu
 t.test('a cast to json, however the row reaches it, runs as the writer', async (t) => {
   const owner = await relayOwner();
   const { role, client, table } = await watchedTableOwner(t, 'cast_shapes');
-  const { role: writer, client: writerClient } = await connectAs(t, [
+  const { role: writer, client: writerClient } = await connectAs(t, db, [
     `grant usage on schema ${role} to $role`,
     `grant select, insert, update, delete on ${table} to $role`,
   ]);
@@ -270,7 +251,7 @@ t.test('a cast to json, however the row reaches it, runs as the writer', async (
 });
 
 t.test('a writer cannot hand the trigger a row of its own making', async (t) => {
-  const { client } = await connectAs(t, [`grant select, insert, update, delete on orders to $role`]);
+  const { client } = await connectAs(t, db, [`grant select, insert, update, delete on orders to $role`]);
   const { rows } = await db.pool.query<{ oid: number }>(`select 'orders'::regclass::oid::int as oid`);
   // In the form relay_convert leaves it, under the table's own name.
   const setting = `relay.converted_row_${rows[0]!.oid}`;
@@ -289,7 +270,7 @@ t.test('a writer cannot hand the trigger a row of its own making', async (t) => 
 t.test('a writer’s search_path does not change how its rows are converted', async (t) => {
   // The converting trigger runs as the writer, with the writer's settings: functions of the
   // writer's own, first on its search_path, must not stand in for PostgreSQL's.
-  const { role, client } = await connectAs(t, [`grant select, insert, update, delete on orders to $role`]);
+  const { role, client } = await connectAs(t, db, [`grant select, insert, update, delete on orders to $role`]);
   await db.pool.query(`create schema ${role} authorization ${role}`);
   const forged = `'{"id": "forged", "hospital_id": "h9"}'`;
   await client.query(`create function ${role}.to_jsonb(public.orders) returns jsonb language sql as $f$ select ${forged}::jsonb $f$`);

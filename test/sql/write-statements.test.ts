@@ -6,9 +6,10 @@
 // with the table's own row as to_jsonb writes it, so an event never says other than the table.
 
 import { randomBytes } from 'node:crypto';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import pg from 'pg';
 import { createTestDatabase } from '../helpers/database.ts';
+import { connectAs } from '../helpers/test-role.ts';
 import { readLog } from '../helpers/event-log.ts';
 
 const db = await createTestDatabase(t);
@@ -417,30 +418,11 @@ t.test('column types: data is what to_jsonb writes of the stored row, digit for 
   t.same(rows, [{ old: '{"big": 12345678901234567890.1234567890123456789012345678900}' }], 'old keeps every digit');
 });
 
-/**
- * A login-less role for one test, dropped afterwards (roles are cluster-wide, the database is
- * not), and a connection of its own that has SET ROLE to it.
- */
-async function connectAs(t: Test, privileges: string[]): Promise<pg.Client> {
-  const role = `relay_test_${randomBytes(5).toString('hex')}`;
-  await db.pool.query(`create role ${role} nologin`);
-  t.teardown(async () => {
-    await db.pool.query(`drop owned by ${role} cascade`);
-    await db.pool.query(`drop role ${role}`);
-  });
-  for (const privilege of privileges) await db.pool.query(privilege.replaceAll('$role', role));
-  const client = new pg.Client({ connectionString: db.url });
-  await client.connect();
-  t.teardown(() => client.end());
-  await client.query(`set role ${role}`);
-  return client;
-}
-
 t.test('a writer with privileges on some columns only: events carry the whole row', async (t) => {
   await db.pool.query(`create table accounts (id int primary key, owner text, secret text, balance int not null default 0)`);
   await db.pool.query(`insert into accounts values (1, 'alice', 's1', 10)`);
   await watch('accounts');
-  const writer = await connectAs(t, [
+  const { client: writer } = await connectAs(t, db, [
     `grant select (id, balance), update (balance), insert (id, owner) on accounts to $role`,
   ]);
   await writer.query(`update accounts set balance = balance + 5 where id = 1`);
@@ -461,7 +443,7 @@ t.test('a writer under row level security: events of the rows its policies let i
     alter table tenant_rows force row level security;
     create policy own_rows on tenant_rows using (tenant = 'mine') with check (tenant = 'mine');`);
   await watch('tenant_rows');
-  const writer = await connectAs(t, [`grant select, insert, update, delete on tenant_rows to $role`]);
+  const { client: writer } = await connectAs(t, db, [`grant select, insert, update, delete on tenant_rows to $role`]);
   await writer.query(`update tenant_rows set value = value + 10`);
   await writer.query(`insert into tenant_rows values (3, 'mine', 3)`);
   await t.rejects(writer.query(`insert into tenant_rows values (4, 'theirs', 4)`), { code: '42501' }, 'the policy refuses another tenant’s row');
