@@ -4,9 +4,18 @@
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import pg from 'pg';
+import { runner } from 'node-pg-migrate';
+import { projectPath } from '../../src/project-root.ts';
 import { databaseUrlFor } from './database-url.ts';
 
-export async function createUnmigratedDatabase(): Promise<{ url: string; pool: pg.Pool }> {
+export interface UnmigratedDatabase {
+  readonly url: string;
+  readonly pool: pg.Pool;
+  /** Applies (up) the relay's migrations through `timestamp`, or reverts (down) those from it on. */
+  migrate(direction: 'up' | 'down', timestamp: number): Promise<void>;
+}
+
+export async function createUnmigratedDatabase(): Promise<UnmigratedDatabase> {
   const adminUrl = process.env.RELAY_TEST_ADMIN_URL;
   if (!adminUrl) throw new Error('run the tests with `npm test` (it prepares the database)');
   const name = `relay_test_${randomBytes(6).toString('hex')}`;
@@ -22,5 +31,19 @@ export async function createUnmigratedDatabase(): Promise<{ url: string; pool: p
     await admin.query(`drop database if exists ${name} with (force)`);
     await admin.end();
   });
-  return { url, pool };
+  const migrate = async (direction: 'up' | 'down', timestamp: number): Promise<void> => {
+    await runner({
+      databaseUrl: url,
+      dir: projectPath('migrations', 'relay'),
+      migrationsTable: 'migrations',
+      migrationsSchema: 'relay',
+      createMigrationsSchema: true,
+      direction,
+      count: timestamp,
+      timestamp: true,
+      checkOrder: true,
+      log: () => undefined,
+    });
+  };
+  return { url, pool, migrate };
 }

@@ -5,31 +5,14 @@
 
 import t from 'tap';
 import pg from 'pg';
-import { runner } from 'node-pg-migrate';
-import { projectPath } from '../../src/project-root.ts';
 import { createUnmigratedDatabase } from '../helpers/unmigrated-database.ts';
 import { eventsBeforeSentinel, listenForEvents } from '../helpers/notifications.ts';
 
 const CONVERTED_BY_WRITER = 1766100000000;
 
 // A database of its own, not a clone of the template: it starts at the migrations before this one.
-const { url, pool } = await createUnmigratedDatabase();
+const { url, pool, migrate } = await createUnmigratedDatabase();
 
-/** Applies (up) the relay's migrations through `through`, or reverts (down) those from `from` on. */
-async function migrate(direction: 'up' | 'down', timestamp: number): Promise<void> {
-  await runner({
-    databaseUrl: url,
-    dir: projectPath('migrations', 'relay'),
-    migrationsTable: 'migrations',
-    migrationsSchema: 'relay',
-    createMigrationsSchema: true,
-    direction,
-    count: timestamp,
-    timestamp: true,
-    checkOrder: true,
-    log: () => undefined,
-  });
-}
 
 async function triggers(): Promise<string[]> {
   const { rows } = await pool.query<{ name: string }>(

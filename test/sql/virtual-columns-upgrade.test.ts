@@ -5,34 +5,17 @@
 
 import t from 'tap';
 import pg from 'pg';
-import { runner } from 'node-pg-migrate';
-import { projectPath } from '../../src/project-root.ts';
 import { createUnmigratedDatabase } from '../helpers/unmigrated-database.ts';
 import { readLog } from '../helpers/event-log.ts';
 
 const VIRTUAL_COLUMNS_LEFT_OUT = 1766700000000;
 
 // A database of its own, not a clone of the template: it starts at the migrations before this one.
-const { url, pool } = await createUnmigratedDatabase();
+const { pool, migrate } = await createUnmigratedDatabase();
 
 const { rows: versionRows } = await pool.query<{ version: number }>(`select current_setting('server_version_num')::int as version`);
 const hasVirtualColumns = versionRows[0]!.version >= 180000;
 
-/** Applies (up) the relay's migrations through `timestamp`, or reverts (down) those from it on. */
-async function migrate(direction: 'up' | 'down', timestamp: number): Promise<void> {
-  await runner({
-    databaseUrl: url,
-    dir: projectPath('migrations', 'relay'),
-    migrationsTable: 'migrations',
-    migrationsSchema: 'relay',
-    createMigrationsSchema: true,
-    direction,
-    count: timestamp,
-    timestamp: true,
-    checkOrder: true,
-    log: () => undefined,
-  });
-}
 
 /** The `data` of the last event of `topic`. */
 async function lastData(topic: string): Promise<Record<string, unknown> | undefined> {
