@@ -38,6 +38,10 @@ export interface RelayMetrics {
   readonly replaysStarted: Counter;
   /** Events a replay read from the log and sent. */
   readonly eventsReplayed: Counter;
+  /** Replays waiting: `for` their client to read, or for their `turn` (another replay of the connection is sending). */
+  readonly replaysWaiting: Gauge<'for'>;
+  /** JSON text of the pages replays hold: read from the log, not all sent yet. */
+  readonly replayHeldBytes: Gauge;
 }
 
 /**
@@ -121,6 +125,13 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
     registers,
   });
   for (const status of REFUSAL_STATUSES) connectionsRejected.inc({ status }, 0);
+  const replaysWaiting = new Gauge({
+    name: 'relay_replays_waiting',
+    help: 'Replays waiting: for their client to read (for="client"), or for another replay of the same connection to send its page (for="turn").',
+    labelNames: ['for'] as const,
+    registers,
+  });
+  for (const what of ['client', 'turn']) replaysWaiting.set({ for: what }, 0);
 
   return {
     registry,
@@ -155,6 +166,12 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
     eventsReplayed: new Counter({
       name: 'relay_replay_events_total',
       help: 'Events (and left frames) sent by replays, read from the event log.',
+      registers,
+    }),
+    replaysWaiting,
+    replayHeldBytes: new Gauge({
+      name: 'relay_replay_held_bytes',
+      help: "JSON text of the event pages replays hold, read from the log and not all sent yet (a page shared by replays counts once for each).",
       registers,
     }),
   };

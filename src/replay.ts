@@ -1,5 +1,6 @@
 // `subscribe` with `since`: every event of the topic after the cursor, from the log, in pages that
-// wait for the client to read, then the live events held meanwhile, then live delivery.
+// wait for the client to read (one page of a connection at a time), then the live events held
+// meanwhile, then live delivery.
 
 import type { Cursor, LogPosition } from './cursor.ts';
 import type { EventLog, LoggedEvent, LogPage, ReadLimit } from './db/event-log.ts';
@@ -8,13 +9,13 @@ import type { RelayEvent } from './events.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { nextReadLimit } from './read-budget.ts';
 import type { Session, SubscriptionHub } from './subscription-hub.ts';
-import type { Turns } from './turns.ts';
+import { createTurns, type Turns } from './turns.ts';
 
 export interface ReplayContext {
   readonly eventLog: EventLog;
   readonly epoch: string;
   readonly hub: SubscriptionHub;
-  readonly metrics: Pick<RelayMetrics, 'replaysStarted' | 'eventsReplayed' | 'eventsDelivered'>;
+  readonly metrics: Pick<RelayMetrics, 'replaysStarted' | 'eventsReplayed' | 'eventsDelivered' | 'replaysWaiting' | 'replayHeldBytes'>;
   readonly pageSize?: number;
   /** The JSON text a replay holds at once (its page), whatever the size of the events. */
   readonly maxPageBytes?: number;
@@ -55,14 +56,32 @@ function builtEvent(epoch: string, logged: LoggedEvent): RelayEvent | null {
   return built;
 }
 
+/**
+ * A connection's replays take turns at reading and sending a page, one at a time: a replay keeps
+ * its page until the client has read it, and a client that stops reading would otherwise hold a
+ * page (up to RELAY_MAX_BACKPRESSURE) for each of up to 100 subscriptions. The turn is let go
+ * after each page, so a connection's replays go on page by page, in turn.
+ */
+const connectionTurns = new WeakMap<Session, Turns>();
+
+function turnsOf(session: Session): Turns {
+  let turns = connectionTurns.get(session);
+  if (!turns) connectionTurns.set(session, (turns = createTurns(1)));
+  return turns;
+}
+
+/** Only whether the cursor is in the log: no event (see relay.read_log_page). */
+const CURSOR_CHECK: ReadLimit = { events: 0, bytes: 0 };
+
 export type ReplayStart =
   | { readonly ok: true; readonly rest: Promise<void> }
   | { readonly ok: false; readonly code: 'cursor_expired'; readonly message: string };
 
 /**
- * Reads the first page of a replay (the hub's subscription must be catching up from `since`) and
- * tells whether the cursor is still in the log. On success the first page is sent after
- * `beforeFirstPage` (the `subscribed` reply) and the rest continues in the background.
+ * Reads the first page of a replay, or only checks its cursor while another replay of the
+ * connection has the turn (the hub's subscription must be catching up from `since`), and tells
+ * whether the cursor is still in the log. On success `beforeFirstPage` (the `subscribed` reply)
+ * is called and the pages go out in the background, in the connection's turns.
  */
 export async function startReplay(
   context: ReplayContext,
@@ -80,11 +99,23 @@ export async function startReplay(
   const current = (): boolean => hub.catchUpToken(session, topic) === token;
   const upTo = hub.position();
   let through = readThrough(since, upTo);
-  const first = await eventLog.readPage(since, through, topic, maxLimit, context.readTurns);
+  const turns = turnsOf(session);
+  // With the connection's turn, the first read is the first page. Without it (another replay of
+  // the connection is sending), the reply must not wait for that replay's client, and the page
+  // must not be held meanwhile: the first read only checks the cursor, and the page is read in turn.
+  let turn = turns.tryTake();
+  let first: LogPage;
+  try {
+    first = await eventLog.readPage(since, through, topic, turn ? maxLimit : CURSOR_CHECK, context.readTurns);
+  } catch (error) {
+    turn?.release();
+    throw error;
+  }
   // A cursor at or below the pruned position may have lost the rest of its transaction; one above
   // it must name an event of this log (else it is from a restored or cloned database's log).
   const expired = since.pos <= first.prunedThrough || !first.afterInLog;
   // Ended meanwhile (connection closed, grant revoked and reported): nothing more to say.
+  if (!current() || expired) turn?.release();
   if (!current()) return { ok: true, rest: Promise.resolve() };
   if (expired) {
     hub.unsubscribe(session, topic);
@@ -94,38 +125,62 @@ export async function startReplay(
   metrics.replaysStarted.inc();
 
   // Handed over and let go: a page the closure captured would be held whole while the replay runs.
-  const handOver: { firstPage: LogPage | null } = { firstPage: first };
+  const handOver: { firstPage: LogPage | null } = { firstPage: turn ? first : null };
   const rest = (async () => {
     let after: LogPosition = since;
-    let page: LogPage = handOver.firstPage!;
+    let limit = maxLimit;
+    let page: LogPage | null = handOver.firstPage;
     handOver.firstPage = null;
-    for (;;) {
-      // Retention overtook a slow replay: what follows would have a hole. After a window's end
-      // (every event of its position read), retention through that very position took nothing.
-      const readWhole = after.id === Number.MAX_SAFE_INTEGER;
-      if (readWhole ? after.pos < page.prunedThrough : after.pos <= page.prunedThrough) return endSubscription();
-      const sent = await sendPage(page.events);
-      // Counted per page: a replay sends thousands of frames a second.
-      metrics.eventsReplayed.inc(sent);
-      metrics.eventsDelivered.inc(sent);
-      if (!current()) return;
-      const last = page.events.at(-1);
-      // Cut: on after its last event; else on after its window, unless that reached upTo.
-      if (page.cut && last) after = last;
-      else if (through !== upTo) after = through;
-      else break;
-      await session.socket.whenWritable();
-      if (!current()) return;
-      through = readThrough(after, upTo);
-      page = await eventLog.readPage(after, through, topic, nextReadLimit(maxLimit, page), context.readTurns);
+    try {
+      for (;;) {
+        if (!turn) {
+          turn = await waitingFor('turn', turns.take());
+          if (!current()) return;
+        }
+        page ??= await eventLog.readPage(after, through, topic, limit, context.readTurns);
+        // Retention overtook a slow replay: what follows would have a hole. After a window's end
+        // (every event of its position read), retention through that very position took nothing.
+        const readWhole = after.id === Number.MAX_SAFE_INTEGER;
+        if (readWhole ? after.pos < page.prunedThrough : after.pos <= page.prunedThrough) return endSubscription();
+        const sent = await sendPage(page.events);
+        // Counted per page: a replay sends thousands of frames a second.
+        metrics.eventsReplayed.inc(sent);
+        metrics.eventsDelivered.inc(sent);
+        if (!current()) return;
+        const last = page.events.at(-1);
+        // Cut: on after its last event; else on after its window, unless that reached upTo.
+        if (page.cut && last) after = last;
+        else if (through !== upTo) after = through;
+        else break;
+        limit = nextReadLimit(maxLimit, page);
+        page = null;
+        // The next replay of the connection sends its page while this one waits for the client.
+        turn.release();
+        turn = null;
+        await waitingFor('client', session.socket.whenWritable());
+        if (!current()) return;
+        through = readThrough(after, upTo);
+      }
+      metrics.eventsDelivered.inc(hub.finishCatchUp(session, topic, token));
+    } finally {
+      turn?.release();
     }
-    metrics.eventsDelivered.inc(hub.finishCatchUp(session, topic, token));
   })().catch((error: unknown) => {
     // The client resumes from the last cursor it received, on a new connection.
     session.socket.logger().warn({ err: error, topic }, 'replay failed; closing the connection');
     if (current()) session.socket.end(1011, 'replay failed');
   });
   return { ok: true, rest };
+
+  /** Counts the replay among those waiting `for` its turn or its client, while it waits. */
+  async function waitingFor<T>(what: 'turn' | 'client', wait: Promise<T>): Promise<T> {
+    metrics.replaysWaiting.inc({ for: what });
+    try {
+      return await wait;
+    } finally {
+      metrics.replaysWaiting.dec({ for: what });
+    }
+  }
 
   /**
    * Sends a page's frames, waiting for the client whenever it has most of the send budget unread: a
@@ -135,11 +190,21 @@ export async function startReplay(
    * second. Returns how many it sent.
    */
   async function sendPage(events: readonly LoggedEvent[]): Promise<number> {
+    const heldBytes = events.reduce((sum, event) => sum + event.textLength, 0);
+    metrics.replayHeldBytes.inc(heldBytes);
+    try {
+      return await sendHeldPage(events);
+    } finally {
+      metrics.replayHeldBytes.dec(heldBytes);
+    }
+  }
+
+  async function sendHeldPage(events: readonly LoggedEvent[]): Promise<number> {
     let sent = 0;
     let next = 0;
     while (next < events.length && current()) {
       if (!session.socket.writable()) {
-        await session.socket.whenWritable();
+        await waitingFor('client', session.socket.whenWritable());
         continue;
       }
       session.socket.gathered(() => {

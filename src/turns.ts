@@ -1,6 +1,7 @@
 // Turns at a shared resource, first come first served: at most `max` holders at once, the others
 // wait in line. Replays' reads of the log take turns at the pool, so that live delivery always
-// finds a connection free. Pure: no I/O, no timers.
+// finds a connection free; a connection's replays take turns at sending a page, so that a client
+// that stops reading holds one page, not one per subscription. Pure: no I/O, no timers.
 
 /** One turn, held until released; releasing it again does nothing. */
 export interface Turn {
@@ -11,6 +12,8 @@ export interface Turn {
 export interface Turns {
   /** Resolves once a turn is free; the caller must release it. */
   take(): Promise<Turn>;
+  /** A turn if one is free and nobody waits for it, else null (nothing is queued). */
+  tryTake(): Turn | null;
   /** Runs `work` in a turn of its own, released when it settles. */
   run<T>(work: () => Promise<T>): Promise<T>;
   /** Turns held and waiters in line, for tests and metrics. */
@@ -37,6 +40,7 @@ export function createTurns(max: number): Turns {
   const take = (): Promise<Turn> => (held < max ? Promise.resolve(grant()) : new Promise((resolve) => line.push(resolve)));
   return {
     take,
+    tryTake: () => (held < max ? grant() : null),
     async run(work) {
       const turn = await take();
       try {

@@ -5,25 +5,9 @@ import t from 'tap';
 import { readLog } from '../helpers/event-log.ts';
 import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
-import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
+import { scrapeMetrics as scrape } from '../helpers/metrics.ts';
+import { startTestRelay } from '../helpers/relay.ts';
 import { upgradeRefusal } from '../helpers/ws-client.ts';
-
-/** One sample of the exposition: `name{labels} value`. */
-type Samples = Map<string, number>;
-
-/** Fetches /metrics and parses its samples by `name{labels}` as written. */
-async function scrape(relay: TestRelay): Promise<{ text: string; samples: Samples; contentType: string | null }> {
-  const response = await fetch(`${relay.httpUrl}/metrics`);
-  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
-  const text = await response.text();
-  const samples: Samples = new Map();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return { text, samples, contentType: response.headers.get('content-type') };
-}
 
 t.test('GET /metrics: the contract series, process metrics, and counts that match what clients received', async (t) => {
   const relay = await startTestRelay(t);

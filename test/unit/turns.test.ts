@@ -30,3 +30,16 @@ t.test('run releases its turn whether the work succeeds or fails', async (t) => 
   t.equal(await turns.run(() => Promise.resolve('rows')), 'rows', 'the next work gets the turn');
   t.strictSame(turns.stats(), { held: 0, waiting: 0 });
 });
+
+t.test('tryTake gives a free turn at once, and none (queuing nothing) while all are held', async (t) => {
+  const turns = createTurns(1);
+  const first = turns.tryTake();
+  t.ok(first, 'a free turn');
+  t.equal(turns.tryTake(), null, 'none while it is held');
+  const waiter = turns.take();
+  t.strictSame(turns.stats(), { held: 1, waiting: 1 }, 'tryTake did not join the line');
+  first!.release();
+  t.equal(turns.tryTake(), null, 'a released turn goes to the waiter in line, not to tryTake');
+  (await waiter).release();
+  t.ok(turns.tryTake(), 'free again once the waiter is done');
+});
