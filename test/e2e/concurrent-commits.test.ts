@@ -6,6 +6,7 @@ import { waitOrFinish } from '../helpers/backend-waits.ts';
 import { drawPositionEarly, relayWaitsForCommitters } from '../helpers/early-position.ts';
 import { guarded } from '../helpers/guard.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
+import { scrapeMetrics } from '../helpers/metrics.ts';
 import { createRandom, seedFrom } from '../helpers/random.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
 import type { Frame, TestClient } from '../helpers/ws-client.ts';
@@ -241,8 +242,7 @@ t.test('live delivery held back by an open transaction that drew its position ea
 
 /** The relay_live_delivery_held_back_seconds gauge, from GET /metrics. */
 async function heldBackSeconds(relay: TestRelay): Promise<number> {
-  const text = await (await fetch(`${relay.httpUrl}/metrics`)).text();
-  const sample = /^relay_live_delivery_held_back_seconds (\S+)$/m.exec(text);
-  if (!sample) throw new Error('no relay_live_delivery_held_back_seconds sample');
-  return Number(sample[1]);
+  const sample = (await scrapeMetrics(relay)).samples.get('relay_live_delivery_held_back_seconds');
+  if (sample === undefined) throw new Error('no relay_live_delivery_held_back_seconds sample');
+  return sample;
 }

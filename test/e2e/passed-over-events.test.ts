@@ -7,6 +7,7 @@ import { collectFrames } from '../helpers/event-collector.ts';
 import { readLog } from '../helpers/event-log.ts';
 import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
+import { scrapeMetrics } from '../helpers/metrics.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
 import type { Frame, TestClient } from '../helpers/ws-client.ts';
 
@@ -26,8 +27,7 @@ async function nextEvents(client: TestClient, count: number, what: string): Prom
 }
 
 async function eventsReceivedTotal(relay: TestRelay): Promise<number> {
-  const text = await (await fetch(`${relay.httpUrl}/metrics`)).text();
-  return Number(/^relay_events_received_total (\S+)$/m.exec(text)?.[1]);
+  return Number((await scrapeMetrics(relay)).samples.get('relay_events_received_total'));
 }
 
 t.test('events of a topic nobody here subscribes to are passed over, counted, and whole for later subscribers', async (t) => {
