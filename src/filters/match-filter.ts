@@ -7,8 +7,13 @@
 // Numbers compare by exact decimal value, as jsonb does (exact-numbers.ts): a bigint past 2^53
 // equals only itself, never the neighbours that round to the same double.
 
+//
+// A client's filter is evaluated for every event of its topic, so its cost is per event, not per
+// subscribe: work that depends on the filter alone (an `in` list's lookup, a number's digits) is
+// done once per filter, never per event (test/unit/match-filter.test.ts counts it).
+
 import { isExactNumber } from '../exact-json.ts';
-import { compareNumbers, isJsonNumber, type ExactNumber } from './exact-numbers.ts';
+import { canonicalNumberText, compareNumbers, exactOrDouble, isJsonNumber } from './exact-numbers.ts';
 import type { ComparisonOperator, ResolvedFilter } from './filter-ast.ts';
 import { isScalar, type Scalar } from './json-values.ts';
 
@@ -17,22 +22,54 @@ export function matchesFilter(filter: ResolvedFilter, data: Readonly<Record<stri
   switch (filter.kind) {
     case 'all':
       return true;
+    // Loops, not every()/some(): no closure per node and per event.
     case 'and':
-      return filter.children.every((child) => matchesFilter(child, data));
+      for (const child of filter.children) if (!matchesFilter(child, data)) return false;
+      return true;
     case 'or':
-      return filter.children.some((child) => matchesFilter(child, data));
+      for (const child of filter.children) if (matchesFilter(child, data)) return true;
+      return false;
     case 'not':
       return !matchesFilter(filter.child, data);
     case 'compare':
       return compare(filter.op, columnValue(data, filter.column), filter.value);
-    case 'in': {
-      const actual = columnValue(data, filter.column);
-      // A double is never equal to a filter's number kept as text (exactOrDouble made every
-      // number a double holds a double), so includes() decides for it; a row's number kept as
-      // text is compared by value.
-      return isScalar(actual) && (filter.values.includes(actual) || (isExactNumber(actual) && includesNumber(filter.values, actual)));
-    }
+    case 'in':
+      return lookupOf(filter.values).has(columnValue(data, filter.column));
   }
+}
+
+/** An `in` list as Sets: a lookup per event where a scan of up to 1,000 values was. */
+interface InLookup {
+  has(actual: unknown): boolean;
+}
+
+/** Per list (resolved filters are immutable and live as long as their subscription's access). */
+const lookups = new WeakMap<readonly Scalar[], InLookup>();
+
+/**
+ * A double is never equal to a filter's number kept as text (exactOrDouble made every number a
+ * double holds a double), so a Set of the list's primitives decides for it (Set, like includes,
+ * takes -0 for 0). A row's number kept as text is looked up by value: as its double when a double
+ * holds it, else by its canonical text among the list's numbers kept as text.
+ */
+function lookupOf(values: readonly Scalar[]): InLookup {
+  let lookup = lookups.get(values);
+  if (lookup !== undefined) return lookup;
+  const primitives = new Set<Scalar>();
+  const exactTexts = new Set<string>();
+  for (const value of values) {
+    if (isExactNumber(value)) exactTexts.add(canonicalNumberText(value));
+    else primitives.add(value);
+  }
+  lookup = {
+    has(actual) {
+      if (!isExactNumber(actual)) return isScalar(actual) && primitives.has(actual);
+      const number = exactOrDouble(actual);
+      return typeof number === 'number' ? primitives.has(number) : exactTexts.has(canonicalNumberText(number));
+    },
+  };
+  lookups.set(values, lookup);
+  return lookup;
 }
 
 /**
@@ -57,10 +94,6 @@ function compare(op: ComparisonOperator, actual: unknown, expected: Scalar): boo
  */
 function sameScalar(actual: unknown, expected: Scalar): boolean {
   return actual === expected || ((isExactNumber(actual) || isExactNumber(expected)) && equalNumbers(actual, expected));
-}
-
-function includesNumber(values: readonly Scalar[], actual: ExactNumber): boolean {
-  return values.some((value) => equalNumbers(actual, value));
 }
 
 function equalNumbers(a: unknown, b: unknown): boolean {

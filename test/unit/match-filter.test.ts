@@ -1,7 +1,9 @@
 // Filters x claims x event data -> delivered or not.
+import { LosslessNumber } from 'lossless-json';
 import t from 'tap';
 import type { Claims } from '../../src/events.ts';
 import { parseJsonExactly, parseUntrustedJsonExactly } from '../../src/exact-json.ts';
+import type { ResolvedFilter } from '../../src/filters/filter-ast.ts';
 import { matchesFilter } from '../../src/filters/match-filter.ts';
 import { CLAIMS, resolvedOf } from './fixtures.ts';
 
@@ -147,4 +149,47 @@ t.test('numbers compare by exact decimal value, as jsonb compares them', async (
     const resolved = resolvedOf(json(filter), claims);
     t.equal(resolved !== null && matchesFilter(resolved, row(data)), expected, `${filter} on ${data}`);
   }
+});
+
+// A filter is evaluated for every event of its topic, for every subscriber whose filter the index
+// cannot use: work that depends on the filter alone must be done once, not per event. Counted in
+// reads of the filter's parts (no clock): a 1,000-value `in` list scanned per event, and a number's
+// digits read per comparison, made one subscription cost up to 470 µs of every event
+// (/tmp/exh/bench/filter-cost.mjs in the review that found it).
+t.test('filter work is done once per filter, not per event', async (t) => {
+  const evaluations = 100;
+
+  t.test('an `in` list is read once, however many events it is tested against', async (t) => {
+    let reads = 0;
+    const values = new Proxy(Array.from({ length: 1000 }, (_, i) => `v${i}`), {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) reads++;
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    const filter: ResolvedFilter = { kind: 'not', child: { kind: 'in', column: 'status', values } };
+    for (let i = 0; i < evaluations; i++) t.equal(matchesFilter(filter, { status: `other${i}` }), true);
+    t.ok(matchesFilter(filter, { status: 'v999' }) === false, 'a listed value still matches');
+    t.ok(reads <= values.length, `list values read ${reads} times for ${evaluations + 1} events (at most ${values.length})`);
+  });
+
+  t.test("a number kept as text is read once, however many comparisons it is in", async (t) => {
+    let reads = 0;
+    const counted = (text: string): LosslessNumber =>
+      new Proxy(new LosslessNumber(text), {
+        get(target, key, receiver) {
+          if (key === 'value') reads++;
+          return Reflect.get(target, key, receiver) as unknown;
+        },
+      });
+    // The filter's number: no double holds it, and it rounds to the row's 5, so its digits decide.
+    const filter: ResolvedFilter = { kind: 'compare', op: 'ne', column: 'qty', value: counted(`5.${'0'.repeat(200)}1`) };
+    for (let i = 0; i < evaluations; i++) t.equal(matchesFilter(filter, { qty: 5 }), true);
+    t.ok(reads <= 2, `the filter's number was read ${reads} times for ${evaluations} events (at most 2)`);
+    // A row's big number against an `in` list of 1,000 numbers: looked up, not compared with each.
+    reads = 0;
+    const list: ResolvedFilter = { kind: 'in', column: 'id', values: Array.from({ length: 1000 }, (_, i) => i) };
+    t.equal(matchesFilter(list, { id: counted('12345678901234567890') }), false);
+    t.ok(reads <= 2, `the row's number was read ${reads} times against 1,000 values (at most 2)`);
+  });
 });
