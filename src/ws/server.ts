@@ -16,7 +16,7 @@ import type { Identity, Session, SubscriberSocket, SubscriptionHub } from '../su
 import { handleClientMessage } from './handle-message.ts';
 import { createExpirySchedule } from './expiry-schedule.ts';
 import { identityOf } from './identity.ts';
-import { createMessageRateLimiter, type MessageRateLimiter } from './rate-limit.ts';
+import { createMessageRateLimiter, type MessageRateLimiter, type RateDecision } from './rate-limit.ts';
 import type { loadNativeUws } from './uws.ts';
 
 export interface WsServerOptions {
@@ -307,7 +307,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
       data.exp = exp;
       expiries.set(socket, exp);
     };
-    handleClientMessage({ hub, verifier, replay, onAuthed }, session, text)
+    const takeMore = (count: number): RateDecision => data.rateLimiter.takeMore(performance.now(), count);
+    handleClientMessage({ hub, verifier, replay, onAuthed, takeMore }, session, text)
       .catch((error: unknown) => connectionLogger(data).error({ err: error }, 'message handling failed'))
       .finally(() => {
         data.busy = false;

@@ -75,6 +75,27 @@ t.test('refusals wait their turn: a frame refused while an earlier one awaits th
   );
 });
 
+t.test('an auth counts as one message per subscription it re-decides: auths in a row are rate_limited', async (t) => {
+  // An auth re-decides every subscription (its grants and its filter, with the new claims): with
+  // 100 subscriptions of large filters, 100 auths a second, each counted as one message, took 7
+  // cores (/tmp/exh/bench/auth-cost.mjs in the review that found it). A budget of 8 holds three
+  // subscribes, one auth over them (1 + 3) and the second auth's own message; the second auth, sent
+  // at once, needs 3 more tokens, which take 375 ms to come back. Counted as one, it was answered.
+  const relay = await startTestRelay(t, { RELAY_MAX_MESSAGES_PER_SECOND: '8' });
+  const client = await relay.connect(ADMIN);
+  const token = await relay.token(ADMIN);
+  for (const topic of ['orders', 'inventory', 'driver_locations']) client.send({ type: 'subscribe', topic, ref: topic });
+  client.send({ type: 'auth', token, ref: 'auth 1' });
+  client.send({ type: 'auth', token, ref: 'auth 2' });
+  const replies = await client.take(5);
+  t.strictSame(
+    replies.map((frame) => `${frame.type === 'error' ? String(frame.code) : frame.type} ${String(frame.ref)}`),
+    ['subscribed orders', 'subscribed inventory', 'subscribed driver_locations', 'authed auth 1', 'rate_limited auth 2'],
+    'the subscribes and the first auth are answered, the second auth is refused',
+  );
+  t.match(replies[4], { message: /one message per subscription \(3 more\)/ }, 'the refusal says why');
+});
+
 t.test('RELAY_MAX_SUBSCRIPTIONS: one more gives too_many_subscriptions; unsubscribing makes room', async (t) => {
   const relay = await startTestRelay(t, { RELAY_MAX_SUBSCRIPTIONS: '2' });
   const client = await relay.connect(ADMIN);

@@ -54,3 +54,12 @@ t.test('a client sending at 1.5 times the rate is disconnected within seconds, a
 t.test('a clock stepping back refills nothing', async (t) => {
   t.strictSame(decisions(2, [10_000, 10_000, 0, 5_000]), ['accept', 'accept', 'refuse', 'refuse']);
 });
+
+t.test('takeMore charges a message that costs several, at most a full bucket in all', async (t) => {
+  const limiter = createMessageRateLimiter(5, 0);
+  t.strictSame([limiter.take(0), limiter.takeMore(0, 2)], ['accept', 'accept'], 'one message costing three, of five');
+  t.strictSame([limiter.take(0), limiter.takeMore(0, 2)], ['accept', 'refuse'], 'one token left: the rest is refused');
+  const fresh = createMessageRateLimiter(5, 0);
+  t.strictSame([fresh.take(0), fresh.takeMore(0, 100)], ['accept', 'accept'], 'a cost above the bucket takes the whole bucket, not for ever refused');
+  t.equal(fresh.take(0), 'refuse', 'and leaves it empty');
+});
