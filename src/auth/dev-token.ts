@@ -13,7 +13,8 @@ export function devAuthConfig(secret: string): SecretAuthConfig {
 }
 
 /**
- * An HS256 token for dev mode. `expiresIn` is seconds from now, or a jose time span (`'24h'`).
+ * An HS256 token for dev mode. `expiresIn` is seconds from now (a number, or a string of digits as
+ * `npm run token` passes it), or a jose time span (`'24h'`).
  * Put `iss` / `aud` in `claims` when JWT_ISSUER / JWT_AUDIENCE are set, or the token is refused.
  */
 export async function signDevToken(
@@ -22,11 +23,15 @@ export async function signDevToken(
   expiresIn: number | string,
 ): Promise<string> {
   const nowSeconds = Math.floor(Date.now() / 1000);
-  // jose reads a number as an absolute time; a span is what a caller means here.
-  const exp = typeof expiresIn === 'number' ? nowSeconds + expiresIn : expiresIn;
-  return new SignJWT({ ...claims })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setIssuedAt(nowSeconds)
-    .setExpirationTime(exp)
-    .sign(new TextEncoder().encode(secret));
+  // jose reads a number as an absolute time, and refuses a string of digits (a span needs a unit);
+  // seconds from now is what a caller means by either.
+  const exp =
+    typeof expiresIn === 'number' ? nowSeconds + expiresIn : /^\d+$/.test(expiresIn) ? nowSeconds + Number(expiresIn) : expiresIn;
+  const jwt = new SignJWT({ ...claims }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuedAt(nowSeconds);
+  try {
+    jwt.setExpirationTime(exp);
+  } catch {
+    throw new Error(`expiresIn: must be seconds or a time span such as 5m, 24h or 7d, got ${JSON.stringify(String(expiresIn))}`);
+  }
+  return jwt.sign(new TextEncoder().encode(secret));
 }

@@ -32,3 +32,15 @@ t.test('a dev token does not verify with another secret', async (t) => {
   const verifier = createTokenVerifier(devAuthConfig(createDevSecret()), { roleClaim: 'role' });
   await t.rejects(verifier.verify(token), { name: 'TokenError', message: 'bad signature' });
 });
+
+t.test('expiresIn may be a string of seconds, as `npm run token -- CLAIMS 300` passes it', async (t) => {
+  // The CLI hands its second argument over as a string; jose alone refuses "300" (a span needs a unit).
+  const claims = decodeJwt(await signDevToken(createDevSecret(), { role: 'admin' }, '300'));
+  t.ok(typeof claims.exp === 'number' && Math.abs(claims.exp - (nowSeconds() + 300)) <= 2, `exp ${claims.exp}`);
+});
+
+t.test('an expiresIn that is neither seconds nor a time span is refused with what was given', async (t) => {
+  await t.rejects(signDevToken(createDevSecret(), { role: 'admin' }, '5 mins please'), {
+    message: /expiresIn: .*"5 mins please"/,
+  });
+});

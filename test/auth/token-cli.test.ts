@@ -1,0 +1,75 @@
+// `npm run token` as the README has a newcomer use it: the built script (`dist/src/token.js`,
+// compiled by `npm test`'s tsc step, as `npm run token` compiles it), its arguments as strings, and
+// the relay's settings in the environment. Its tokens must pass the relay's own verifier.
+import { spawn } from 'node:child_process';
+import { decodeJwt } from 'jose';
+import t from 'tap';
+import { devAuthConfig } from '../../src/auth/dev-token.ts';
+import { createTokenVerifier } from '../../src/auth/verify-token.ts';
+import { projectPath } from '../../src/project-root.ts';
+import { nowSeconds } from '../helpers/tokens.ts';
+
+const TOKEN_JS = projectPath('dist', 'src', 'token.js');
+const SECRET = 'token-cli-test-secret-that-is-at-least-32-bytes';
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the script with exactly `env` (plus PATH); JWT_SECRET keeps it away from .relay/dev-secret. */
+function runTokenScript(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TOKEN_JS, ...args], {
+      env: { PATH: process.env.PATH ?? '', JWT_SECRET: SECRET, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+t.test('a lifetime in seconds ("300") signs a token that expires in 300 s', async (t) => {
+  const run = await runTokenScript(['{"role":"admin"}', '300']);
+  t.equal(run.code, 0, run.stderr);
+  const exp = decodeJwt(run.stdout.trim()).exp;
+  t.ok(typeof exp === 'number' && Math.abs(exp - (nowSeconds() + 300)) <= 2, `exp ${exp}`);
+});
+
+t.test('a lifetime that is neither seconds nor a span exits 1 with the usage, not a stack trace', async (t) => {
+  const run = await runTokenScript(['{"role":"admin"}', 'soon']);
+  t.equal(run.code, 1);
+  t.equal(run.stdout, '');
+  t.match(run.stderr, /expiresIn: .*"soon"/);
+  t.match(run.stderr, /^usage: npm run -s token/m);
+  t.notMatch(run.stderr, /\n\s+at /, 'no stack trace');
+});
+
+t.test('with JWT_ISSUER and JWT_AUDIENCE set, the token carries them and the relay accepts it', async (t) => {
+  const env = { JWT_ISSUER: 'https://idp.example', JWT_AUDIENCE: 'relay, other' };
+  const run = await runTokenScript(['{"role":"hospital","hospital_id":"H2"}'], env);
+  t.equal(run.code, 0, run.stderr);
+  const verifier = createTokenVerifier(devAuthConfig(SECRET), {
+    issuer: env.JWT_ISSUER,
+    audience: ['relay', 'other'],
+    roleClaim: 'role',
+  });
+  const verified = await verifier.verify(run.stdout.trim());
+  t.equal(verified.role, 'hospital');
+});
+
+t.test('claims that name their own iss and aud keep them', async (t) => {
+  const run = await runTokenScript(['{"role":"admin","iss":"mine","aud":"theirs"}'], {
+    JWT_ISSUER: 'https://idp.example',
+    JWT_AUDIENCE: 'relay',
+  });
+  t.equal(run.code, 0, run.stderr);
+  const claims = decodeJwt(run.stdout.trim());
+  t.equal(claims.iss, 'mine');
+  t.equal(claims.aud, 'theirs');
+});
