@@ -50,7 +50,7 @@ async function main(): Promise<void> {
       process.stdout.write(
         `\n  pg-relay dev mode. An admin token, valid for 24 hours:\n\n  ${info.devToken}\n\n` +
           `  Connect: ${info.url}?access_token=${info.devToken}\n\n` +
-          `  Tokens for other roles: npm run token -- '{"role":"hospital","hospital_id":"H1"}'\n\n`,
+          `  Tokens for other roles: npm run -s token -- '{"role":"hospital","hospital_id":"H1"}'\n\n`,
       );
     }
   } catch (error) {
