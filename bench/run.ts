@@ -158,12 +158,7 @@ async function main(): Promise<void> {
     finishedAt: '',
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version, openFiles: openFilesLimit() },
     postgres: { version: postgres.version, embedded: postgres.embedded },
-    versions: {
-      'pg-relay': versionOf('package.json'),
-      'uWebSockets.js': versionOf('node_modules/uWebSockets.js/package.json'),
-      'socket.io': versionOf('node_modules/socket.io/package.json'),
-      postgraphile: versionOf('bench/peers/postgraphile/node_modules/postgraphile/package.json'),
-    },
+    versions: {},
   };
   try {
     for (const name of names) {
@@ -173,7 +168,14 @@ async function main(): Promise<void> {
   } finally {
     await postgres.stop();
   }
-  const finished: BenchRun = { ...run, finishedAt: new Date().toISOString() };
+  // Read at the end: the PostGraphile peer's package is installed on its first use, during the run.
+  const versions = {
+    'pg-relay': versionOf('package.json'),
+    'uWebSockets.js': versionOf('node_modules/uWebSockets.js/package.json'),
+    'socket.io': versionOf('node_modules/socket.io/package.json'),
+    postgraphile: versionOf('bench/peers/postgraphile/node_modules/postgraphile/package.json'),
+  };
+  const finished: BenchRun = { ...run, versions, finishedAt: new Date().toISOString() };
   const stamp = finished.startedAt.replace(/[:.]/g, '-');
   await mkdir(projectPath('bench', 'results'), { recursive: true });
   const jsonFile = projectPath('bench', 'results', `${requested}-${stamp}.json`);
