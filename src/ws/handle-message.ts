@@ -13,7 +13,6 @@ import {
 import { decodeCursor, type Cursor } from '../cursor.ts';
 import { startReplay, type ReplayContext } from '../replay.ts';
 import type { Session, SubscriptionHub } from '../subscription-hub.ts';
-import { CLOSE_CODES } from '../protocol/error-codes.ts';
 import { identityOf } from './identity.ts';
 import type { RateDecision } from './rate-limit.ts';
 
@@ -23,7 +22,7 @@ export interface MessageContext {
   readonly replay: ReplayContext;
   /** A refreshed token was accepted: its expiry replaces the connection's. */
   readonly onAuthed?: (exp: number | null) => void;
-  /** Charges this many more messages to the connection's budget (see MessageRateLimiter.takeMore). */
+  /** Charges this many more messages to the connection's budget (see MessageRateLimiter.takeMore); closes it on 'disconnect'. */
   readonly takeMore?: (count: number) => RateDecision;
 }
 
@@ -82,11 +81,8 @@ export async function handleClientMessage(context: MessageContext, session: Sess
       // one, 100 auths a second over 100 subscriptions with large filters took 7 cores.
       const subscriptions = session.subscriptions.size;
       const decision = subscriptions > 0 ? (context.takeMore?.(subscriptions) ?? 'accept') : 'accept';
-      if (decision === 'disconnect') {
-        session.socket.logger().info('a client kept sending past its rate limit; closing it');
-        session.socket.end(CLOSE_CODES.rateLimited.code, 'rate limit exceeded');
-        return;
-      }
+      // 'disconnect': the connection is being closed (takeMore did it).
+      if (decision === 'disconnect') return;
       if (decision === 'refuse') {
         const reason = `an auth counts as one message per subscription (${subscriptions} more): over the message rate; this message was dropped`;
         session.socket.sendError({ code: 'rate_limited', message: reason, ref: message.ref });

@@ -219,11 +219,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       // Counted before any parsing: a flood of garbage costs as much as a flood of requests.
       // On the monotonic clock: a wall clock stepped back would refill no bucket for as long.
       const decision = data.rateLimiter.take(performance.now());
-      if (decision === 'disconnect') {
-        connectionLogger(data).info('a client kept sending past its rate limit; closing it');
-        ws.end(CLOSE_CODES.rateLimited.code, 'rate limit exceeded');
-        return;
-      }
+      if (decision === 'disconnect') return closeAsFlooding(ws, data);
       let text: string | undefined;
       try {
         if (!isBinary) text = decoder.decode(message);
@@ -299,6 +295,12 @@ export function createWsServer(options: WsServerOptions): WsServer {
   });
 
   /** Handles `text`, then whatever frames arrived while it was awaiting something. */
+  /** Past the refusals' budget too: closed with 1008. */
+  function closeAsFlooding(ws: Socket, data: ConnectionData): void {
+    connectionLogger(data).info('a client kept sending past its rate limit; closing it');
+    ws.end(CLOSE_CODES.rateLimited.code, 'rate limit exceeded');
+  }
+
   function handleInOrder(socket: Socket, data: ConnectionData, session: Session, text: string): void {
     data.busy = true;
     const onAuthed = (exp: number | null): void => {
@@ -307,7 +309,11 @@ export function createWsServer(options: WsServerOptions): WsServer {
       data.exp = exp;
       expiries.set(socket, exp);
     };
-    const takeMore = (count: number): RateDecision => data.rateLimiter.takeMore(performance.now(), count);
+    const takeMore = (count: number): RateDecision => {
+      const decision = data.rateLimiter.takeMore(performance.now(), count);
+      if (decision === 'disconnect') closeAsFlooding(socket, data);
+      return decision;
+    };
     handleClientMessage({ hub, verifier, replay, onAuthed, takeMore }, session, text)
       .catch((error: unknown) => connectionLogger(data).error({ err: error }, 'message handling failed'))
       .finally(() => {
