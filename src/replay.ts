@@ -73,6 +73,12 @@ function turnsOf(session: Session): Turns {
 /** Only whether the cursor is in the log: no event (see relay.read_log_page). */
 const CURSOR_CHECK: ReadLimit = { events: 0, bytes: 0 };
 
+/** Why a cursor is refused (cursor_expired). */
+const RETENTION_PASSED = 'the cursor is older than the retention; subscribe without `since` and reload';
+/** A cursor of this log's name that names none of its events: e.g. the database was restored from an earlier backup. */
+const NOT_IN_THIS_LOG =
+  'the cursor names no event of this log (was the database restored from an earlier backup?); subscribe without `since` and reload';
+
 export type ReplayStart =
   | { readonly ok: true; readonly rest: Promise<void> }
   | { readonly ok: false; readonly code: 'cursor_expired'; readonly message: string };
@@ -113,13 +119,13 @@ export async function startReplay(
   }
   // A cursor at or below the pruned position may have lost the rest of its transaction; one above
   // it must name an event of this log (else it is from a restored or cloned database's log).
-  const expired = since.pos <= first.prunedThrough || !first.afterInLog;
+  const expiredBecause = since.pos <= first.prunedThrough ? RETENTION_PASSED : first.afterInLog ? null : NOT_IN_THIS_LOG;
   // Ended meanwhile (connection closed, grant revoked and reported): nothing more to say.
-  if (!current() || expired) turn?.release();
+  if (!current() || expiredBecause) turn?.release();
   if (!current()) return { ok: true, rest: Promise.resolve() };
-  if (expired) {
+  if (expiredBecause) {
     hub.unsubscribe(session, topic);
-    return { ok: false, code: 'cursor_expired', message: expiredMessage() };
+    return { ok: false, code: 'cursor_expired', message: expiredBecause };
   }
   beforeFirstPage();
   metrics.replaysStarted.inc();
@@ -224,10 +230,7 @@ export async function startReplay(
   function endSubscription(): void {
     if (!current()) return;
     hub.unsubscribe(session, topic);
-    session.socket.sendError({ code: 'cursor_expired', message: expiredMessage(), topic });
+    session.socket.sendError({ code: 'cursor_expired', message: RETENTION_PASSED, topic });
   }
 }
 
-function expiredMessage(): string {
-  return 'the cursor is older than the retention; subscribe without `since` and reload';
-}

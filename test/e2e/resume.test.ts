@@ -5,7 +5,7 @@ import t from 'tap';
 import WebSocket from 'ws';
 import { changeCatalog } from '../helpers/catalog.ts';
 import { guarded } from '../helpers/guard.ts';
-import { describeDifference, eventsUntil, readLog, withoutTs, asFrame } from '../helpers/event-log.ts';
+import { asFrame, cursorAt, describeDifference, eventsUntil, logEpoch, readLog, withoutTs } from '../helpers/event-log.ts';
 import { EXAMPLE_GRANTS, expectedEvents, withGrant, type ChangeEvent } from '../helpers/expected-events.ts';
 import { nextFrame, stable, subscribe } from '../helpers/frames.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
@@ -240,6 +240,18 @@ t.test('databases cloned from one template do not share an event log name: a cur
   const client = await relay.connect(ADMIN);
   const reply = await subscribe(client, 'orders', { since: foreignCursor, ref: 'clone' });
   t.match(reply, { type: 'error', code: 'cursor_expired', ref: 'clone' }, "the other database's cursor is cursor_expired here");
+});
+
+t.test('a cursor with this log\'s name that names none of its events (a database restored from an earlier backup) is cursor_expired, saying so', async (t) => {
+  // Clients keep the cursors of events that the restored database never had: past its newest.
+  const relay = await startTestRelay(t);
+  const admin = await relay.connect(ADMIN);
+  await subscribed(admin, 'orders');
+  await insertOrder(relay, 'kept');
+  const newest = (await readLog(relay.db.pool, 'orders')).at(-1)!;
+  const lost = cursorAt(await logEpoch(relay.db.pool), newest.pos + 10, newest.id + 10);
+  const reply = await subscribe(await relay.connect(ADMIN), 'orders', { since: lost, ref: 'restored' });
+  t.match(reply, { type: 'error', code: 'cursor_expired', ref: 'restored', message: /names no event of this log/ }, 'cursor_expired, not "older than the retention"');
 });
 
 t.test('`since` with the latest cursor replays nothing; the live events follow', async (t) => {
