@@ -26,6 +26,12 @@ async function main(): Promise<void> {
   // Like the relay's dev token: the first audience of the list, any one of which the relay accepts.
   const audience = process.env.JWT_AUDIENCE?.split(',')[0]?.trim();
   if (audience && !('aud' in withSettings)) withSettings.aud = audience;
+  // Such a relay verifies its identity provider's tokens only: a token signed here never passes.
+  const providerKey = ['JWT_PUBLIC_KEY', 'JWT_JWKS_URL'].find((name) => process.env[name]);
+  if (!process.env.JWT_SECRET && providerKey) {
+    process.stderr.write(`${providerKey} is set: the relay accepts tokens from your identity provider only; npm run token signs with JWT_SECRET or dev mode's secret\n`);
+    process.exit(1);
+  }
   const secret = process.env.JWT_SECRET || readOrCreateDevSecret(devSecretPath());
   let token: string;
   try {

@@ -73,3 +73,16 @@ t.test('claims that name their own iss and aud keep them', async (t) => {
   t.equal(claims.iss, 'mine');
   t.equal(claims.aud, 'theirs');
 });
+
+t.test('with JWT_JWKS_URL or JWT_PUBLIC_KEY set (and no JWT_SECRET), it exits 1 saying why, instead of a token that relay refuses', async (t) => {
+  const settings: Array<[string, string]> = [
+    ['JWT_JWKS_URL', 'https://idp.example/.well-known/jwks.json'],
+    ['JWT_PUBLIC_KEY', '/etc/relay/public.pem'],
+  ];
+  for (const [name, value] of settings) {
+    const run = await runTokenScript(['{"role":"admin"}'], { JWT_SECRET: '', [name]: value });
+    t.equal(run.code, 1, `${name}: exit code 1`);
+    t.equal(run.stdout, '', `${name}: no token`);
+    t.match(run.stderr, new RegExp(`^${name} is set: the relay accepts tokens from your identity provider only`), `${name}: says why`);
+  }
+});
