@@ -294,13 +294,14 @@ export function createWsServer(options: WsServerOptions): WsServer {
     });
   });
 
-  /** Handles `text`, then whatever frames arrived while it was awaiting something. */
   /** Past the refusals' budget too: closed with 1008. */
   function closeAsFlooding(ws: Socket, data: ConnectionData): void {
+    if (data.closed) return;
     connectionLogger(data).info('a client kept sending past its rate limit; closing it');
     ws.end(CLOSE_CODES.rateLimited.code, 'rate limit exceeded');
   }
 
+  /** Handles `text`, then whatever frames arrived while it was awaiting something. */
   function handleInOrder(socket: Socket, data: ConnectionData, session: Session, text: string): void {
     data.busy = true;
     const onAuthed = (exp: number | null): void => {
