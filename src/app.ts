@@ -4,7 +4,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { devSecretPath, readOrCreateDevSecret } from './auth/dev-secret-file.ts';
-import { devAuthConfig, signDevToken } from './auth/dev-token.ts';
+import { devAuthConfig, signDevToken, withRequiredIssuerAndAudience } from './auth/dev-token.ts';
 import { createTokenVerifier } from './auth/verify-token.ts';
 import type { Config, KeyedAuthConfig } from './config.ts';
 import { createCatalogReader } from './db/catalog.ts';
@@ -315,9 +315,7 @@ function resolveAuth(config: Config): { auth: KeyedAuthConfig; devSecret?: strin
 function devClaims(config: Config): Record<string, unknown> {
   const claims: Record<string, unknown> = { sub: 'dev' };
   setClaim(claims, config.token.roleClaim.split('.'), 'admin');
-  if (config.token.issuer !== undefined) claims.iss = config.token.issuer;
-  if (config.token.audience !== undefined) claims.aud = config.token.audience[0];
-  return claims;
+  return withRequiredIssuerAndAudience(claims, config.token);
 }
 
 function setClaim(claims: Record<string, unknown>, path: readonly string[], value: unknown): void {

@@ -1,10 +1,12 @@
 // `npm run token -- '{"role":"hospital","hospital_id":"H1"}' [expiresIn]`: prints an HS256 token
 // signed with JWT_SECRET, or in dev mode with the secret `npm start` keeps in .relay/.
-// With JWT_ISSUER / JWT_AUDIENCE set, the token carries them (as the relay's own dev token does)
-// unless the claims give `iss` / `aud` themselves: a relay with those settings refuses a token without.
+// It reads the relay's settings as the relay does: with JWT_ISSUER / JWT_AUDIENCE set, the token
+// carries them (as the relay's own dev token does) unless the claims give `iss` / `aud` themselves,
+// and it is signed with the first of JWT_ALGORITHMS; a relay with those settings refuses any other.
 
 import { devSecretPath, readOrCreateDevSecret } from './auth/dev-secret-file.ts';
-import { signDevToken } from './auth/dev-token.ts';
+import { signDevToken, withRequiredIssuerAndAudience } from './auth/dev-token.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 
 const USAGE = 'usage: npm run -s token -- \'{"role":"hospital","hospital_id":"H1"}\' [24h | 5m | 300 (seconds)]\n';
 
@@ -20,22 +22,27 @@ async function main(): Promise<void> {
     process.stderr.write(USAGE);
     process.exit(1);
   }
-  const withSettings: Record<string, unknown> = { ...(claims as Record<string, unknown>) };
-  const issuer = process.env.JWT_ISSUER;
-  if (issuer && !('iss' in withSettings)) withSettings.iss = issuer;
-  // Like the relay's dev token: the first audience of the list, any one of which the relay accepts.
-  const audience = process.env.JWT_AUDIENCE?.split(',')[0]?.trim();
-  if (audience && !('aud' in withSettings)) withSettings.aud = audience;
-  // Such a relay verifies its identity provider's tokens only: a token signed here never passes.
-  const providerKey = ['JWT_PUBLIC_KEY', 'JWT_JWKS_URL'].find((name) => process.env[name]);
-  if (!process.env.JWT_SECRET && providerKey) {
-    process.stderr.write(`${providerKey} is set: the relay accepts tokens from your identity provider only; npm run token signs with JWT_SECRET or dev mode's secret\n`);
+  // The relay's own reading of its settings: the same key source, issuer, audience and algorithms.
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
     process.exit(1);
   }
-  const secret = process.env.JWT_SECRET || readOrCreateDevSecret(devSecretPath());
+  // Such a relay verifies its identity provider's tokens only: a token signed here never passes.
+  if (config.auth.kind === 'public-key' || config.auth.kind === 'jwks') {
+    const setting = config.auth.kind === 'jwks' ? 'JWT_JWKS_URL' : 'JWT_PUBLIC_KEY';
+    process.stderr.write(`${setting} is set: the relay accepts tokens from your identity provider only; npm run token signs with JWT_SECRET or dev mode's secret\n`);
+    process.exit(1);
+  }
+  const [secret, algorithm] =
+    config.auth.kind === 'secret' ? [config.auth.secret, config.auth.algorithms[0]] : [readOrCreateDevSecret(devSecretPath()), undefined];
+  const withSettings = withRequiredIssuerAndAudience(claims as Record<string, unknown>, config.token);
   let token: string;
   try {
-    token = await signDevToken(secret, withSettings, expiresIn);
+    token = await signDevToken(secret, withSettings, expiresIn, algorithm);
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n${USAGE}`);
     process.exit(1);

@@ -2,6 +2,7 @@
 // compiled by `npm test`'s tsc step, as `npm run token` compiles it), its arguments as strings, and
 // the relay's settings in the environment. Its tokens must pass the relay's own verifier.
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import t from 'tap';
 import { devAuthConfig } from '../../src/auth/dev-token.ts';
@@ -18,11 +19,15 @@ interface Run {
   readonly stderr: string;
 }
 
-/** Runs the script with exactly `env` (plus PATH); JWT_SECRET keeps it away from .relay/dev-secret. */
-function runTokenScript(args: string[], env: Record<string, string> = {}): Promise<Run> {
+/**
+ * Runs the script with exactly `env` (plus PATH) over JWT_SECRET, which keeps it away from
+ * .relay/dev-secret; a variable given as undefined is left unset.
+ */
+function runTokenScript(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  const settings = Object.entries({ JWT_SECRET: SECRET, ...env }).filter((entry): entry is [string, string] => entry[1] !== undefined);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [TOKEN_JS, ...args], {
-      env: { PATH: process.env.PATH ?? '', JWT_SECRET: SECRET, ...env },
+      env: { PATH: process.env.PATH ?? '', ...Object.fromEntries(settings) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -75,14 +80,27 @@ t.test('claims that name their own iss and aud keep them', async (t) => {
 });
 
 t.test('with JWT_JWKS_URL or JWT_PUBLIC_KEY set (and no JWT_SECRET), it exits 1 saying why, instead of a token that relay refuses', async (t) => {
+  const publicKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const settings: Array<[string, string]> = [
     ['JWT_JWKS_URL', 'https://idp.example/.well-known/jwks.json'],
-    ['JWT_PUBLIC_KEY', '/etc/relay/public.pem'],
+    ['JWT_PUBLIC_KEY', publicKey],
   ];
   for (const [name, value] of settings) {
-    const run = await runTokenScript(['{"role":"admin"}'], { JWT_SECRET: '', [name]: value });
+    const run = await runTokenScript(['{"role":"admin"}'], { JWT_SECRET: undefined, [name]: value });
     t.equal(run.code, 1, `${name}: exit code 1`);
     t.equal(run.stdout, '', `${name}: no token`);
     t.match(run.stderr, new RegExp(`^${name} is set: the relay accepts tokens from your identity provider only`), `${name}: says why`);
   }
+});
+
+t.test('it signs with the first of JWT_ALGORITHMS, which the relay accepts; a setting the relay refuses is refused alike', async (t) => {
+  const longSecret = SECRET.repeat(2); // HS512 needs 64 bytes
+  const run = await runTokenScript(['{"role":"admin"}'], { JWT_SECRET: longSecret, JWT_ALGORITHMS: 'HS512' });
+  t.equal(run.code, 0, run.stderr);
+  const verifier = createTokenVerifier({ kind: 'secret', secret: longSecret, algorithms: ['HS512'] }, { roleClaim: 'role' });
+  t.equal((await verifier.verify(run.stdout.trim())).role, 'admin', 'an HS512 token, accepted by a relay that takes HS512 only');
+
+  const refused = await runTokenScript(['{"role":"admin"}'], { JWT_AUDIENCE: 'relay,,other' });
+  t.equal(refused.code, 1, 'a JWT_AUDIENCE the relay would refuse: exit code 1');
+  t.match(refused.stderr, /JWT_AUDIENCE/, 'naming the setting, as the relay does');
 });
