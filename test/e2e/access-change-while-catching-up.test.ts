@@ -8,9 +8,7 @@ import { readLog } from '../helpers/event-log.ts';
 import { nextFrame, subscribe } from '../helpers/frames.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
-import type { TestClient } from '../helpers/ws-client.ts';
-
-type PausableSocket = { pause(): void; resume(): void };
+import { tcpSocketOf, type TestClient } from '../helpers/ws-client.ts';
 
 /** Publishes an order event and waits until the admin has it: live delivery has handed it over. */
 async function publishLive(relay: TestRelay, admin: TestClient, data: Record<string, string>): Promise<void> {
@@ -39,7 +37,7 @@ async function pausedResume(t: Test, claims: Record<string, unknown>, backlogDat
   const [start] = await readLog(relay.db.pool, 'orders');
 
   const client = await relay.connect(claims);
-  const socket = (client.socket as unknown as { _socket: PausableSocket })._socket;
+  const socket = tcpSocketOf(client);
   const frames = collectFrames(client);
   client.send({ type: 'subscribe', topic: 'orders', since: start!.cursor });
   await frames.waitFor((frame) => frame.type === 'subscribed', 'the subscribed reply');

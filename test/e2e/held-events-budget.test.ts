@@ -7,9 +7,7 @@ import { collectFrames } from '../helpers/event-collector.ts';
 import { readLog } from '../helpers/event-log.ts';
 import { nextFrame, subscribe } from '../helpers/frames.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
-import type { TestClient } from '../helpers/ws-client.ts';
-
-type PausableSocket = { pause(): void; resume(): void };
+import { tcpSocketOf, type PausableSocket, type TestClient } from '../helpers/ws-client.ts';
 
 const MIB = 1024 * 1024;
 
@@ -39,7 +37,7 @@ async function pausedResumes(t: Test, topics: readonly string[], claims: Record<
   await publishLive(relay, watcher, topics[0]!, { n: 'backlogs written' });
 
   const client = await relay.connect(claims);
-  const socket = (client.socket as unknown as { _socket: PausableSocket })._socket;
+  const socket = tcpSocketOf(client);
   const frames = collectFrames(client);
   for (const topic of topics) {
     const [start] = await readLog(relay.db.pool, topic);

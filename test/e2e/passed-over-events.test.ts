@@ -9,7 +9,7 @@ import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
 import { scrapeMetrics } from '../helpers/metrics.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
-import type { Frame, TestClient } from '../helpers/ws-client.ts';
+import { tcpSocketOf, type Frame, type TestClient } from '../helpers/ws-client.ts';
 
 /** Publishes one event in a transaction of its own. */
 async function publish(relay: TestRelay, topic: string, n: number): Promise<void> {
@@ -74,7 +74,7 @@ t.test('a topic whose one subscription is catching up gets the live events that 
   const [start] = await readLog(relay.db.pool, 'inventory');
 
   const resuming = await relay.connect({ role: 'admin', sub: 'inventory-resume' });
-  const socket = (resuming.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+  const socket = tcpSocketOf(resuming);
   const frames = collectFrames(resuming);
   resuming.send({ type: 'subscribe', topic: 'inventory', since: start!.cursor });
   // Subscribed: catching up from here until the replay has sent everything, which it cannot now.

@@ -9,9 +9,7 @@ import { collectFrames } from '../helpers/event-collector.ts';
 import { cursorAt, logEpoch } from '../helpers/event-log.ts';
 import { scrapeMetrics, waitForMetrics, type MetricSamples } from '../helpers/metrics.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
-import type { TestClient } from '../helpers/ws-client.ts';
-
-type PausableSocket = { pause(): void; resume(): void };
+import { tcpSocketOf, type PausableSocket, type TestClient } from '../helpers/ws-client.ts';
 
 const ADMIN = { role: 'admin', sub: 'resuming' };
 /** The send budget, and so the most a replay's page holds. */
@@ -38,7 +36,7 @@ async function pausedResumes(t: Test): Promise<{ relay: TestRelay; client: TestC
   const relay = await startTestRelay(t, { RELAY_MAX_BACKPRESSURE: `${LIMIT_BYTES}` }, db);
   const epoch = await logEpoch(relay.db.pool);
   const client = await relay.connect(ADMIN);
-  const socket = (client.socket as unknown as { _socket: PausableSocket })._socket;
+  const socket = tcpSocketOf(client);
   // Stops reading first: every reply and event stays in the kernel's buffers, then the relay's.
   socket.pause();
   for (const topic of TOPICS) {

@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
 import { collectFrames } from '../helpers/event-collector.ts';
 import { subscribe } from '../helpers/frames.ts';
 import { startTestRelay } from '../helpers/relay.ts';
-import type { Frame } from '../helpers/ws-client.ts';
+import { tcpSocketOf, type Frame } from '../helpers/ws-client.ts';
 
 const ADMIN = { role: 'admin', sub: 'admin-1' };
 const LIMIT_BYTES = 256 * 1024;
@@ -33,7 +33,7 @@ t.test('clients that stop reading are closed with 4008; a reading client gets ev
     const client = await relay.connect(ADMIN);
     await subscribe(client, 'orders');
     // The ws client stops reading its TCP socket: the kernel buffers fill, then the relay's.
-    (client.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    tcpSocketOf(client).pause();
     paused.push(client);
   }
   const slowClosed = (): number => relay.logLines.filter((line) => line.msg === 'a client fell too far behind; closing it').length;
@@ -66,7 +66,7 @@ t.test('clients that stop reading are closed with 4008; a reading client gets ev
   t.strictSame(ids, Array.from({ length: inserted }, (_, i) => `o${i}`), 'the honest client received every event once, in order');
 
   for (const client of paused) {
-    (client.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+    tcpSocketOf(client).resume();
   }
   const codes = await Promise.all(paused.map((client) => client.closed().then((info) => info.code)));
   t.strictSame(codes, Array.from({ length: PAUSED_CLIENTS }, () => 4008), 'once they read again, each paused client sees 4008 after what was sent');
@@ -137,7 +137,7 @@ t.test('clients paused in the middle of a replay of large events each hold about
     const client = await relay.connect(ADMIN);
     t.match(await subscribe(client, 'orders', { since: start.cursor }), { type: 'subscribed' });
     // Read nothing more: the replay waits for this client with whatever it holds.
-    (client.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    tcpSocketOf(client).pause();
     paused.push(client);
   }
   const grewMb = (heldBytes() - before) / 2 ** 20;

@@ -21,6 +21,14 @@ export interface TestClient {
   close(): Promise<void>;
 }
 
+/** A client's TCP socket: paused, it stops reading, and the kernel's buffers then the relay's fill up. */
+export type PausableSocket = { pause(): void; resume(): void };
+
+/** The TCP socket under `client`'s WebSocket (ws keeps it in `_socket`), to stop and restart reading. */
+export function tcpSocketOf(client: TestClient): PausableSocket {
+  return (client.socket as unknown as { _socket: PausableSocket })._socket;
+}
+
 /** Opens a client on `url` and waits for the server's welcome frame. */
 export async function connectClient(url: string): Promise<TestClient & { welcome: Frame }> {
   const socket = new WebSocket(url);
