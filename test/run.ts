@@ -1,14 +1,17 @@
 // `npm test`: one PostgreSQL for the whole run (embedded unless DATABASE_URL names one), a migrated
-// template database that every test file clones, then tap. Test files find both through the env.
+// template database that every test file clones, then tap on the compiled tests. Test files find
+// both through the env.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
 import { runMigrations } from '../src/db/migrate.ts';
 import { projectPath } from '../src/project-root.ts';
+import { compiledTestArgs } from './compiled-test-files.ts';
 import { databaseUrlFor } from './helpers/database-url.ts';
 
 async function main(): Promise<number> {
+  const tapArgs = compiledTestArgs(process.argv.slice(2), projectPath());
   let embedded: EmbeddedDatabase | undefined;
   const adminUrl =
     process.env.DATABASE_URL ??
@@ -22,7 +25,7 @@ async function main(): Promise<number> {
     console.log(`# PostgreSQL ${rows[0]?.server_version} (${embedded ? 'embedded' : 'DATABASE_URL'})`);
     await admin.query(`create database ${template}`);
     await runMigrations({ databaseUrl: databaseUrlFor(adminUrl, template), includeExample: true });
-    const code = await runTap(process.argv.slice(2), {
+    const code = await runTap(tapArgs, {
       ...process.env,
       RELAY_TEST_ADMIN_URL: adminUrl,
       RELAY_TEST_TEMPLATE: template,
