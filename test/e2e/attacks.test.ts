@@ -110,12 +110,14 @@ t.test('control characters, unicode and inherited names in topics, filters and f
   t.match(await health(relay), { http: 200, status: 'ok' });
 });
 
-t.test('100,000 subscribe/unsubscribe cycles on one connection: all answered, nothing left behind', async (t) => {
+t.test('30,000 subscribe/unsubscribe cycles on one connection: all answered, nothing left behind', async (t) => {
   const relay = await startTestRelay(t, { RELAY_MAX_MESSAGES_PER_SECOND: '1000000', LOG_LEVEL: 'info' });
   const client = await relay.connect(ADMIN);
   const witness = await relay.connect(ADMIN);
   await subscribe(witness, 'orders');
-  const cycles = 100_000;
+  // 30,000 cycles find a leak of 200 bytes a cycle (6 MB); the heap moved by -0.4 to 2.3 MB over
+  // 100,000 cycles in the runs that used that many, which took 28 to 48 s of a CI pass.
+  const cycles = 30_000;
   const batch = 1000;
   collectGarbage();
   const heapBefore = process.memoryUsage().heapUsed;
@@ -136,8 +138,8 @@ t.test('100,000 subscribe/unsubscribe cycles on one connection: all answered, no
   t.pass(`${cycles} cycles in ${seconds.toFixed(1)} s`);
   t.match(await health(relay), { http: 200, status: 'ok', sessions: 2, subscriptions: 1, classes: 1 }, 'only the witness subscription is left: no class leaked');
   collectGarbage();
-  const heapGrowthMb = (process.memoryUsage().heapUsed - heapBefore) / 1e6;
-  t.ok(heapGrowthMb < 20, `the heap (relay and clients together) grew ${heapGrowthMb.toFixed(1)} MB`);
+  const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
+  t.ok(heapGrowth < cycles * 200, `the heap (relay and clients together) grew ${(heapGrowth / 1e6).toFixed(1)} MB, under 200 bytes a cycle`);
   await relay.db.pool.query(`insert into orders (id, status) values ('after-cycles', 'placed')`);
   t.match(await nextFrame(witness, 'the next order', isEvent), { data: { id: 'after-cycles' } }, 'the other client was served all along');
   t.strictSame(await framesBeforePong(client), [], 'the cycling connection still answers, with no stray event');
