@@ -17,6 +17,8 @@ export function compiledTestArgs(args: readonly string[], root: string): string[
   const files: string[] = [];
   for (const arg of args) {
     const sources = testSourcesAt(root, arg);
+    // A test named by its compiled file, or one not under test/, would otherwise run with all the others.
+    if (sources === undefined && /\.test\.[cm]?[jt]s$/.test(arg)) throw new Error(`${arg} is not a test under test/: name its .ts source`);
     if (sources === undefined) options.push(arg);
     else {
       named.push(arg);

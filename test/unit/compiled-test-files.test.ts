@@ -1,5 +1,5 @@
 // What `npm test` hands to tap: the compiled tests, made from the list of sources.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -24,6 +24,7 @@ const root = projectWith([
   // The leftover of a test that was deleted: its source is gone.
   'dist/test/e2e/gone.test.js',
 ]);
+t.teardown(() => rmSync(root, { recursive: true, force: true }));
 
 t.test('no file named: every test source, as its compiled file, and only those', async (t) => {
   t.strictSame(compiledTestArgs([], root), ['dist/test/e2e/a.test.js', 'dist/test/e2e/b.test.js', 'dist/test/unit/c.test.js']);
@@ -43,6 +44,8 @@ t.test('a file or a folder named: its tests only; tap options are kept, in front
 t.test('naming no test file is refused rather than running everything', async (t) => {
   t.throws(() => compiledTestArgs(['test/helpers'], root), /no test file \(\*\.test\.ts\) in test\/helpers/);
   t.throws(() => compiledTestArgs(['test/run.ts'], root), /no test file/);
+  t.throws(() => compiledTestArgs(['dist/test/e2e/a.test.js'], root), /dist\/test\/e2e\/a\.test\.js is not a test under test\/: name its \.ts source/);
+  t.throws(() => compiledTestArgs(['test/e2e/missing.test.ts'], root), /is not a test under test\//, 'a test that does not exist');
 });
 
 t.test('a name outside test/ is an option to tap, not a test', async (t) => {
