@@ -287,6 +287,15 @@ export function createWsServer(options: WsServerOptions): WsServer {
     });
   });
 
+  // uWebSockets.js passes a GET of /ws that asks for no upgrade on to the next route; without this
+  // one, a browser or curl pointed at the relay's URL got 404, as if the path were wrong.
+  app.get('/ws', (res) => {
+    res.cork(() => {
+      res.writeStatus('426 Upgrade Required').writeHeader('upgrade', 'websocket').writeHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ error: 'upgrade_required', message: '/ws is a WebSocket endpoint: connect to it with a WebSocket client' }));
+    });
+  });
+
   app.any('/*', (res) => {
     res.cork(() => {
       res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json');
