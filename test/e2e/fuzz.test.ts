@@ -1,5 +1,5 @@
 // Contract section 3, "Bad input never ends the process" and bounded memory, under a protocol
-// fuzzer: for RELAY_FUZZ_SECONDS (default 20) several connections send random and mutated frames
+// fuzzer: for RELAY_FUZZ_SECONDS (default 10) several connections send random and mutated frames
 // to a relay process while an application keeps writing, and an honest subscriber must receive
 // every one of its events, in order, throughout. Seeded: RELAY_FUZZ_SEED=N replays a run's frames.
 import { readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { TEST_SECRET } from '../helpers/relay.ts';
 import { nowSeconds, signHmacToken } from '../helpers/tokens.ts';
 import { connectClient } from '../helpers/ws-client.ts';
 
-const SECONDS = Number(process.env.RELAY_FUZZ_SECONDS ?? 20);
+const SECONDS = Number(process.env.RELAY_FUZZ_SECONDS ?? 10);
 const SEED = seedFrom(process.env.RELAY_FUZZ_SEED);
 const FUZZERS = 4;
 /** The relay's resident memory may grow by at most this much over its size before the fuzz. */
