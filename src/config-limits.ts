@@ -14,6 +14,8 @@ export interface Limits {
   readonly maxSubscriptions: number;
   /** Open connections per relay process; upgrades beyond it get HTTP 503. */
   readonly maxConnections: number;
+  /** Open connections per token subject (`sub`) in one relay process, or null for no limit; beyond it, HTTP 429. */
+  readonly maxConnectionsPerSubject: number | null;
   /** Nesting of a client's filter (`and`/`or`/`not` levels; the root is level 1). */
   readonly maxFilterDepth: number;
   /** Nodes (conditions and combinators) of a client's filter. */
@@ -29,6 +31,7 @@ export const DEFAULT_LIMITS = {
   maxMessagesPerSecond: 100,
   maxSubscriptions: 100,
   maxConnections: 50_000,
+  maxConnectionsPerSubject: null,
   maxFilterDepth: 16,
   maxFilterNodes: 256,
   allowedOrigins: null,
@@ -60,6 +63,9 @@ export function parseLimits(env: Env): Limits {
     maxMessagesPerSecond: integer('RELAY_MAX_MESSAGES_PER_SECOND', DEFAULT_LIMITS.maxMessagesPerSecond, 1, 1_000_000),
     maxSubscriptions: integer('RELAY_MAX_SUBSCRIPTIONS', DEFAULT_LIMITS.maxSubscriptions, 1, 100_000),
     maxConnections: integer('RELAY_MAX_CONNECTIONS', DEFAULT_LIMITS.maxConnections, 1, 10_000_000),
+    // Unset by default: services often share one `sub` over many connections, and the bench does.
+    maxConnectionsPerSubject:
+      read('RELAY_MAX_CONNECTIONS_PER_SUBJECT') === undefined ? null : integer('RELAY_MAX_CONNECTIONS_PER_SUBJECT', 0, 1, 10_000_000),
     // 64 levels bound the parser's recursion; relay.allow enforces 16 for grants.
     maxFilterDepth: integer('RELAY_MAX_FILTER_DEPTH', DEFAULT_LIMITS.maxFilterDepth, 1, 64),
     maxFilterNodes: integer('RELAY_MAX_FILTER_NODES', DEFAULT_LIMITS.maxFilterNodes, 1, 100_000),

@@ -17,6 +17,7 @@ import { handleClientMessage } from './handle-message.ts';
 import { createExpirySchedule } from './expiry-schedule.ts';
 import { identityOf } from './identity.ts';
 import { createMessageRateLimiter, type MessageRateLimiter, type RateDecision } from './rate-limit.ts';
+import { createSubjectConnections } from './subject-connections.ts';
 import type { loadNativeUws } from './uws.ts';
 
 export interface WsServerOptions {
@@ -53,6 +54,8 @@ export interface WsServer {
 interface ConnectionData {
   readonly id: number;
   readonly identity: Identity;
+  /** The subject this connection counts for (see subject-connections.ts): its first token's. */
+  readonly countedSubject: string | null;
   /** The current token's expiry (seconds since the epoch); an `auth` refresh replaces it. */
   exp: number | null;
   session?: Session;
@@ -88,6 +91,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
   const openSockets = new Set<Socket>();
   /** Upgrades waiting for a JWKS fetch: they count against maxConnections too. */
   let pendingUpgrades = 0;
+  // Checked right before res.upgrade, which calls open() at once: no upgrade is between the two.
+  const subjectConnections = createSubjectConnections(limits.maxConnectionsPerSubject);
   let nextConnectionId = 1;
   const decoder = new TextDecoder('utf-8', { fatal: true });
   // A replay sends its next page once the client has read most of the previous ones.
@@ -152,9 +157,17 @@ export function createWsServer(options: WsServerOptions): WsServer {
         return;
       }
       const upgradeWith = (verified: VerifiedToken): void => {
+        if (!subjectConnections.admits(verified.sub)) {
+          refuseWithStatus('429 Too Many Requests', {
+            error: 'too_many_connections',
+            reason: `this token's subject already has ${limits.maxConnectionsPerSubject} connections open`,
+          });
+          return;
+        }
         const data: ConnectionData = {
           id: nextConnectionId++,
           identity: identityOf(verified),
+          countedSubject: verified.sub,
           exp: verified.exp,
           closed: false,
           rateLimiter: createMessageRateLimiter(limits.maxMessagesPerSecond, performance.now()),
@@ -190,7 +203,8 @@ export function createWsServer(options: WsServerOptions): WsServer {
       verifier
         .verify(token)
         .then(
-          // Not corked, for the reason above: uWS prints a warning for each such upgrade.
+          // Not corked, for the reason above: uWS prints a warning for each such upgrade (and
+          // each refusal past the subject's limit, written here too).
           (fetched) => aborted || upgradeWith(fetched),
           (error: unknown) => aborted || res.cork(() => refuse(error)),
         )
@@ -200,6 +214,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
     open(ws) {
       const data = ws.getUserData();
       openSockets.add(ws);
+      subjectConnections.opened(data.countedSubject);
       expiries.set(ws, data.exp);
       data.session = hub.open(socketOf(ws), data.identity);
       // Guarded: a connection's child logger is made only when a line is written (see connectionLogger).
@@ -256,6 +271,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       const data = ws.getUserData();
       data.closed = true;
       openSockets.delete(ws);
+      subjectConnections.closed(data.countedSubject);
       expiries.delete(ws);
       for (const channel of data.channels) leave(ws, channel);
       if (data.session) hub.close(data.session);

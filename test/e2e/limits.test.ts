@@ -124,6 +124,30 @@ t.test('RELAY_MAX_CONNECTIONS: the upgrade past it gets HTTP 503; a closed conne
   );
 });
 
+t.test('RELAY_MAX_CONNECTIONS_PER_SUBJECT: one subject past it gets HTTP 429, other subjects and tokens without sub do not; a close makes room', async (t) => {
+  const relay = await startTestRelay(t, { RELAY_MAX_CONNECTIONS_PER_SUBJECT: '2' });
+  const first = await relay.connect(ADMIN);
+  // The second comes with a token of another role: the limit is the subject's, whatever it may see.
+  await relay.connect({ role: 'hospital', sub: 'admin-1', hospital_id: 'H1' });
+  const refusal = await upgradeRefusal(`${relay.wsUrl}?access_token=${await relay.token(ADMIN)}`);
+  t.strictSame(refusal, {
+    status: 429,
+    body: { error: 'too_many_connections', reason: "this token's subject already has 2 connections open" },
+  });
+  const others = await Promise.all([relay.connect({ role: 'admin', sub: 'admin-2' }), relay.connect({ role: 'admin' }), relay.connect({ role: 'admin' }), relay.connect({ role: 'admin' })]);
+  t.strictSame(
+    others.map((client) => [client.welcome.type, client.welcome.sub ?? null]),
+    [['welcome', 'admin-2'], ['welcome', null], ['welcome', null], ['welcome', null]],
+    'another subject, and three tokens without sub, are welcome',
+  );
+  await first.close();
+  await relay.connect(ADMIN).then(
+    (client) => t.match(client.welcome, { type: 'welcome', sub: 'admin-1' }, 'the subject connects again once one closed'),
+    (error: unknown) => t.fail(`refused after a close: ${String(error)}`),
+  );
+  t.match(await upgradeRefusal(`${relay.wsUrl}?access_token=${await relay.token(ADMIN)}`), { status: 429 }, 'and is at its limit again');
+});
+
 t.test('RELAY_ALLOWED_ORIGINS: a browser from another origin is refused with 403; listed and origin-less clients are welcome', async (t) => {
   const relay = await startTestRelay(t, { RELAY_ALLOWED_ORIGINS: 'https://app.example,http://localhost:3000' });
   const url = `${relay.wsUrl}?access_token=${await relay.token(ADMIN)}`;
