@@ -55,7 +55,7 @@ const LAG_BUCKETS_SECONDS = [
 ];
 
 /** The statuses an upgrade is refused with, exported at 0 from the start like the error codes. */
-const REFUSAL_STATUSES = ['401', '403', '503'] as const;
+const REFUSAL_STATUSES = ['401', '403', '429', '503'] as const;
 
 /** A registry with the relay's instruments and Node's default process metrics. */
 export function createMetrics(sources: MetricSources): RelayMetrics {
@@ -120,7 +120,7 @@ export function createMetrics(sources: MetricSources): RelayMetrics {
   // By status, so that an alert tells a flood of bad tokens (401) from a full relay (503).
   const connectionsRejected = new Counter({
     name: 'relay_connections_rejected_total',
-    help: 'WebSocket upgrades refused, by HTTP status: 401 (missing or invalid token), 403 (origin not allowed), 503 (relay unavailable: too many connections, or starting).',
+    help: 'WebSocket upgrades refused, by HTTP status: 401 (missing or invalid token), 403 (origin not allowed), 429 (a token subject already at RELAY_MAX_CONNECTIONS_PER_SUBJECT connections), 503 (relay unavailable: too many connections, or starting).',
     labelNames: ['status'] as const,
     registers,
   });

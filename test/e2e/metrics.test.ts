@@ -98,10 +98,14 @@ t.test('GET /metrics: the contract series, process metrics, and counts that matc
 });
 
 t.test('refused upgrades are counted by status, so that a flood of bad tokens and a full relay tell apart', async (t) => {
-  const relay = await startTestRelay(t, { RELAY_ALLOWED_ORIGINS: 'https://app.example', RELAY_MAX_CONNECTIONS: '1' });
+  const relay = await startTestRelay(t, {
+    RELAY_ALLOWED_ORIGINS: 'https://app.example',
+    RELAY_MAX_CONNECTIONS: '2',
+    RELAY_MAX_CONNECTIONS_PER_SUBJECT: '1',
+  });
   const before = await scrape(relay);
-  t.match(before.text, /^# HELP relay_connections_rejected_total .*401 .*403 .*503 /m, 'the help text names each status');
-  for (const status of ['401', '403', '503']) {
+  t.match(before.text, /^# HELP relay_connections_rejected_total .*401 .*403 .*429 .*503 /m, 'the help text names each status');
+  for (const status of ['401', '403', '429', '503']) {
     t.equal(before.samples.get(`relay_connections_rejected_total{status="${status}"}`), 0, `status="${status}" is exported from the start, at 0`);
   }
 
@@ -110,11 +114,14 @@ t.test('refused upgrades are counted by status, so that a flood of bad tokens an
   const token = await relay.token({ role: 'admin', sub: 'a1' });
   t.equal((await upgradeRefusal(`${relay.wsUrl}?access_token=${token}`, { origin: 'https://evil.example' })).status, 403, 'another origin: 403');
   await relay.connect({ role: 'admin', sub: 'a1' });
+  t.equal((await upgradeRefusal(`${relay.wsUrl}?access_token=${token}`)).status, 429, 'past RELAY_MAX_CONNECTIONS_PER_SUBJECT: 429');
+  await relay.connect({ role: 'admin', sub: 'a2' });
   t.equal((await upgradeRefusal(`${relay.wsUrl}?access_token=${token}`)).status, 503, 'past RELAY_MAX_CONNECTIONS: 503');
 
   const { samples } = await scrape(relay);
   t.equal(samples.get('relay_connections_rejected_total{status="401"}'), 2, 'status="401": the two bad tokens');
   t.equal(samples.get('relay_connections_rejected_total{status="403"}'), 1, 'status="403": the foreign origin');
+  t.equal(samples.get('relay_connections_rejected_total{status="429"}'), 1, 'status="429": the subject at its limit');
   t.equal(samples.get('relay_connections_rejected_total{status="503"}'), 1, 'status="503": the full relay');
   t.notOk(samples.has('relay_connections_rejected_total'), 'no series without a status');
 });
