@@ -158,10 +158,12 @@ export function createWsServer(options: WsServerOptions): WsServer {
       }
       const upgradeWith = (verified: VerifiedToken): void => {
         if (!subjectConnections.admits(verified.sub)) {
-          refuseWithStatus('429 Too Many Requests', {
-            error: 'too_many_connections',
-            reason: `this token's subject already has ${limits.maxConnectionsPerSubject} connections open`,
-          });
+          refuseWithStatus(
+            '429 Too Many Requests',
+            { error: 'too_many_connections', reason: `this token's subject already has ${limits.maxConnectionsPerSubject} connections open` },
+            // For the log: which subject (never the token) an operator may want to look at.
+            `sub ${JSON.stringify(verified.sub)}`,
+          );
           return;
         }
         const data: ConnectionData = {

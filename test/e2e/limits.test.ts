@@ -125,15 +125,19 @@ t.test('RELAY_MAX_CONNECTIONS: the upgrade past it gets HTTP 503; a closed conne
 });
 
 t.test('RELAY_MAX_CONNECTIONS_PER_SUBJECT: one subject past it gets HTTP 429, other subjects and tokens without sub do not; a close makes room', async (t) => {
-  const relay = await startTestRelay(t, { RELAY_MAX_CONNECTIONS_PER_SUBJECT: '2' });
+  const relay = await startTestRelay(t, { RELAY_MAX_CONNECTIONS_PER_SUBJECT: '2', LOG_LEVEL: 'info' });
   const first = await relay.connect(ADMIN);
   // The second comes with a token of another role: the limit is the subject's, whatever it may see.
   await relay.connect({ role: 'hospital', sub: 'admin-1', hospital_id: 'H1' });
-  const refusal = await upgradeRefusal(`${relay.wsUrl}?access_token=${await relay.token(ADMIN)}`);
+  const token = await relay.token(ADMIN);
+  const refusal = await upgradeRefusal(`${relay.wsUrl}?access_token=${token}`);
   t.strictSame(refusal, {
     status: 429,
     body: { error: 'too_many_connections', reason: "this token's subject already has 2 connections open" },
   });
+  const logged = relay.logLines.filter((line) => line.msg === 'upgrade refused');
+  t.match(logged, [{ reason: "this token's subject already has 2 connections open", cause: 'sub "admin-1"' }], 'the log names the subject');
+  t.notOk(JSON.stringify(logged).includes(token), 'and not the token');
   const others = await Promise.all([relay.connect({ role: 'admin', sub: 'admin-2' }), relay.connect({ role: 'admin' }), relay.connect({ role: 'admin' }), relay.connect({ role: 'admin' })]);
   t.strictSame(
     others.map((client) => [client.welcome.type, client.welcome.sub ?? null]),
