@@ -63,7 +63,7 @@ export function parseLimits(env: Env): Limits {
     maxMessagesPerSecond: integer('RELAY_MAX_MESSAGES_PER_SECOND', DEFAULT_LIMITS.maxMessagesPerSecond, 1, 1_000_000),
     maxSubscriptions: integer('RELAY_MAX_SUBSCRIPTIONS', DEFAULT_LIMITS.maxSubscriptions, 1, 100_000),
     maxConnections: integer('RELAY_MAX_CONNECTIONS', DEFAULT_LIMITS.maxConnections, 1, 10_000_000),
-    // Unset by default: services often share one `sub` over many connections, and the bench does.
+    // Unset by default: a service may share one `sub` over many connections.
     maxConnectionsPerSubject:
       read('RELAY_MAX_CONNECTIONS_PER_SUBJECT') === undefined ? null : integer('RELAY_MAX_CONNECTIONS_PER_SUBJECT', 0, 1, 10_000_000),
     // 64 levels bound the parser's recursion; relay.allow enforces 16 for grants.
