@@ -267,6 +267,107 @@ t.test('a writer cannot hand the trigger a row of its own making', async (t) => 
   t.same(await eventsBeforeSentinel(listener, db.pool), [], 'nothing else');
 });
 
+// relay.open_xid and relay.stamped_pos tell the triggers that a transaction's commit stamp is taken
+// care of; they are settings, which any role may set. Believed, they let a writer commit events with
+// no commit position (no relay delivered them, retention never deleted them), or at a position
+// drawn before they were written, or at two positions (every subscriber got them twice).
+t.test('a writer’s forged commit markers do not keep its writes from being published', async (t) => {
+  const { client } = await connectAs(t, db, [
+    `grant select, insert, update, delete on orders to $role`,
+    `grant usage on schema relay to $role`,
+    `grant execute on function relay.publish(text, text, jsonb) to $role`,
+  ]);
+  const publishedIds = async (): Promise<unknown[]> =>
+    (await eventsBeforeSentinel(listener, db.pool)).map((e) => [e.topic, e.event, e.data['id'] ?? null]);
+
+  await client.query('begin');
+  await client.query(`select set_config('relay.open_xid', pg_current_xact_id()::text, true)`);
+  await client.query(`insert into orders (id, hospital_id) values ('marker1', 'h1')`);
+  await client.query(`update orders set status = 'ready' where id = 'marker1'`);
+  await client.query(`select relay.publish('markers', 'opened', '{}')`);
+  await client.query('commit');
+  t.same(
+    await publishedIds(),
+    [
+      ['orders', 'insert', 'marker1'],
+      ['orders', 'update', 'marker1'],
+      ['markers', 'opened', null],
+    ],
+    'relay.open_xid set to the transaction’s own id: every event published',
+  );
+
+  // The marker of an event whose savepoint rolled back, and with it the stamp that event queued.
+  for (const write of [`insert into orders (id, hospital_id) values ('marker2', 'h1')`, `select relay.publish('markers', 'saved', '{}')`]) {
+    await client.query('begin');
+    await client.query('savepoint first');
+    await client.query(write.replace('marker2', 'dropped'));
+    const { rows } = await client.query<{ marker: string }>(`select current_setting('relay.open_xid') as marker`);
+    await client.query('rollback to savepoint first');
+    await client.query(`select set_config('relay.open_xid', $1, true)`, [rows[0]!.marker]);
+    await client.query(write);
+    await client.query('commit');
+  }
+  t.same(
+    await publishedIds(),
+    [
+      ['orders', 'insert', 'marker2'],
+      ['markers', 'saved', null],
+    ],
+    'relay.open_xid set back after a rollback to savepoint: published',
+  );
+
+  const { rows: last } = await db.pool.query<{ last: string }>(`select last_value::text as last from relay.commit_position`);
+  await client.query('begin');
+  await client.query(`select set_config('relay.stamped_pos', $1, true)`, [last[0]!.last]);
+  await client.query(`insert into orders (id, hospital_id) values ('marker3', 'h1')`);
+  await client.query('commit');
+  t.same(await publishedIds(), [['orders', 'insert', 'marker3']], 'relay.stamped_pos set to the last position drawn: published');
+
+  const orphans = await db.pool.query(`select e.id from relay.events e where not exists (select from relay.commits c where c.xid = e.xid)`);
+  t.same(orphans.rows, [], 'no event in the log without a commit position');
+});
+
+t.test('a writer’s forged commit markers cannot move its events before a commit they waited for', async (t) => {
+  const { client } = await connectAs(t, db, [`grant select, insert, update, delete on orders to $role`]);
+  await db.pool.query(`insert into orders (id, hospital_id) values ('early1', 'h1'), ('early2', 'h1')`);
+  await eventsBeforeSentinel(listener, db.pool);
+
+  await client.query('begin');
+  await client.query(`update orders set status = 'ready' where id = 'early1'`);
+  const { rows } = await client.query<{ marker: string }>(`select current_setting('relay.open_xid') as marker`);
+  // The stamp fires here: the transaction draws its position now, before the next commit's.
+  await client.query('set constraints all immediate');
+  await client.query('set constraints all deferred');
+  await db.pool.query(`update orders set status = 'picked_up' where id = 'early2'`);
+  await client.query(`select set_config('relay.open_xid', $1, true)`, [rows[0]!.marker]);
+  // Written after that commit: it must reach subscribers after it.
+  await client.query(`update orders set status = 'delivered' where id = 'early2'`);
+  await client.query('commit');
+  t.same(
+    (await eventsBeforeSentinel(listener, db.pool)).map((e) => [e.data['id'], e.data['status']]),
+    [
+      ['early2', 'picked_up'],
+      ['early1', 'ready'],
+      ['early2', 'delivered'],
+    ],
+    'the last event of early2 is the row as the table holds it',
+  );
+});
+
+t.test('a writer’s forged commit markers cannot have its events delivered twice', async (t) => {
+  const { client } = await connectAs(t, db, [`grant select, insert, update, delete on orders to $role`]);
+  await client.query('begin');
+  await client.query(`insert into orders (id, hospital_id) values ('twice1', 'h1')`);
+  await client.query('set constraints all immediate');
+  await client.query('set constraints all deferred');
+  await client.query(`select set_config('relay.stamped_pos', '', true)`);
+  await client.query(`insert into orders (id, hospital_id) values ('twice2', 'h1')`);
+  await t.rejects(client.query('commit'), { code: '23505', constraint: 'commits_one_per_transaction' }, 'the commit fails');
+  t.same(await eventsBeforeSentinel(listener, db.pool), [], 'nothing was published, once or twice');
+  const { rows } = await db.pool.query(`select xid from relay.commits group by xid having count(*) > 1`);
+  t.same(rows, [], 'no transaction is in relay.commits twice');
+});
+
 t.test('a writer’s search_path does not change how its rows are converted', async (t) => {
   // The converting trigger runs as the writer, with the writer's settings: functions of the
   // writer's own, first on its search_path, must not stand in for PostgreSQL's.
