@@ -173,6 +173,46 @@ t.test('relay.allow is idempotent for identical arguments', async (t) => {
   t.same(await grantsOf('idem', 'everyone'), [{ filter: {}, columns: null }], 'the default filter is {}');
 });
 
+t.test('relay.allow warns of a column that no table watched as the topic has, and grants all the same', async (t) => {
+  await db.pool.query(`
+    create table warned (id text primary key, hospital_id text, status text, secret text);
+    create table warned_listed (id text primary key, hospital_id text, status text, secret text);
+    select relay.watch('warned', 'warned'), relay.watch('warned_listed', 'warned_listed', array['id', 'status'])`);
+  const client = await db.pool.connect();
+  t.teardown(() => client.release());
+  const warnings: Array<{ message: string; hint: string | undefined }> = [];
+  client.on('notice', (notice) => {
+    if (notice.severity === 'WARNING') warnings.push({ message: notice.message ?? '', hint: notice.hint });
+  });
+  /** The warnings of one relay.allow call, awaited with it (a notice arrives before the reply). */
+  const warningsOf = async (topic: string, filter: unknown, columns: string[] | null = null): Promise<string[]> => {
+    warnings.length = 0;
+    await client.query(`select relay.allow($1, 'warned_role', $2::jsonb, $3)`, [topic, JSON.stringify(filter), columns]);
+    return warnings.map((w) => w.message);
+  };
+
+  t.same(await warningsOf('warned', { hospital_id: 'h1', or: [{ status: 'placed' }, { not: { id: 'x' } }] }, ['id', 'secret']), [], 'known columns: no warning');
+  t.same(
+    await warningsOf('warned', { hopsital_id: 'h1', or: [{ status: 'placed' }, { not: { stauts: 'x' } }] }),
+    [`relay: no table watched as topic 'warned' has the column(s) hopsital_id, stauts that this grant names`],
+    'misspelt filter columns, at any depth',
+  );
+  t.match(warnings[0]?.hint, /relay\.publish/, 'the hint says when the column may be fine');
+  t.same(
+    await warningsOf('warned', {}, ['id', 'nope']),
+    [`relay: no table watched as topic 'warned' has the column(s) nope that this grant names`],
+    'a misspelt column of the list',
+  );
+  t.same(
+    await warningsOf('warned_listed', { hospital_id: 'h1' }, ['secret', 'status']),
+    [`relay: no table watched as topic 'warned_listed' has the column(s) hospital_id, secret that this grant names`],
+    'a column of the table that the watch leaves out',
+  );
+  t.same(await warningsOf('warned_published_only', { anything: 1 }, ['at', 'all']), [], 'a topic no table watches: no check');
+  const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from relay.grants where role = 'warned_role'`);
+  t.equal(rows[0]?.n, 5, 'every grant was made');
+});
+
 t.test('relay.revoke removes all of a role’s grants on a topic, and nothing else', async (t) => {
   await allow('rev', 'driver', { driver_id: { claim: 'sub' } });
   await allow('rev', 'driver', { status: 'open' }, ['id']);
