@@ -54,6 +54,11 @@ export function parseLimits(env: Env): Limits {
     const raw = read(name);
     return raw === undefined ? fallback : parseInteger(name, raw, min, max);
   };
+  /** A limit that is off (null) unless set. */
+  const optionalInteger = (name: string, min: number, max: number): number | null => {
+    const raw = read(name);
+    return raw === undefined ? null : parseInteger(name, raw, min, max);
+  };
   const maxBackpressureBytes = bytes('RELAY_MAX_BACKPRESSURE', DEFAULT_LIMITS.maxBackpressureBytes, 64 * KIB, 1024 * MIB);
   // A frame must fit in what a connection may buffer: uWS reads frames up to that size (see ws/server.ts).
   const maxFrameBytes = bytes('RELAY_MAX_FRAME_SIZE', DEFAULT_LIMITS.maxFrameBytes, 1 * KIB, maxBackpressureBytes);
@@ -64,8 +69,7 @@ export function parseLimits(env: Env): Limits {
     maxSubscriptions: integer('RELAY_MAX_SUBSCRIPTIONS', DEFAULT_LIMITS.maxSubscriptions, 1, 100_000),
     maxConnections: integer('RELAY_MAX_CONNECTIONS', DEFAULT_LIMITS.maxConnections, 1, 10_000_000),
     // Unset by default: a service may share one `sub` over many connections.
-    maxConnectionsPerSubject:
-      read('RELAY_MAX_CONNECTIONS_PER_SUBJECT') === undefined ? null : integer('RELAY_MAX_CONNECTIONS_PER_SUBJECT', 0, 1, 10_000_000),
+    maxConnectionsPerSubject: optionalInteger('RELAY_MAX_CONNECTIONS_PER_SUBJECT', 1, 10_000_000),
     // 64 levels bound the parser's recursion; relay.allow enforces 16 for grants.
     maxFilterDepth: integer('RELAY_MAX_FILTER_DEPTH', DEFAULT_LIMITS.maxFilterDepth, 1, 64),
     maxFilterNodes: integer('RELAY_MAX_FILTER_NODES', DEFAULT_LIMITS.maxFilterNodes, 1, 100_000),

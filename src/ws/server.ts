@@ -53,9 +53,11 @@ export interface WsServer {
 
 interface ConnectionData {
   readonly id: number;
+  /**
+   * The claims the connection opened with. An `auth` replaces the hub's copy, not this one: its
+   * `sub` is the subject the connection counts for (see subject-connections.ts) for its whole life.
+   */
   readonly identity: Identity;
-  /** The subject this connection counts for (see subject-connections.ts): its first token's. */
-  readonly countedSubject: string | null;
   /** The current token's expiry (seconds since the epoch); an `auth` refresh replaces it. */
   exp: number | null;
   session?: Session;
@@ -169,7 +171,6 @@ export function createWsServer(options: WsServerOptions): WsServer {
         const data: ConnectionData = {
           id: nextConnectionId++,
           identity: identityOf(verified),
-          countedSubject: verified.sub,
           exp: verified.exp,
           closed: false,
           rateLimiter: createMessageRateLimiter(limits.maxMessagesPerSecond, performance.now()),
@@ -216,7 +217,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
     open(ws) {
       const data = ws.getUserData();
       openSockets.add(ws);
-      subjectConnections.opened(data.countedSubject);
+      subjectConnections.opened(data.identity.sub);
       expiries.set(ws, data.exp);
       data.session = hub.open(socketOf(ws), data.identity);
       // Guarded: a connection's child logger is made only when a line is written (see connectionLogger).
@@ -273,7 +274,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       const data = ws.getUserData();
       data.closed = true;
       openSockets.delete(ws);
-      subjectConnections.closed(data.countedSubject);
+      subjectConnections.closed(data.identity.sub);
       expiries.delete(ws);
       for (const channel of data.channels) leave(ws, channel);
       if (data.session) hub.close(data.session);
