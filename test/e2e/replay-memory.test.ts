@@ -9,7 +9,7 @@ import { collectFrames } from '../helpers/event-collector.ts';
 import { cursorAt, logEpoch } from '../helpers/event-log.ts';
 import { scrapeMetrics, waitForMetrics, type MetricSamples } from '../helpers/metrics.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
-import { tcpSocketOf, type PausableSocket, type TestClient } from '../helpers/ws-client.ts';
+import { tcpSocketOf, type Frame, type PausableSocket, type TestClient } from '../helpers/ws-client.ts';
 
 const ADMIN = { role: 'admin', sub: 'resuming' };
 /** The send budget, and so the most a replay's page holds. */
@@ -18,6 +18,13 @@ const TOPICS = ['orders', 'inventory', 'driver_locations'];
 /** 16 MB a topic: more than the kernel's buffers take for a loopback client that does not read. */
 const EVENTS_PER_TOPIC = 400;
 const PAD_BYTES = 40_000;
+/**
+ * How long the client may take to read all 48 MB once it reads. A guard against a stall, not a
+ * speed limit: at a send budget of 256 KiB a replay reads a page of about six events, waits for
+ * the client, reads the next: some 200 pages in turn, which took 8 s on a loaded host (and past
+ * the 10 s default once in CI) against about 1 s on a quiet one.
+ */
+const READ_ALL_GUARD_MS = 60_000;
 
 const waiting = (samples: MetricSamples, what: 'client' | 'turn'): number => samples.get(`relay_replays_waiting{for="${what}"}`) ?? NaN;
 const heldBytes = (samples: MetricSamples): number => samples.get('relay_replay_held_bytes') ?? NaN;
@@ -62,7 +69,8 @@ t.test('a connection that stops reading holds one page of its replays, and gets 
   const frames = collectFrames(client);
   socket.resume();
   for (const topic of TOPICS) {
-    await frames.waitFor((frame) => frame.type === 'event' && frame.topic === topic && (frame.data as { n: number }).n === EVENTS_PER_TOPIC, `${topic}: its last event`);
+    const isLast = (frame: Frame): boolean => frame.type === 'event' && frame.topic === topic && (frame.data as { n: number }).n === EVENTS_PER_TOPIC;
+    await frames.waitFor(isLast, `${topic}: its last event`, { timeoutMs: READ_ALL_GUARD_MS });
   }
   for (const topic of TOPICS) {
     const seen = frames.events(topic).map((frame) => (frame.data as { n: number }).n);
