@@ -21,8 +21,8 @@ const PAD_BYTES = 40_000;
 /**
  * How long the client may take to read all 48 MB once it reads. A guard against a stall, not a
  * speed limit: at a send budget of 256 KiB a replay reads a page of about six events, waits for
- * the client, reads the next: some 200 pages in turn, which took 8 s on a loaded host (and past
- * the 10 s default once in CI) against about 1 s on a quiet one.
+ * the client, reads the next: some 200 pages in turn, which took 8 s on a loaded host (past the
+ * 10 s default in one of six loaded runs of CI's PostgreSQL 15 pass) against 1 s on a quiet one.
  */
 const READ_ALL_GUARD_MS = 60_000;
 
