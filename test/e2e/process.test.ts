@@ -2,7 +2,6 @@
 // tsc step): bad settings stop it with exit code 1 and one line, the JS fallback of uWebSockets.js
 // is refused, and a normal start serves /health and /ws until SIGTERM ends it with exit code 0,
 // as it does while it waits to start.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,8 @@ import { untilTrue } from '../helpers/backend-waits.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { drawPositionEarly, relayWaitsForCommitters } from '../helpers/early-position.ts';
 import { nextFrame } from '../helpers/frames.ts';
+import { guarded } from '../helpers/guard.ts';
+import { spawnLogged, type Exit, type LoggedChild } from '../helpers/logged-child.ts';
 import { anotherRelayMigrating } from '../helpers/migration-lock.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import { nowSeconds, signHmacToken } from '../helpers/tokens.ts';
@@ -24,16 +25,8 @@ const SECRET = 'process-test-secret-that-is-at-least-32-bytes';
 /** A guard only: start-up and shutdown take well under a second here. */
 const PROCESS_GUARD_MS = 30_000;
 
-interface Exit {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-interface RelayProcess {
-  readonly child: ChildProcess;
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-  /** Resolves when the process has exited; rejects after the guard. */
+interface RelayProcess extends Omit<LoggedChild, 'exited' | 'logLine'> {
+  /** Resolves when the process has exited and its output is read; rejects after the guard. */
   exited(): Promise<Exit>;
   /** The first JSON log line on stdout satisfying `accept`, now or later. */
   logLine(accept: (line: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
@@ -45,64 +38,14 @@ interface Teardown {
 
 /** Runs the entry point (`main`) with exactly `env` (plus PATH), never the test runner's own environment. */
 function runRelay(t: Teardown, env: Record<string, string>, main = MAIN): RelayProcess {
-  const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  const lineWaiters: Array<{ accept: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];
-  const lines: Record<string, unknown>[] = [];
-  let partial = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-    partial += chunk.toString();
-    const complete = partial.split('\n');
-    partial = complete.pop() ?? '';
-    for (const text of complete) {
-      let line: Record<string, unknown>;
-      try {
-        line = JSON.parse(text) as Record<string, unknown>;
-      } catch {
-        continue; // not a log line (e.g. a banner)
-      }
-      lines.push(line);
-      for (const waiter of [...lineWaiters]) {
-        if (waiter.accept(line)) {
-          lineWaiters.splice(lineWaiters.indexOf(waiter), 1);
-          waiter.resolve(line);
-        }
-      }
-    }
-  });
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exit = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-
-  const guard = <T>(promise: Promise<T>, what: string): Promise<T> => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`${what}: not within ${PROCESS_GUARD_MS} ms\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`)),
-        PROCESS_GUARD_MS,
-      );
-    });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-  };
-
+  const relay = spawnLogged(t, main, { PATH: process.env.PATH ?? '', ...env });
   return {
-    child,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    exited: () => guard(exit, 'the relay process exiting'),
-    logLine(accept, what) {
-      const found = lines.find(accept);
-      if (found) return Promise.resolve(found);
-      const line = new Promise<Record<string, unknown>>((resolve) => lineWaiters.push({ accept, resolve }));
-      const exitedFirst = exit.then((e) =>
-        Promise.reject(new Error(`${what}: the process exited first (${e.code ?? e.signal})\n${stdout}\n${stderr}`)),
-      );
-      return guard(Promise.race([line, exitedFirst]), what);
-    },
+    ...relay,
+    exited: () =>
+      guarded(relay.exited, PROCESS_GUARD_MS, 'the relay process exiting').catch((error: Error) =>
+        Promise.reject(new Error(`${error.message}:\n${relay.output().slice(-4000)}`)),
+      ),
+    logLine: (accept, what) => relay.logLine(accept, what, PROCESS_GUARD_MS),
   };
 }
 
