@@ -114,6 +114,85 @@ t.test('a role refused relay.publish cannot forge events through the relay’s t
   );
 });
 
+/**
+ * As `role` (a client that has SET ROLE to it): a composite type of its own in pg_temp, an implicit
+ * cast from it to jsonb that writes a grant named after whoever runs it, and a temporary table whose
+ * `filter` column has that type, as relay.grants' filter is jsonb. relay.check_grant attached to
+ * that table converts the column as the relay's owner, if it runs at all.
+ */
+async function prepareCastThatForgesGrants(client: pg.Client): Promise<void> {
+  await client.query(`create type pg_temp.forging as (x int)`);
+  await client.query(`
+    create function pg_temp.forging_to_jsonb(pg_temp.forging) returns jsonb language plpgsql as $f$
+    begin
+      insert into relay.grants (topic, role, filter) values ('orders', 'forged_by_' || current_user, '{}');
+      return '{}';
+    end $f$`);
+  await client.query(`create cast (pg_temp.forging as jsonb) with function pg_temp.forging_to_jsonb(pg_temp.forging) as implicit`);
+  await client.query(`create temp table fake_grants (topic text, filter pg_temp.forging, columns text[])`);
+}
+
+async function forgedGrants(): Promise<string[]> {
+  const { rows } = await db.pool.query<{ role: string }>(`select role from relay.grants where role like 'forged_by_%'`);
+  return rows.map((row) => row.role);
+}
+
+t.test('a role with USAGE on relay cannot run SQL as the relay’s owner through the grants’ check', async (t) => {
+  // A publisher's privileges, as the README gives them. relay.check_grant runs as the relay's owner
+  // (it reads the catalog for relay.allow's warnings); attached to a table of the role's own, it
+  // would convert that table's columns with the owner's rights.
+  const { client } = await connectAs(t, db, [
+    `grant usage on schema relay to $role`,
+    `grant execute on function relay.publish(text, text, jsonb) to $role`,
+  ]);
+  await prepareCastThatForgesGrants(client);
+  await t.rejects(
+    client.query(`create trigger check_fake before insert on pg_temp.fake_grants for each row execute function relay.check_grant()`),
+    { code: '42501', message: /permission denied for function (relay\.)?check_grant/ },
+    'check_grant cannot be attached',
+  );
+  await client.query(`insert into pg_temp.fake_grants values ('orders', row(1), null)`).catch(() => undefined);
+  t.same(await forgedGrants(), [], 'no grant was forged');
+});
+
+t.test('relay.check_grant runs for relay.grants only, even for a role given EXECUTE on it', async (t) => {
+  const { client } = await connectAs(t, db, [
+    `grant usage on schema relay to $role`,
+    `grant execute on function relay.check_grant() to $role`,
+  ]);
+  await prepareCastThatForgesGrants(client);
+  await client.query(`create trigger check_fake before insert on pg_temp.fake_grants for each row execute function relay.check_grant()`);
+  await t.rejects(
+    client.query(`insert into pg_temp.fake_grants values ('orders', row(1), null)`),
+    { code: '42501', message: /relay\.check_grant checks rows of relay\.grants, not of (pg_temp_\d+\.)?fake_grants/ },
+    'the trigger refuses the row before reading it',
+  );
+  t.same(await forgedGrants(), [], 'no grant was forged');
+  await db.pool.query(`select relay.allow('orders', 'grant_check_witness', '{"status": "placed"}')`);
+  const { rows } = await db.pool.query(`select filter from relay.grants where role = 'grant_check_witness'`);
+  t.same(rows, [{ filter: { status: 'placed' } }], 'relay.allow still makes grants');
+  await t.rejects(db.pool.query(`select relay.allow('orders', 'grant_check_witness', '{"status": {"near": 1}}')`), { code: '22023' }, 'and still checks them');
+});
+
+t.test('no SECURITY DEFINER function of the relay schema may be run by PUBLIC', async (t) => {
+  // Each runs as the relay's owner; who may run it is the owner's choice (relay.publish to
+  // publishers, and so on), never every role's by default.
+  const { rows } = await db.pool.query<{ name: string; public_may_execute: boolean }>(
+    `select p.oid::regprocedure::text as name,
+            exists (select from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+                     where a.grantee = 0 and a.privilege_type = 'EXECUTE') as public_may_execute
+       from pg_proc p
+      where p.pronamespace = 'relay'::regnamespace and p.prosecdef
+      order by 1`,
+  );
+  t.ok(rows.length >= 7, `the schema's SECURITY DEFINER functions: ${rows.map((row) => row.name).join(', ')}`);
+  t.same(
+    rows.filter((row) => row.public_may_execute).map((row) => row.name),
+    [],
+    'none is left to PUBLIC',
+  );
+});
+
 t.test('the trigger functions cannot be called directly', async (t) => {
   const { client } = await connectAs(t, db, [`grant usage on schema relay to $role`]);
   await t.rejects(client.query(`select relay.capture_row_change()`), /permission denied for function capture_row_change/);
