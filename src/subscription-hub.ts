@@ -187,7 +187,13 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
     return compileAccess({ topic, role, claims, grants: catalog.grants, clientFilter, leaves });
   }
 
+  function isCurrent(session: Session, subscription: Subscription): boolean {
+    return session.subscriptions.get(subscription.topic) === subscription;
+  }
+
+  /** Ends a subscription of the session; one already ended stays so (nothing is left twice). */
   function end(session: Session, subscription: Subscription): void {
+    if (!isCurrent(session, subscription)) return;
     session.subscriptions.delete(subscription.topic);
     if (subscription.catchUp) stopCatchingUp(session, subscription);
     else session.socket.leaveChannel(subscription.channel);
@@ -245,6 +251,10 @@ export function createSubscriptionHub(options: SubscriptionHubOptions): Subscrip
   /** Re-decides each subscription of a session; those no longer allowed end with `forbidden`. */
   function recheck(session: Session): void {
     for (const subscription of [...session.subscriptions.values()]) {
+      // A `forbidden` sent here can close the connection at once (it passed its send budget): the
+      // close ended the subscriptions not re-decided yet, and ending one twice would leave its
+      // access class twice, dropping the class under another subscriber of it.
+      if (!isCurrent(session, subscription)) continue;
       const compiled = compile(session, subscription.topic, subscription.clientFilter, subscription.access.leaves);
       if (!compiled.ok) {
         end(session, subscription);
