@@ -15,10 +15,14 @@
 --   EXECUTE when the trigger is created, not when it fires.
 -- - It refuses to run for any table but relay.grants, before it reads the row: were EXECUTE granted
 --   again, the row it reads still has relay.grants' own column types.
+-- - Its warning of a column that no watched table has no longer says that such a filter matches no
+--   row change: a filter reads a missing column as null, so ne, not or a test for null on a
+--   misspelt column matches every row change, and the grant shows the whole topic.
 
 revoke execute on function relay.check_grant() from public;
 
--- As in 1766900000000_grants-warn-of-unknown-columns.sql, and it runs for relay.grants only.
+-- As in 1766900000000_grants-warn-of-unknown-columns.sql, and it runs for relay.grants only, and
+-- its warning says what a filter on a missing column matches.
 create or replace function relay.check_grant() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
@@ -54,7 +58,7 @@ begin
      where n.name <> all (watched_columns);
     if unknown is not null then
       raise warning 'relay: no table watched as topic % has the column(s) % that this grant names', quote_literal(NEW.topic), unknown
-        using detail = 'A filter on a column that row changes do not carry matches none of them, and a listed column that they do not carry is never sent.',
+        using detail = 'Row changes do not carry such a column, and a filter reads it as null: an equality or a comparison on it matches none of them, but ne, not or a test for null matches them all. A listed column that they do not carry is never sent.',
               hint = 'Check the spelling; a column that only events of relay.publish carry is fine.';
     end if;
   end if;

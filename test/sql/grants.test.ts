@@ -180,9 +180,9 @@ t.test('relay.allow warns of a column that no table watched as the topic has, an
     select relay.watch('warned', 'warned'), relay.watch('warned_listed', 'warned_listed', array['id', 'status'])`);
   const client = await db.pool.connect();
   t.teardown(() => client.release());
-  const warnings: Array<{ message: string; hint: string | undefined }> = [];
+  const warnings: Array<{ message: string; detail: string | undefined; hint: string | undefined }> = [];
   client.on('notice', (notice) => {
-    if (notice.severity === 'WARNING') warnings.push({ message: notice.message ?? '', hint: notice.hint });
+    if (notice.severity === 'WARNING') warnings.push({ message: notice.message ?? '', detail: notice.detail, hint: notice.hint });
   });
   /** The warnings of one relay.allow call, awaited with it (a notice arrives before the reply). */
   const warningsOf = async (topic: string, filter: unknown, columns: string[] | null = null): Promise<string[]> => {
@@ -198,6 +198,8 @@ t.test('relay.allow warns of a column that no table watched as the topic has, an
     'misspelt filter columns, at any depth',
   );
   t.match(warnings[0]?.hint, /relay\.publish/, 'the hint says when the column may be fine');
+  // A filter reads a missing column as null: `ne` on a misspelt column matches every row change.
+  t.match(warnings[0]?.detail, /ne, not or a test for null matches them all/, 'the detail says which such filters match every row change');
   t.same(
     await warningsOf('warned', {}, ['id', 'nope']),
     [`relay: no table watched as topic 'warned' has the column(s) nope that this grant names`],
