@@ -18,9 +18,10 @@ const holdingExactNumbers = new WeakSet<object>();
 
 /**
  * Parses JSON text from PostgreSQL; a number that a double would change is kept as its text.
- * Whatever lossless-json cannot parse goes to JSON.parse, its long numbers rounded: it parses
- * recursively, and JSON nested deeper than its stack (PostgreSQL stores 10,000 levels) must not
- * throw here: the event would be passed over as malformed (parseEventBodyText), never delivered.
+ * lossless-json parses recursively: JSON nested deeper than its stack (PostgreSQL stores 10,000
+ * levels) goes to parseDeepJsonExactly, which keeps the numbers exact all the same. (It went to
+ * JSON.parse, which rounded every long number of the row: one deep document in a row made its
+ * account 9007199254740993 match a grant on 9007199254740992.)
  */
 export function parseJsonExactly(text: string): unknown {
   if (!LONG_DIGIT_RUN.test(text)) return JSON.parse(text);
@@ -33,11 +34,77 @@ export function parseJsonExactly(text: string): unknown {
       return new LosslessNumber(numberText);
     });
   } catch {
-    return JSON.parse(text);
+    ({ value, exact } = parseDeepJsonExactly(text));
   }
   if (exact && typeof value === 'object' && value !== null) holdingExactNumbers.add(value);
   return value;
 }
+
+/** Starts the strings that stand for kept numbers in parseDeepJsonExactly: U+0000, which jsonb never holds. */
+const KEPT_NUMBER_MARK = '\\u0000';
+
+/**
+ * parseJsonExactly without recursion, for JSON nested deeper than lossless-json's stack: each
+ * number that a double would change is written as a string that jsonb cannot hold (U+0000 and the
+ * number's index), JSON.parse (which nests without limit) reads the text, and a walk with a stack
+ * of its own puts the numbers back, as LosslessNumber. Text that holds U+0000 (not PostgreSQL's
+ * jsonb) is refused.
+ */
+function parseDeepJsonExactly(text: string): { value: unknown; exact: boolean } {
+  const kept: string[] = [];
+  const parts: string[] = [];
+  let copiedTo = 0;
+  let at = 0;
+  while (at < text.length) {
+    const code = text.charCodeAt(at);
+    if (code === QUOTE) {
+      at++;
+      while (at < text.length && text.charCodeAt(at) !== QUOTE) {
+        if (text.charCodeAt(at) === BACKSLASH) {
+          if (text.startsWith('u0000', at + 1)) throw new SyntaxError('JSON text holding U+0000 (jsonb never does)');
+          at++;
+        }
+        at++;
+      }
+      at++;
+    } else if (code === MINUS || (code >= DIGIT_0 && code <= DIGIT_9)) {
+      let end = at + 1;
+      while (end < text.length && NUMBER_CHARACTER.test(text[end]!)) end++;
+      const numberText = text.slice(at, end);
+      if (!isSafeNumber(numberText)) {
+        parts.push(text.slice(copiedTo, at), `"${KEPT_NUMBER_MARK}${kept.length}"`);
+        kept.push(numberText);
+        copiedTo = end;
+      }
+      at = end;
+    } else at++;
+  }
+  if (kept.length === 0) return { value: JSON.parse(text), exact: false };
+  parts.push(text.slice(copiedTo));
+  const keptNumber = (value: unknown): unknown =>
+    typeof value === 'string' && value.charCodeAt(0) === 0 ? new LosslessNumber(kept[Number(value.slice(1))]!) : value;
+  const root = keptNumber(JSON.parse(parts.join('')));
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const container = pending.pop();
+    if (typeof container !== 'object' || container === null || isExactNumber(container)) continue;
+    const record = container as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const member = record[key];
+      if (typeof member === 'object' && member !== null) pending.push(member);
+      // defineProperty, as JSON.parse does: an assignment to `__proto__` would set the prototype.
+      else if (typeof member === 'string') Object.defineProperty(record, key, { value: keptNumber(member), writable: true, enumerable: true, configurable: true });
+    }
+  }
+  return { value: root, exact: true };
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const MINUS = 0x2d;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+const NUMBER_CHARACTER = /[\d.eE+-]/;
 
 /**
  * Text that may hold a number a double would change, in JSON from anywhere: a run of 16 digits

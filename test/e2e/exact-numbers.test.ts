@@ -206,6 +206,23 @@ t.test("grants with long numbers: each tenant receives its own account's rows, a
   t.same(await receivedIds(capped!, 3), [1, 3, 4], 'level <= 3 leaves out 3.0000000000000001');
 });
 
+// A document nested deeper than lossless-json's stack made the relay read the whole row with
+// JSON.parse: its account 9007199254740993 became 9007199254740992, and the row went to that
+// account's grant instead of its own.
+t.test("a row holding a deeply nested document still goes to its own account's grant only", async (t) => {
+  const relay = await startEntries(t);
+  await relay.db.pool.query(`alter table entries add column doc jsonb`);
+  const admin = await relay.connect({ role: 'admin', sub: 'a1' });
+  const [tenant, neighbour] = await Promise.all(['tenant', 'neighbour'].map((role) => relay.connect({ role, sub: role })));
+  await subscribeAll(t, [admin, tenant!, neighbour!]);
+  const deep = `${'['.repeat(6_000)}1${']'.repeat(6_000)}`;
+  await relay.db.pool.query(`insert into entries (id, account_id, level, doc) values (2, 9007199254740993, 3, $1::jsonb)`, [deep]);
+  const [row] = await nextEvents(admin, 1, 'the row, to the admin');
+  t.match(row, { data: { id: 2 } });
+  t.same(await receivedIds(neighbour!, 0), [], 'account 9007199254740992 receives nothing');
+  t.same(await receivedIds(tenant!, 1), [2], 'account 9007199254740993 receives its row');
+});
+
 t.test("claims with long numbers: each member receives its own account's rows, and only those", async (t) => {
   const relay = await startEntries(t);
   const admin = await relay.connect({ role: 'admin', sub: 'a1' });

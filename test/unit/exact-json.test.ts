@@ -66,13 +66,31 @@ t.test('every number PostgreSQL writes with fewer than 16 digits and dots is one
   t.pass('20,000 random numbers');
 });
 
-t.test('JSON nested deeper than the stack is parsed and written all the same', async (t) => {
+t.test('JSON nested deeper than the stack is parsed and written all the same, its numbers exact', async (t) => {
   const depth = 50_000;
   const exact = `${'['.repeat(depth)}12345678901234567890${']'.repeat(depth)}`;
   let parsed: unknown;
-  t.doesNotThrow(() => (parsed = parseJsonExactly(exact)), 'parsed (past lossless-json stack: by JSON.parse)');
-  const rounded = `${'['.repeat(depth)}${String(12345678901234567890)}${']'.repeat(depth)}`;
-  t.equal(jsonTextWithin(parsed as object, parsed), rounded, 'written, its long number rounded as JSON.parse has it');
+  t.doesNotThrow(() => (parsed = parseJsonExactly(exact)), 'parsed, past lossless-json stack');
+  t.equal(jsonTextWithin(parsed as object, parsed), exact, 'written with its long number as it came');
+  // One deep document in a row: the row's other long numbers stay exact too (they were rounded,
+  // and a grant on account 9007199254740992 matched the row of account 9007199254740993).
+  const row =
+    `{"id": 9007199254740993, "amount": -12345678901234567890.50, "small": 1.5, "__proto__": 98765432109876543210, ` +
+    `"note": "9007199254740993 \\" [ {", "doc": ${'['.repeat(10_000)}{"k": 123456789012345678901}${']'.repeat(10_000)}}`;
+  const deepRow = parseJsonExactly(row) as Record<string, unknown>;
+  t.ok(isExactNumber(deepRow.id) && deepRow.id.value === '9007199254740993', 'the id, exact');
+  t.ok(isExactNumber(deepRow.amount) && deepRow.amount.value === '-12345678901234567890.50', 'a negative fraction, exact');
+  t.equal(deepRow.small, 1.5, 'a number a double holds is a number');
+  t.equal(deepRow.note, '9007199254740993 " [ {', 'a string with digits, a quote and brackets is left as it is');
+  t.ok(Object.hasOwn(deepRow, '__proto__') && isExactNumber(deepRow['__proto__']), 'a `__proto__` key stays a plain key, its number exact');
+  t.equal(Object.getPrototypeOf(deepRow), Object.prototype, 'and the prototype is untouched');
+  t.equal(jsonTextWithin(deepRow, deepRow.doc)?.slice(10_000, -10_000), '{"k":123456789012345678901}', 'the deep number, exact');
+  t.equal(
+    jsonTextWithin(deepRow, deepRow),
+    row.replaceAll(': ', ':').replaceAll(', ', ','),
+    'the row written back as it came (without the spaces)',
+  );
+  t.throws(() => parseJsonExactly(`{"a": "\\u0000", "b": ${'['.repeat(10_000)}12345678901234567890${']'.repeat(10_000)}}`), SyntaxError, 'text holding U+0000, which jsonb never does, is refused');
   const plain = `{"a":${'['.repeat(depth)}1${']'.repeat(depth)}}`;
   const parsedPlain = parseJsonExactly(plain) as object;
   t.equal(jsonTextWithin(parsedPlain, parsedPlain), plain, 'no long number: written past JSON.stringify stack too');
