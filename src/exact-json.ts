@@ -92,13 +92,14 @@ function parseDeepJsonExactly(text: string): { value: unknown; exact: boolean } 
     for (const key of Object.keys(record)) {
       const member = record[key];
       if (typeof member === 'object' && member !== null) pending.push(member);
-      // defineProperty, as JSON.parse does: an assignment to `__proto__` would set the prototype.
-      else if (typeof member === 'string') Object.defineProperty(record, key, { value: keptNumber(member), writable: true, enumerable: true, configurable: true });
+      // Defined, as JSON.parse defines it: an assignment to `__proto__` would set the prototype.
+      else if (typeof member === 'string') Object.defineProperty(record, key, { ...OWN_MEMBER, value: keptNumber(member) });
     }
   }
   return { value: root, exact: true };
 }
 
+const OWN_MEMBER = { writable: true, enumerable: true, configurable: true } as const;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const MINUS = 0x2d;

@@ -171,7 +171,11 @@ t.test('relay.check_grant runs for relay.grants only, even for a role given EXEC
   await db.pool.query(`select relay.allow('orders', 'grant_check_witness', '{"status": "placed"}')`);
   const { rows } = await db.pool.query(`select filter from relay.grants where role = 'grant_check_witness'`);
   t.same(rows, [{ filter: { status: 'placed' } }], 'relay.allow still makes grants');
-  await t.rejects(db.pool.query(`select relay.allow('orders', 'grant_check_witness', '{"status": {"near": 1}}')`), { code: '22023' }, 'and still checks them');
+  await t.rejects(
+    db.pool.query(`select relay.allow('orders', 'grant_check_witness', '{"status": {"near": 1}}')`),
+    { code: '22023' },
+    'and still checks them',
+  );
 });
 
 t.test('no SECURITY DEFINER function of the relay schema may be run by PUBLIC', async (t) => {

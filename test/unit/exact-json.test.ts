@@ -90,7 +90,8 @@ t.test('JSON nested deeper than the stack is parsed and written all the same, it
     row.replaceAll(': ', ':').replaceAll(', ', ','),
     'the row written back as it came (without the spaces)',
   );
-  t.throws(() => parseJsonExactly(`{"a": "\\u0000", "b": ${'['.repeat(10_000)}12345678901234567890${']'.repeat(10_000)}}`), SyntaxError, 'text holding U+0000, which jsonb never does, is refused');
+  const holdingNul = `{"a": "\\u0000", "b": ${'['.repeat(10_000)}12345678901234567890${']'.repeat(10_000)}}`;
+  t.throws(() => parseJsonExactly(holdingNul), SyntaxError, 'text holding U+0000, which jsonb never does, is refused');
   const plain = `{"a":${'['.repeat(depth)}1${']'.repeat(depth)}}`;
   const parsedPlain = parseJsonExactly(plain) as object;
   t.equal(jsonTextWithin(parsedPlain, parsedPlain), plain, 'no long number: written past JSON.stringify stack too');
