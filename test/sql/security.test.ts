@@ -115,7 +115,7 @@ t.test('a role refused relay.publish cannot forge events through the relay’s t
 });
 
 /**
- * As `role` (a client that has SET ROLE to it): a composite type of its own in pg_temp, an implicit
+ * On `client` (set to a test role): a composite type of the role's own in pg_temp, an implicit
  * cast from it to jsonb that writes a grant named after whoever runs it, and a temporary table whose
  * `filter` column has that type, as relay.grants' filter is jsonb. relay.check_grant attached to
  * that table converts the column as the relay's owner, if it runs at all.
