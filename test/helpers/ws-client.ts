@@ -21,8 +21,11 @@ export interface TestClient {
   close(): Promise<void>;
 }
 
-/** A client's TCP socket: paused, it stops reading, and the kernel's buffers then the relay's fill up. */
-export type PausableSocket = { pause(): void; resume(): void };
+/**
+ * A client's TCP socket: paused, it stops reading, and the kernel's buffers then the relay's fill
+ * up. Its local port names the connection in /proc/net/tcp.
+ */
+export type PausableSocket = { pause(): void; resume(): void; readonly localPort: number };
 
 /** The TCP socket under `client`'s WebSocket (ws keeps it in `_socket`), to stop and restart reading. */
 export function tcpSocketOf(client: TestClient): PausableSocket {
