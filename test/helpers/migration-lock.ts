@@ -17,8 +17,10 @@ export interface MigrationInProgress {
 
 /** Takes the last recorded migration of `db` back and holds the lock, as a relay applying it would. */
 export async function anotherRelayMigrating(t: Teardown, db: TestDatabase): Promise<MigrationInProgress> {
-  const { rows } = await db.pool.query<{ name: string; run_on: Date }>(
-    `delete from relay.migrations where id = (select max(id) from relay.migrations) returning name, run_on`,
+  // run_on as text: a Date keeps milliseconds, and node-pg-migrate orders its history by run_on,
+  // so the row put back would sort before a migration applied in the same millisecond.
+  const { rows } = await db.pool.query<{ name: string; run_on: string }>(
+    `delete from relay.migrations where id = (select max(id) from relay.migrations) returning name, run_on::text`,
   );
   const applying = rows[0]!;
   const owner = new pg.Client({ connectionString: db.url });
