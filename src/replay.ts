@@ -2,7 +2,7 @@
 // wait for the client to read (one page of a connection at a time), then the live events held
 // meanwhile, then live delivery.
 
-import type { Cursor, LogPosition } from './cursor.ts';
+import { comparePositions, type Cursor, type LogPosition } from './cursor.ts';
 import type { EventLog, LoggedEvent, LogPage, ReadLimit } from './db/event-log.ts';
 import { relayEventOf } from './event-stream.ts';
 import type { RelayEvent } from './events.ts';
@@ -103,7 +103,11 @@ export async function startReplay(
   const token = hub.catchUpToken(session, topic);
   if (!token) throw new Error(`startReplay: the subscription to ${topic} is not catching up`);
   const current = (): boolean => hub.catchUpToken(session, topic) === token;
-  const upTo = hub.position();
+  // A cursor from a relay further along: nothing to replay before the live stream reaches it (a
+  // read through a position below the cursor would return the rest of the cursor's own commit,
+  // which the live stream delivers after it).
+  const live = hub.position();
+  const upTo = comparePositions(live, since) < 0 ? since : live;
   let through = readThrough(since, upTo);
   const turns = turnsOf(session);
   // With the connection's turn, the first read is the first page. Without it (another replay of
