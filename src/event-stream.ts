@@ -196,6 +196,9 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       },
       (error: unknown) => {
         readFailures.failed(error);
+        // The server may have crashed: positions drawn and settled as rolled back before may be
+        // drawn again (their WAL was not flushed), so only what was delivered stays settled.
+        settledThrough = Math.min(settledThrough, last.pos);
         heldBack.notMissingNow();
         busy = false;
         schedule({ inMs: RETRY_MS });
@@ -239,7 +242,8 @@ export function createEventStream(options: EventStreamOptions): EventStream {
     betweenTurns = false;
     const read = await eventLog.readCommits(last.pos, readNow, armed);
     limit = nextReadLimit(readLimit, read);
-    drawnThrough = Math.max(drawnThrough, read.drawnThrough);
+    // The latest, not the highest seen: after a crash the server draws again from below it.
+    drawnThrough = read.drawnThrough;
     const before = last;
     let stoppedAtGap = false;
     for (const event of read.events) {
@@ -283,8 +287,8 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       recheckMs *= 2;
       return { inMs };
     }
-    const settling = drawnThrough;
-    if (!(await eventLog.waitForCommitters())) {
+    const wait = await eventLog.waitForCommitters();
+    if (!wait.allEnded) {
       // One of them is still open after a turn: maybe one that drew its position early and stays
       // open. Read again, for a lower position may have committed meanwhile, and must not wait
       // for a higher one; and a stop gives up here.
@@ -292,7 +296,9 @@ export function createEventStream(options: EventStreamOptions): EventStream {
       betweenTurns = true;
       return stopped ? undefined : { inMs: 0 };
     }
-    settledThrough = Math.max(settledThrough, settling);
+    // Set, not raised: within one server's life the sequence only grows, and after a crash what
+    // was settled before it may be drawn again.
+    settledThrough = Math.max(last.pos, wait.drawnBefore);
     // Positions missing now are passed as rolled back; those retention deleted meanwhile were not.
     const prunedThrough = await eventLog.prunedThrough();
     if (prunedThrough > Math.max(last.pos, prunedAccountedThrough)) reportPruned(prunedThrough);

@@ -60,6 +60,12 @@ export interface CommitsRead extends EventsRead {
   readonly drawnThrough: number;
 }
 
+/** One turn of a wait for the transactions that had drawn commit positions. */
+export interface CommittersWait {
+  readonly allEnded: boolean;
+  readonly drawnBefore: number;
+}
+
 /** Where live delivery starts: the newest event, and every position drawn before it settled. */
 export interface LogHead {
   readonly position: LogPosition;
@@ -83,10 +89,12 @@ export interface EventLog {
    */
   readCommits(afterPos: number, limit: ReadLimit, arm: boolean): Promise<CommitsRead>;
   /**
-   * Waits one turn (at most a second): true once every transaction that had drawn a commit
-   * position when called has ended, false if one is still open at the end of the turn.
+   * Waits one turn (at most a second): allEnded once every transaction that had drawn a commit
+   * position when called has ended (false if one is still open at the end of the turn);
+   * drawnBefore, the highest position drawn when the wait began, read by the same server: once
+   * allEnded, every position up to it has ended.
    */
-  waitForCommitters(): Promise<boolean>;
+  waitForCommitters(): Promise<CommittersWait>;
   /**
    * The newest event ({0, 0} for an empty log) once every position drawn before the call has
    * ended; `giveUp`, asked after each turn of the wait, ends it early (a relay stopping).
@@ -155,7 +163,6 @@ export function createEventLog(pool: pg.Pool): EventLog {
     page: loadSql('read-log-page'),
     commits: loadSql('read-log-commits'),
     head: loadSql('log-head'),
-    drawn: loadSql('drawn-positions'),
     waitForCommitters: loadSql('wait-for-committers'),
     prune: loadSql('prune-log'),
     prunedThrough: loadSql('log-pruned-through'),
@@ -172,9 +179,9 @@ export function createEventLog(pool: pg.Pool): EventLog {
   // and its events parse their bodies once for all of them.
   const sharedPages = createSharedReads<LogPage>();
 
-  async function waitForCommitters(): Promise<boolean> {
-    const { rows } = await pool.query<{ all_ended: boolean }>(queries.waitForCommitters, [WAIT_TURN_MS]);
-    return rows[0]?.all_ended === true;
+  async function waitForCommitters(): Promise<CommittersWait> {
+    const { rows } = await pool.query<{ drawn: string; all_ended: boolean }>(queries.waitForCommitters, [WAIT_TURN_MS]);
+    return { allEnded: rows[0]?.all_ended === true, drawnBefore: Number(rows[0]?.drawn ?? 0) };
   }
 
   return {
@@ -203,13 +210,12 @@ export function createEventLog(pool: pg.Pool): EventLog {
     waitForCommitters,
 
     async head(giveUp) {
-      // Drawn first, waited for second: every position drawn so far then belongs to a
-      // transaction that has ended, so none at or below it can appear later.
-      const drawn = await pool.query<{ drawn: string }>(queries.drawn);
-      const settledThrough = Number(drawn.rows[0]?.drawn ?? 0);
-      while (!(await waitForCommitters())) {
-        if (giveUp?.()) break;
-      }
+      // Every position drawn before the last turn began belongs to a transaction that has ended,
+      // so none at or below it can appear later (that turn's server drew them: see
+      // sql/wait-for-committers.sql).
+      let wait = await waitForCommitters();
+      while (!wait.allEnded && !giveUp?.()) wait = await waitForCommitters();
+      const settledThrough = wait.drawnBefore;
       const { rows } = await pool.query<{ pos: string; id: string }>(queries.head, [settledThrough]);
       const row = rows[0];
       return { position: { pos: Number(row?.pos ?? 0), id: Number(row?.id ?? 0) }, settledThrough };

@@ -112,9 +112,9 @@ t.test('between turns of a wait for an open committer, live delivery reads one e
       return read;
     },
     async waitForCommitters() {
-      const allEnded = await eventLog.waitForCommitters();
-      if (!allEnded && ++turnsEnded === TURNS_OBSERVED + 1) turnsWatched();
-      return allEnded;
+      const wait = await eventLog.waitForCommitters();
+      if (!wait.allEnded && ++turnsEnded === TURNS_OBSERVED + 1) turnsWatched();
+      return wait;
     },
   };
   const { stream, delivered, done } = collectingStream(epoch, counting, { events: 1000, bytes: 4 * 1024 * 1024 }, LATER_EVENTS + 1, (topic, build) => ({
