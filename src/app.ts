@@ -37,6 +37,12 @@ const STARTING_REASON = 'starting: waiting for transactions that drew a commit p
  * gone, and until a reload succeeds a revoked grant would keep serving (contract: within a second).
  */
 const CATALOG_RETRY_MS = 500;
+/**
+ * While the listener is not listening, grant changes are not announced, and the stream delivers all
+ * the same (its pool may be back first, and a dead link takes seconds to notice): the catalog is
+ * read this often meanwhile, so that a revoke still takes effect within a second.
+ */
+const CATALOG_POLL_MS = 500;
 /** Connections of the relay's pool: live delivery, replays, grant reloads and retention share them. */
 const POOL_CONNECTIONS = 4;
 /**
@@ -77,6 +83,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
   let server: WsServer | undefined;
   let retention: ReturnType<typeof createRetention> | undefined;
   let catalogRetry: NodeJS.Timeout | undefined;
+  let catalogPoll: NodeJS.Timeout | undefined;
   let stopping: Promise<void> | undefined;
   /** The embedded PostgreSQL while it starts: a stop meanwhile waits for it, to stop it. */
   let embeddedStarting: Promise<EmbeddedDatabase> | undefined;
@@ -205,6 +212,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
     stream = events;
     throwIfStopped();
 
+    // Polled until LISTEN first takes effect, too: the listener may not reach PostgreSQL at once.
+    catalogPoll = setInterval(reloadCatalog, CATALOG_POLL_MS);
     listener = createListener({
       databaseUrl: url,
       channels: [EVENTS_CHANNEL, CATALOG_CHANNEL],
@@ -216,6 +225,8 @@ export function createRelay(config: Config, logger: Logger): Relay {
           // Whatever committed before LISTEN took effect was not notified: read it from the log,
           // and the catalog again (the first one was read before this relay listened).
           events.resync();
+          clearInterval(catalogPoll);
+          catalogPoll = undefined;
           reloadCatalog();
           if (reconnected) {
             metrics.listenerReconnects.inc();
@@ -223,8 +234,9 @@ export function createRelay(config: Config, logger: Logger): Relay {
           }
         },
         onLost: () => {
-          // Until LISTEN is back, the stream's idle reads keep delivering.
+          // Until LISTEN is back, the stream's idle reads keep delivering, and the catalog is polled.
           logger.warn('listener: not listening to PostgreSQL');
+          catalogPoll ??= setInterval(reloadCatalog, CATALOG_POLL_MS);
         },
       },
     });
@@ -289,6 +301,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
     }
     await listener?.stop();
     clearTimeout(catalogRetry);
+    clearInterval(catalogPoll);
     stream?.stop();
     await retention?.stop();
     logger.info('stopped listening to PostgreSQL; closing the pool');

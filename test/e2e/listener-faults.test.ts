@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap';
 import type pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { collectFrames } from '../helpers/event-collector.ts';
 import {
   compareWithLog,
   finishAndCompare,
@@ -216,4 +217,41 @@ t.test('a notification arriving with the reply to LISTEN does not make the relay
     perfectDelivery(logged.length),
     'the live subscriber received the orders committed while the relay was not listening, then the next one',
   );
+});
+
+t.test('a grant revoked while the listener cannot reach PostgreSQL, and the pool can, still takes effect', async (t) => {
+  // Grant changes are announced on the listener's channel; the pool's stream delivers without it
+  // (after a restart the pool is often back first, and a dead listener link takes seconds to notice).
+  const db = await testDatabase(t);
+  const server = new URL(db.url);
+  const proxy = await startTcpProxy({ host: server.hostname, port: Number(server.port || 5432) });
+  t.teardown(() => proxy.close());
+  const relay = await startTestRelay(t, { DATABASE_URL: proxy.urlFor(db.url) }, db);
+  t.teardown(() => proxy.refuseNew(false));
+  const logs = watchLogLines(relay.logLines);
+  const nurse = await relay.connect({ role: 'hospital', sub: 'nurse', hospital_id: 'H1' });
+  const frames = collectFrames(nurse);
+  nurse.send({ type: 'subscribe', topic: 'orders', ref: 'orders' });
+  await frames.waitFor((frame) => frame.type === 'subscribed', 'subscribed to orders');
+
+  // The listener's connection ends and cannot come back; the pool's connections stay.
+  const mark = logs.mark();
+  proxy.refuseNew(true);
+  t.strictSame((await listenerPids(db.pool)).length, 1, "the relay's listener backend is found");
+  await db.pool.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and datname = current_database()`, [LISTENER_APPLICATION]);
+  await logs.waitFor((line) => line.msg === 'listener: not listening to PostgreSQL', { after: mark, what: 'the relay losing its listener' });
+  await insertOrder(db.pool, 'while-not-listening');
+  await frames.waitFor((frame) => frame.type === 'event' && (frame.data as { id?: unknown }).id === 'while-not-listening', 'an order delivered through the pool');
+
+  await db.pool.query(`select relay.revoke('orders', 'hospital')`);
+  const forbidden = await frames.waitFor((frame) => frame.type === 'error', 'the answer to the revoke', { timeoutMs: 15_000 });
+  t.match(forbidden, { code: 'forbidden', topic: 'orders' }, 'the subscription ends with forbidden');
+  t.notOk(
+    relay.logLines.slice(mark).some((line) => line.msg === 'listener: listening again; catching up from the event log'),
+    'while the listener was still away',
+  );
+  // The link comes back (and the test ends with the listener at rest: pg-listen's own reconnect
+  // attempts go on after the relay stops, until one succeeds).
+  proxy.refuseNew(false);
+  await logs.waitFor((line) => line.msg === 'listener: listening again; catching up from the event log', { after: mark, what: 'the listener back' });
 });

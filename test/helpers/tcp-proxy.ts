@@ -15,6 +15,8 @@ export interface TcpProxy {
   heal(): void;
   /** Destroys every connection on both sides (a reset link); new connections still work. */
   dropAll(): void;
+  /** While `refused`, each new connection is reset at once; those open keep forwarding. */
+  refuseNew(refused: boolean): void;
   /**
    * Arms a trap: the first connection whose client sends bytes containing `marker` has every later
    * reply of the server held (the server has the request; the client hears nothing) until
@@ -42,6 +44,7 @@ interface Link {
 /** Starts a proxy on 127.0.0.1, on a free port, forwarding to `host:port`. */
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   let blackholed = false;
+  let refusing = false;
   const links = new Set<Link>();
   let trap:
     | {
@@ -54,6 +57,10 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     | undefined;
 
   const server: Server = createServer((client) => {
+    if (refusing) {
+      client.resetAndDestroy();
+      return;
+    }
     const link: Link = { client, held: [], closedWhileBlackholed: false };
     links.add(link);
     client.on('error', () => teardown(link));
@@ -171,6 +178,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         link.client.destroy();
         link.upstream?.destroy();
       }
+    },
+    refuseNew(refused) {
+      refusing = refused;
     },
     holdRepliesAfter(marker) {
       return new Promise((resolve) => {
