@@ -8,6 +8,7 @@ import { guarded } from '../helpers/guard.ts';
 import { nextFrame } from '../helpers/frames.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
+import { ageCommits } from '../helpers/aged-commits.ts';
 
 const ADMIN = { role: 'admin', sub: 'admin-1' };
 const WINDOW = 10_000;
@@ -43,7 +44,7 @@ t.test('retention through exactly the end of a replay window does not expire the
   // PostgreSQL ran it after the prune once, and rightly answered cursor_expired.
   await proxy.heldRepliesContain('SELECT');
   // Meanwhile retention deletes every commit up to and including windowEnd, none after it.
-  await db.pool.query(`update relay.commits set committed_at = now() - interval '1 hour' where pos <= $1`, [windowEnd]);
+  await ageCommits(db.pool, 'pos <= $1', [windowEnd]);
   await db.pool.query(`select relay.prune('30 minutes', 100000)`);
   const { rows: pruned } = await db.pool.query<{ p: string }>('select pruned_through::text as p from relay.log_identity');
   t.equal(Number(pruned[0]!.p), windowEnd, 'retention went exactly through the end of the window');

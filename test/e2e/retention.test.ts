@@ -15,6 +15,7 @@ import { nextFrame, subscribe } from '../helpers/frames.ts';
 import { startTestRelay, type TestRelay } from '../helpers/relay.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 import type { Frame, TestClient } from '../helpers/ws-client.ts';
+import { ageCommits } from '../helpers/aged-commits.ts';
 
 const ADMIN = { role: 'admin', sub: 'admin-1' };
 const dataOf = (frame: Frame): Record<string, unknown> => frame.data as Record<string, unknown>;
@@ -109,9 +110,7 @@ t.test('after a prune: a cursor past the pruned position resumes; one inside a p
 
   // Age the first three commits by an hour, then prune with a retention of half an hour: exactly
   // they go, through the three-event transaction, whatever the clock does meanwhile.
-  await relay.db.pool.query(`update relay.commits set committed_at = committed_at - interval '1 hour' where pos <= $1`, [
-    positionAt(cursor.t1!).pos,
-  ]);
+  await ageCommits(relay.db.pool, 'pos <= $1', [positionAt(cursor.t1!).pos]);
   const { rows: pruned } = await relay.db.pool.query<{ pruned: number }>(`select relay.prune('30 minutes', 1000) as pruned`);
   t.equal(pruned[0]!.pruned, 3, 'the three oldest commits are pruned');
   t.equal(await prunedThrough(relay), positionAt(cursor.t1!).pos, 'pruned_through is the position of the three-event transaction');
@@ -209,7 +208,7 @@ t.test('retention that overtakes a slow replay ends it with cursor_expired, neve
         socket.pause();
         const backlogPos = positionAt(String(frame.cursor)).pos;
         (async () => {
-          await relay.db.pool.query(`update relay.commits set committed_at = committed_at - interval '1 hour' where pos <= $1`, [backlogPos]);
+          await ageCommits(relay.db.pool, 'pos <= $1', [backlogPos]);
           await relay.db.pool.query(`select relay.prune('30 minutes', 1000)`);
           await relay.db.pool.query(`select relay.publish('backlog', 'tick', '{"n": "written after the prune"}')`);
           socket.resume();
@@ -379,7 +378,7 @@ t.test('a relay started on a log that retention emptied does not take the pruned
   await db.pool.query(`insert into orders (id, hospital_id, status) values ('old-1', 'H1', 'placed')`);
   await db.pool.query(`insert into orders (id, hospital_id, status) values ('old-2', 'H1', 'placed')`);
   // Retention (of another relay, long before this one starts) deletes the whole log.
-  await db.pool.query(`update relay.commits set committed_at = committed_at - interval '1 hour'`);
+  await ageCommits(db.pool);
   await db.pool.query(`select relay.prune('30 minutes', 1000)`);
   const { rows } = await db.pool.query<{ n: string }>('select count(*) as n from relay.commits');
   t.equal(Number(rows[0]!.n), 0, 'the log is empty, its pruned position is not 0');
@@ -432,7 +431,7 @@ t.test('retention that deletes the rest of a commit live delivery is reading in 
 
   // Meanwhile retention deletes that commit (it was cut off longer than the retention), not the next one.
   const { rows } = await db.pool.query<{ pos: string }>('select max(pos) as pos from relay.commits');
-  await db.pool.query(`update relay.commits set committed_at = committed_at - interval '1 hour' where pos = $1`, [rows[0]!.pos]);
+  await ageCommits(db.pool, 'pos = $1', [rows[0]!.pos]);
   await db.pool.query(`select relay.prune('30 minutes', 1000)`);
   await insertOrders(relay, ['after']);
   // The link resets: the held reply is lost, and the relay reads the rest of the commit again.
@@ -454,7 +453,7 @@ t.test('retention past a commit read in pages closes the clients once, not again
   // Retention deletes that commit and the one after it.
   await db.pool.query(`insert into orders (id, hospital_id, status) values ('gone', 'H1', 'placed')`);
   const { rows } = await db.pool.query<{ pos: string }>('select max(pos) as pos from relay.commits');
-  await db.pool.query(`update relay.commits set committed_at = committed_at - interval '1 hour' where pos >= $1 - 1`, [rows[0]!.pos]);
+  await ageCommits(db.pool, 'pos >= $1 - 1', [rows[0]!.pos]);
   await db.pool.query(`select relay.prune('30 minutes', 1000)`);
   proxy.dropAll();
   proxy.releaseReplies();

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { finishesWithoutLockWait, waitOrFinish } from '../helpers/backend-waits.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { eventsBeforeSentinel, listenForEvents, type EventNotification, type Listener } from '../helpers/notifications.ts';
+import { twoPhaseCommitOff } from '../helpers/two-phase.ts';
 
 const db = await createTestDatabase(t);
 
@@ -419,11 +420,7 @@ t.test('the position is drawn only under the lock that relay.wait_for_committers
   }
 });
 
-const { rows: preparedSetting } = await db.pool.query<{ max: string }>(`select current_setting('max_prepared_transactions') as max`);
-const twoPhaseOff =
-  Number(preparedSetting[0]?.max) > 0
-    ? false
-    : 'the server has max_prepared_transactions = 0, so PREPARE TRANSACTION is refused (run PostgreSQL with -c max_prepared_transactions=10 to test it)';
+const twoPhaseOff = await twoPhaseCommitOff(db.pool);
 
 t.test('a prepared transaction that drew a position does not hold back its session, and is waited for until it ends', { skip: twoPhaseOff }, async (t) => {
   // A database of its own: PREPARE TRANSACTION refuses a transaction that notifies, which its
