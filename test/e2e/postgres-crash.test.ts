@@ -4,14 +4,8 @@
 // the same position again. The relay had seen it drawn; it must not take it for rolled back once
 // nobody holds it, or it delivers the next position before the one drawn again and never the
 // latter (found by a review helper). The cluster is private to this file.
-import { mkdir, mkdtemp } from 'node:fs/promises';
-import { join } from 'node:path';
 import pg from 'pg';
 import t from 'tap';
-import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
-import { runMigrations } from '../../src/db/migrate.ts';
-import { projectPath } from '../../src/project-root.ts';
-import { databaseUrlFor } from '../helpers/database-url.ts';
 import {
   compareWithLog,
   grantSentinel,
@@ -27,6 +21,7 @@ import {
 } from '../helpers/fault-scenario.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
 import { waitForMetrics } from '../helpers/metrics.ts';
+import { startPrivateDatabase } from '../helpers/private-cluster.ts';
 import { startTestRelay } from '../helpers/relay.ts';
 
 async function lastDrawn(pool: pg.Pool): Promise<number> {
@@ -46,19 +41,7 @@ async function drawEarly(url: string, orderId: string): Promise<pg.Client> {
 }
 
 t.test('a crash while a drawn position is open: the position drawn again after recovery is delivered, in commit order', async (t) => {
-  await mkdir(projectPath('.relay'), { recursive: true });
-  const cluster = await startEmbeddedPostgres({ dir: await mkdtemp(join(projectPath('.relay'), 'crash-test-')), temporary: true });
-  t.teardown(() => cluster.stop());
-  const admin = new pg.Client({ connectionString: cluster.url });
-  await admin.connect();
-  await admin.query('create database relay_crash');
-  await admin.end();
-  const url = databaseUrlFor(cluster.url, 'relay_crash');
-  await runMigrations({ databaseUrl: url, includeExample: true });
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
-  // Every connection dies in the crash; the pool replaces them.
-  pool.on('error', () => undefined);
-  t.teardown(() => pool.end());
+  const { url, pool } = await startPrivateDatabase(t, 'crash');
   const relay = await startTestRelay(t, {}, { url, pool });
   const logs = watchLogLines(relay.logLines);
   await grantSentinel(relay);

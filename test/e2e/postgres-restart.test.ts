@@ -3,13 +3,7 @@
 // and the contract still promises no gap and no duplicate, to the subscriber that stayed connected
 // and to the one that resumes with `since` (section 3), and an honest /health (section 4).
 // The cluster is private to this file: the shared server of the test run is never touched.
-import { mkdir, mkdtemp } from 'node:fs/promises';
-import { join } from 'node:path';
-import pg from 'pg';
 import t from 'tap';
-import { runMigrations } from '../../src/db/migrate.ts';
-import { projectPath } from '../../src/project-root.ts';
-import { databaseUrlFor } from '../helpers/database-url.ts';
 import {
   finishAndCompare,
   grantSentinel,
@@ -20,32 +14,15 @@ import {
 } from '../helpers/fault-scenario.ts';
 import { watchLogLines, type LogLine } from '../helpers/log-lines.ts';
 import { startOrderWriter } from '../helpers/order-writer.ts';
+import { startPrivateDatabase } from '../helpers/private-cluster.ts';
 import { startTestRelay } from '../helpers/relay.ts';
-import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 
 function elapsed(line: LogLine, fromMs: number): number {
   return Number(line.time) - fromMs;
 }
 
 t.test('PostgreSQL restarts under continuous writes: nothing lost, nothing twice, /health honest', async (t) => {
-  // Under the project's .relay/ (owned by the OS user postgres when running as root), which a
-  // fresh clone tested against DATABASE_URL has not made yet.
-  await mkdir(projectPath('.relay'), { recursive: true });
-  const cluster = await startEmbeddedPostgres({
-    dir: await mkdtemp(join(projectPath('.relay'), 'restart-test-')),
-    temporary: true,
-  });
-  t.teardown(() => cluster.stop());
-  const admin = new pg.Client({ connectionString: cluster.url });
-  await admin.connect();
-  await admin.query('create database relay_restart');
-  await admin.end();
-  const url = databaseUrlFor(cluster.url, 'relay_restart');
-  await runMigrations({ databaseUrl: url, includeExample: true });
-  const pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'restart test' });
-  // Idle connections die with the server; the pool replaces them, nothing to do here.
-  pool.on('error', () => undefined);
-  t.teardown(() => pool.end());
+  const { cluster, url, pool } = await startPrivateDatabase(t, 'restart');
   const relay = await startTestRelay(t, {}, { url, pool });
   const logs = watchLogLines(relay.logLines);
 
