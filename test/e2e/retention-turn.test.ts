@@ -57,6 +57,14 @@ t.test('a role with no rights on schema relay cannot stop retention by holding a
   await intruder.query('select pg_advisory_unlock_all()');
 });
 
+t.test("a role that reads relay.log_identity (a relay's own) cannot lock its row, which is retention's turn", async (t) => {
+  const db = await createTestDatabase(t);
+  const { client: reader } = await connectAs(t, db, ['grant usage on schema relay to $role', 'grant select on relay.log_identity to $role']);
+  for (const strength of ['key share', 'share', 'no key update', 'update']) {
+    await t.rejects(reader.query(`select from relay.log_identity for ${strength}`), { code: '42501' }, `for ${strength}: permission denied`);
+  }
+});
+
 const twoPhaseOff = await twoPhaseCommitOff((await createTestDatabase(t)).pool);
 
 t.test('a PREPAREd transaction of a role with no rights cannot hold the retention turn with no session left', { skip: twoPhaseOff }, async (t) => {
