@@ -38,8 +38,8 @@ t.test('a partitioned table whose partition is watched on its own is refused, na
     db.pool.query(`select relay.watch('pa', 'pa')`),
     {
       code: REFUSED,
-      message: `relay.watch: cannot watch pa: its partition pa_1 (topic 'pa_1_own') is watched on its own`,
-      hint: `Call relay.unwatch('pa_1') first, in the same transaction as relay.watch('pa', ...)`,
+      message: `relay.watch: cannot watch public.pa: its partition public.pa_1 (topic 'pa_1_own') is watched on its own`,
+      hint: `Call relay.unwatch('public.pa_1') first, in the same transaction as relay.watch('public.pa', ...)`,
     },
     'the partition watched on its own is named, with the call that unwatches it',
   );
@@ -48,14 +48,14 @@ t.test('a partitioned table whose partition is watched on its own is refused, na
     db.pool.query(`select relay.watch('pa', 'pa')`),
     {
       code: REFUSED,
-      message: `its partitions pa_1 (topic 'pa_1_own'), pa_2_low (topic 'pa_2_low_own') are watched on their own`,
-      hint: `Call relay.unwatch('pa_1'), relay.unwatch('pa_2_low') first`,
+      message: `its partitions public.pa_1 (topic 'pa_1_own'), public.pa_2_low (topic 'pa_2_low_own') are watched on their own`,
+      hint: `Call relay.unwatch('public.pa_1'), relay.unwatch('public.pa_2_low') first`,
     },
     'every partition watched on its own is named, at any depth',
   );
   await t.rejects(
     db.pool.query(`select relay.watch('pa_2', 'pa_2')`),
-    { code: REFUSED, message: `relay.watch: cannot watch pa_2: its partition pa_2_low (topic 'pa_2_low_own') is watched on its own` },
+    { code: REFUSED, message: `relay.watch: cannot watch public.pa_2: its partition public.pa_2_low (topic 'pa_2_low_own') is watched on its own` },
     'a partition that is partitioned itself too',
   );
 
@@ -119,8 +119,8 @@ t.test('a partition of a watched table is watched only through it: relay.watch a
     db.pool.query(`select relay.watch('pb_1', 'pb_1_own')`),
     {
       code: REFUSED,
-      message: `relay.watch: cannot watch pb_1 on its own: it is a partition of pb, which is watched (topic 'pb')`,
-      hint: `detach it first (alter table pb detach partition pb_1)`,
+      message: `relay.watch: cannot watch public.pb_1 on its own: it is a partition of public.pb, which is watched (topic 'pb')`,
+      hint: `detach it first (alter table public.pb detach partition public.pb_1)`,
     },
     'relay.watch of a partition names the watched table and its topic',
   );
@@ -128,8 +128,8 @@ t.test('a partition of a watched table is watched only through it: relay.watch a
     db.pool.query(`select relay.watch('pb_2_low', 'pb_2_low_own')`),
     {
       code: REFUSED,
-      message: `relay.watch: cannot watch pb_2_low on its own: it is a partition of pb_2, a partition of pb, which is watched (topic 'pb')`,
-      hint: `detach it first (alter table pb_2 detach partition pb_2_low)`,
+      message: `relay.watch: cannot watch public.pb_2_low on its own: it is a partition of public.pb_2, a partition of public.pb, which is watched (topic 'pb')`,
+      hint: `detach it first (alter table public.pb_2 detach partition public.pb_2_low)`,
     },
     'at any depth',
   );
@@ -137,8 +137,8 @@ t.test('a partition of a watched table is watched only through it: relay.watch a
     db.pool.query(`select relay.unwatch('pb_1')`),
     {
       code: REFUSED,
-      message: `relay.unwatch: cannot unwatch pb_1 on its own: it is a partition of pb, which is watched (topic 'pb')`,
-      hint: `relay.unwatch('pb') stops every partition of pb; detaching pb_1 (alter table pb detach partition pb_1) stops it alone`,
+      message: `relay.unwatch: cannot unwatch public.pb_1 on its own: it is a partition of public.pb, which is watched (topic 'pb')`,
+      hint: `relay.unwatch('public.pb') stops every partition of public.pb; detaching public.pb_1 (alter table public.pb detach partition public.pb_1) stops it alone`,
     },
     'relay.unwatch of a partition too: it would go on publishing',
   );
@@ -146,7 +146,7 @@ t.test('a partition of a watched table is watched only through it: relay.watch a
     db.pool.query(`select relay.unwatch('pb_2_low')`),
     {
       code: REFUSED,
-      message: `relay.unwatch: cannot unwatch pb_2_low on its own: it is a partition of pb_2, a partition of pb, which is watched (topic 'pb')`,
+      message: `relay.unwatch: cannot unwatch public.pb_2_low on its own: it is a partition of public.pb_2, a partition of public.pb, which is watched (topic 'pb')`,
     },
     'at any depth',
   );

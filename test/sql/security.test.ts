@@ -481,3 +481,42 @@ t.test('without its converting trigger, a watched table refuses writes rather th
   });
   t.same(await eventsBeforeSentinel(listener, db.pool), [], 'nothing was published');
 });
+
+t.test('a role that may create in a schema on the administrator’s search_path runs nothing of its own in the admin functions', async (t) => {
+  const { role, client } = await connectAs(t, db);
+  await db.pool.query(`create schema ${role} authorization ${role}`);
+  // A closer match than pg_catalog's for calls that watch, unwatch and the trigger announcing their
+  // changes made with the caller's path: they would run with the administrator's rights.
+  await client.query(`create table ${role}.calls (what text, by_whom text)`);
+  await client.query(`grant insert on ${role}.calls to public`);
+  await client.query(`
+    create function ${role}.oid_is(a oid, b regclass) returns boolean language plpgsql as $f$
+    begin
+      insert into ${role}.calls values ('=', current_user);
+      return a operator(pg_catalog.=) b::oid;
+    end $f$`);
+  await client.query(`create operator ${role}.= (leftarg = oid, rightarg = regclass, function = ${role}.oid_is)`);
+  await client.query(`
+    create function ${role}.pg_notify(channel text, payload name) returns void language plpgsql as $f$
+    begin
+      insert into ${role}.calls values ('pg_notify', current_user);
+      perform pg_catalog.pg_notify(channel, payload::text);
+    end $f$`);
+  await client.query(`grant usage on schema ${role} to public`);
+
+  const admin = await db.pool.connect();
+  t.teardown(() => admin.release(true));
+  await admin.query(`set search_path = ${role}, public`);
+  await admin.query(`create table public.lured (id int primary key, v text)`);
+  t.teardown(() => db.pool.query(`drop table if exists public.lured`));
+  await admin.query(`select relay.watch('lured', 'lured')`);
+  await admin.query(`select relay.watch('lured', 'lured', array['id'])`);
+  await admin.query(`select relay.allow('lured', 'admin', '{"id": {"gt": 0}}', array['id'])`);
+  await admin.query(`select relay.revoke('lured', 'admin')`);
+  await admin.query(`select relay.unwatch('lured')`);
+
+  const { rows } = await db.pool.query(`select what, by_whom from ${role}.calls`);
+  t.same(rows, [], 'none of the planted functions or operators ran');
+  const { rows: watched } = await db.pool.query(`select count(*)::int as n from relay.watches where tbl::text = 'lured'`);
+  t.equal(watched[0]?.n, 0, 'the calls did their own work: the table was watched and is no longer');
+});
