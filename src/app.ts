@@ -7,6 +7,7 @@ import { devSecretPath, readOrCreateDevSecret } from './auth/dev-secret-file.ts'
 import { devAuthConfig, signDevToken, withRequiredIssuerAndAudience } from './auth/dev-token.ts';
 import { createTokenVerifier } from './auth/verify-token.ts';
 import type { Config, KeyedAuthConfig } from './config.ts';
+import { createCoalescedTask, type CoalescedTask } from './coalesced-task.ts';
 import { createCatalogReader } from './db/catalog.ts';
 import type { EmbeddedDatabase } from './db/embedded.ts';
 import { ensureDatabase } from './db/ensure-database.ts';
@@ -43,6 +44,11 @@ const CATALOG_RETRY_MS = 500;
  * read this often meanwhile, so that a revoke still takes effect within a second.
  */
 const CATALOG_POLL_MS = 500;
+/**
+ * The least time between two catalog reloads, however many notifications ask for one (anyone may
+ * send them): a grant change still takes effect well within a second.
+ */
+const CATALOG_RELOAD_SPACING_MS = 100;
 /** Connections of the relay's pool: live delivery, replays, grant reloads and retention share them. */
 const POOL_CONNECTIONS = 4;
 /**
@@ -84,6 +90,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
   let retention: ReturnType<typeof createRetention> | undefined;
   let catalogRetry: NodeJS.Timeout | undefined;
   let catalogPoll: NodeJS.Timeout | undefined;
+  let catalogReload: CoalescedTask | undefined;
   let stopping: Promise<void> | undefined;
   /** The embedded PostgreSQL while it starts: a stop meanwhile waits for it, to stop it. */
   let embeddedStarting: Promise<EmbeddedDatabase> | undefined;
@@ -155,32 +162,47 @@ export function createRelay(config: Config, logger: Logger): Relay {
       started: () => startingReason === undefined,
       heldBackSeconds: () => events.heldBackMs() / 1000,
     });
-    hub.setCatalog(await catalogReader.load());
+    const catalog = await catalogReader.load();
+    hub.setCatalog(catalog);
+    let catalogFingerprint = catalog.fingerprint;
     const reloadFailures = createRepeatedFailureLog({
       logger,
       level: 'error',
       message: 'cannot reload grants; keeping the previous ones',
       recoveredMessage: 'grants reloaded after failures',
     });
-    const reloadCatalog = coalesce(
+    catalogReload = createCoalescedTask(
       async () => {
-        hub.setCatalog(await catalogReader.load());
+        const next = await catalogReader.load();
+        // Re-deciding every subscription costs in proportion to them all, and anyone who may
+        // connect can ask for a reload (NOTIFY needs no privilege): one that changed nothing does
+        // nothing more.
+        const changed = next.fingerprint !== catalogFingerprint;
+        if (changed) {
+          hub.setCatalog(next);
+          catalogFingerprint = next.fingerprint;
+        }
+        logger.debug({ changed }, 'catalog reread');
         reloadFailures.succeeded();
       },
-      (error) => {
-        // While stopping, the pool it needs is ending: that is the shutdown, not a failure.
-        if (stopping) {
-          logger.debug({ err: error }, 'catalog reload ended by the shutdown');
-          return;
-        }
-        reloadFailures.failed(error);
-        if (catalogRetry) return;
-        catalogRetry = setTimeout(() => {
-          catalogRetry = undefined;
-          reloadCatalog();
-        }, CATALOG_RETRY_MS);
+      {
+        spacingMs: CATALOG_RELOAD_SPACING_MS,
+        onError: (error) => {
+          // While stopping, the pool it needs is ending: that is the shutdown, not a failure.
+          if (stopping) {
+            logger.debug({ err: error }, 'catalog reload ended by the shutdown');
+            return;
+          }
+          reloadFailures.failed(error);
+          if (catalogRetry) return;
+          catalogRetry = setTimeout(() => {
+            catalogRetry = undefined;
+            reloadCatalog();
+          }, CATALOG_RETRY_MS);
+        },
       },
     );
+    const reloadCatalog = catalogReload.request;
     const wallClock = createWallClock();
     const events = createEventStream({
       identity,
@@ -300,6 +322,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       logger.info({ connections: closed }, 'stopped accepting connections; closed the open ones with 1012');
     }
     await listener?.stop();
+    catalogReload?.stop();
     clearTimeout(catalogRetry);
     clearInterval(catalogPoll);
     stream?.stop();
@@ -341,27 +364,4 @@ function setClaim(claims: Record<string, unknown>, path: readonly string[], valu
   const child: Record<string, unknown> = {};
   claims[head] = child;
   setClaim(child, rest, value);
-}
-
-/** Runs `task` now, or once more after the current run when called meanwhile. */
-function coalesce(task: () => Promise<void>, onError: (error: unknown) => void): () => void {
-  let running = false;
-  let again = false;
-  const run = (): void => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = true;
-    task()
-      .catch(onError)
-      .finally(() => {
-        running = false;
-        if (again) {
-          again = false;
-          run();
-        }
-      });
-  };
-  return run;
 }

@@ -9,13 +9,19 @@ export interface Catalog {
   readonly topics: ReadonlySet<string>;
 }
 
+/** A catalog as read, and what tells it apart from another. */
+export interface LoadedCatalog extends Catalog {
+  /** Equal for two loads that read the same grants and topics. */
+  readonly fingerprint: string;
+}
+
 /** Reads the catalog, in one snapshot so that grants and topics agree. */
-export function createCatalogReader(pool: pg.Pool): { load(): Promise<Catalog> } {
+export function createCatalogReader(pool: pg.Pool): { load(): Promise<LoadedCatalog> } {
   const queries = { grants: loadSql('load-grants'), topics: loadSql('load-topics') };
   return { load: () => loadCatalog(pool, queries) };
 }
 
-async function loadCatalog(pool: pg.Pool, queries: { grants: string; topics: string }): Promise<Catalog> {
+async function loadCatalog(pool: pg.Pool, queries: { grants: string; topics: string }): Promise<LoadedCatalog> {
   const client = await pool.connect();
   // A connection lost mid-load fails the query under way, and then the client emits 'error' too:
   // while checked out of the pool nothing else listens, and an unheard 'error' ends the process.
@@ -40,6 +46,7 @@ async function loadCatalog(pool: pg.Pool, queries: { grants: string; topics: str
         columns: row.columns,
       })),
       topics: new Set(topics.rows.map((row) => row.topic)),
+      fingerprint: JSON.stringify([grants.rows, topics.rows.map((row) => row.topic).sort()]),
     };
   } catch (error) {
     // The original error says what went wrong; a failed rollback on a broken link adds nothing.

@@ -2,6 +2,7 @@
 // restart, for new subscriptions and for live ones alike.
 import t from 'tap';
 import { changeCatalog } from '../helpers/catalog.ts';
+import { watchLogLines } from '../helpers/log-lines.ts';
 import { untilTrue } from '../helpers/backend-waits.ts';
 import { readLog } from '../helpers/event-log.ts';
 import { framesBeforePong, nextFrame, stable, subscribe } from '../helpers/frames.ts';
@@ -186,4 +187,32 @@ t.test('a topic of 256 characters outside the BMP, as relay.allow counts them, c
   await relay.db.pool.query(`select relay.publish($1, 'arrived', '{"id": "p1"}')`, [topic]);
   t.match(await nextFrame(admin, 'the published event', isEvent), { topic, event: 'arrived', data: { id: 'p1' } });
   t.match(await subscribe(admin, `${topic}🚚`), { code: 'bad_request', message: /at most 256 characters/ }, 'one more is refused');
+});
+
+t.test('catalog notifications that change nothing, from a role with no privileges, re-decide no subscription', async (t) => {
+  const relay = await startTestRelay(t);
+  const admin = await relay.connect(ADMIN);
+  await subscribe(admin, 'orders');
+  const logs = watchLogLines(relay.logLines);
+  const mark = logs.mark();
+  // NOTIFY needs no privilege; distinct payloads, so that PostgreSQL does not fold them into one.
+  const intruder = await relay.db.pool.connect();
+  t.teardown(() => intruder.release(true));
+  await intruder.query(`create role catalog_flooder nologin`);
+  t.teardown(() => relay.db.pool.query(`drop role catalog_flooder`));
+  await intruder.query(`set role catalog_flooder`);
+  await intruder.query(`select pg_notify('relay_catalog', n::text) from generate_series(1, 500) n`);
+  await intruder.query(`reset role`);
+  await logs.waitFor((line) => line.msg === 'catalog reread', { after: mark, what: 'the relay rereading its grants after the notifications' });
+  t.same(
+    relay.logLines.slice(mark).filter((line) => line.msg === 'catalog loaded'),
+    [],
+    'the grants it read were those it had: no subscription was decided again',
+  );
+
+  await changeCatalog(relay, `select relay.allow('orders', 'auditor')`);
+  const auditor = await relay.connect(AUDITOR);
+  t.strictSame(await subscribe(auditor, 'orders'), { type: 'subscribed', topic: 'orders' }, 'a grant change after them takes effect');
+  await insertOrder(relay, 'o1', 'placed');
+  t.match(await nextFrame(admin, 'the order after the notifications', isEvent), { data: { id: 'o1' } });
 });
