@@ -107,9 +107,12 @@ export function createWsServer(options: WsServerOptions): WsServer {
 
   app.ws<ConnectionData>('/ws', {
     // uWS drops a connection whose frame passes maxPayloadLength without a close frame (the client
-    // sees 1006). To answer 1009, frames are accepted up to a hard cap and measured here; only a
-    // frame over the cap (as large as one connection's send budget) is dropped the hard way.
-    maxPayloadLength: Math.max(limits.maxFrameBytes, limits.maxBackpressureBytes),
+    // sees 1006). To answer 1009, frames are accepted up to a hard cap of twice the limit and
+    // measured here; a frame over the cap is dropped the hard way. uWS holds a frame until its last
+    // byte comes, however slowly it comes (data keeps a connection from its idle timeout): the cap
+    // is what a connection that never finishes a frame holds. It was the send budget (4 MiB), 64
+    // times the default frame limit, and 40 such connections held 160 MB.
+    maxPayloadLength: 2 * limits.maxFrameBytes,
     // The relay closes a client over maxBackpressureBytes itself, with 4008 (see createBacklogCheck).
     // uWS's own limit, twice as high, is only the backstop: without closeOnBackpressureLimit uWS
     // would silently skip messages to a socket over it, a gap nobody would see; with it, such a

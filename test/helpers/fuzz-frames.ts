@@ -20,7 +20,7 @@ export interface FuzzVocabulary {
 
 const FRAME_LIMIT_BYTES = 64 * 1024;
 /** uWebSockets.js drops (1006) frames over this without reading them (maxPayloadLength). */
-const HARD_CAP_BYTES = 4 * 1024 * 1024;
+const HARD_CAP_BYTES = 2 * FRAME_LIMIT_BYTES;
 
 const HUGE_NUMBERS = ['1e308', '-1e308', '1e999', '-0', '18446744073709551616', '123456789012345678901234567890', '0.0000000000000000001', '9007199254740993'];
 
@@ -133,7 +133,7 @@ export function fuzzFrame(random: Random, vocabulary: FuzzVocabulary): FuzzFrame
   }
   if (roll < 0.86) {
     // Mostly just over the limit (1009); now and then over uWebSockets.js's hard cap (1006).
-    const size = random.chance(0.1) ? HARD_CAP_BYTES + random.int(1, 1024) : FRAME_LIMIT_BYTES + random.int(1, 200_000);
+    const size = random.chance(0.1) ? HARD_CAP_BYTES + random.int(1, 1024) : FRAME_LIMIT_BYTES + random.int(1, FRAME_LIMIT_BYTES);
     return text(JSON.stringify({ ...message, pad: 'x'.repeat(size) }), 'oversized');
   }
   if (roll < 0.93) return text(JSON.stringify(randomValue(random, 3)), 'random JSON');

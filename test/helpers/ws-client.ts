@@ -32,6 +32,11 @@ export function tcpSocketOf(client: TestClient): PausableSocket {
   return (client.socket as unknown as { _socket: PausableSocket })._socket;
 }
 
+/** Writes bytes to `client`'s TCP socket under its WebSocket: a frame's header alone, say. */
+export function writeRawBytes(client: TestClient, bytes: Buffer): void {
+  (client.socket as unknown as { _socket: { write(bytes: Buffer): boolean } })._socket.write(bytes);
+}
+
 /** Opens a client on `url` and waits for the server's welcome frame. */
 export async function connectClient(url: string): Promise<TestClient & { welcome: Frame }> {
   const socket = new WebSocket(url);
