@@ -2,6 +2,7 @@
 // never an exception, so a hostile client cannot end anything but its own request.
 
 import { isExactNumber, JsonTooDeepError, parseUntrustedJsonExactly } from '../exact-json.ts';
+import { DEFAULT_FRAME_SHAPE_LIMITS, frameShapeProblem, topLevelRef, type FrameShapeLimits } from './frame-shape.ts';
 
 /** A client's correlation id, echoed back in the reply. */
 export type MessageRef = string | number;
@@ -86,7 +87,9 @@ const FIELD_PARSERS: Readonly<Record<ClientMessage['type'], (frame: JsonObject) 
 };
 
 /** Parses one text frame into a client message, or says what is wrong with it. */
-export function parseClientMessage(text: string): ParsedClientMessage {
+export function parseClientMessage(text: string, shape: FrameShapeLimits = DEFAULT_FRAME_SHAPE_LIMITS): ParsedClientMessage {
+  const tooCostly = frameShapeProblem(text, shape);
+  if (tooCostly !== null) return refuse(tooCostly, topLevelRef(text));
   let frame: unknown;
   try {
     // Exactly, for the filter's sake: {"account_id": 9007199254740993} must not become the
@@ -121,8 +124,8 @@ export function parseClientMessage(text: string): ParsedClientMessage {
  * The frame's `ref`, when it has a usable one, whatever else is wrong with it: for the reply to a
  * frame refused over the rate limit. Read as parseClientMessage reads it, so the two never differ.
  */
-export function refOfFrame(text: string): MessageRef | undefined {
-  const parsed = parseClientMessage(text);
+export function refOfFrame(text: string, shape: FrameShapeLimits = DEFAULT_FRAME_SHAPE_LIMITS): MessageRef | undefined {
+  const parsed = parseClientMessage(text, shape);
   return parsed.ok ? parsed.message.ref : parsed.error.ref;
 }
 

@@ -4,6 +4,7 @@
 import { refusalCause, refusalReason } from '../auth/token-error.ts';
 import type { TokenVerifier } from '../auth/verify-token.ts';
 import { parseClientMessage, type MessageRef } from '../protocol/client-messages.ts';
+import type { FrameShapeLimits } from '../protocol/frame-shape.ts';
 import {
   authedFrame,
   pongFrame,
@@ -24,11 +25,13 @@ export interface MessageContext {
   readonly onAuthed?: (exp: number | null) => void;
   /** Charges this many more messages to the connection's budget (see MessageRateLimiter.takeMore); closes it on 'disconnect'. */
   readonly takeMore?: (count: number) => RateDecision;
+  /** How deep and how many numbers a frame may be before it is read (the defaults' when not given). */
+  readonly frameShape?: FrameShapeLimits;
 }
 
 /** Handles one text frame of a session; every outcome is a reply frame, never a throw. */
 export async function handleClientMessage(context: MessageContext, session: Session, text: string): Promise<void> {
-  const parsed = parseClientMessage(text);
+  const parsed = parseClientMessage(text, context.frameShape);
   if (!parsed.ok) {
     // The reason only, never the frame: it may hold a token.
     session.socket.logger().debug({ reason: parsed.error.message }, 'bad request');

@@ -9,6 +9,7 @@ import type { TokenVerifier, VerifiedToken } from '../auth/verify-token.ts';
 import { extractToken } from '../auth/extract-token.ts';
 import type { RelayMetrics } from '../metrics.ts';
 import { refOfFrame } from '../protocol/client-messages.ts';
+import { frameShapeLimits } from '../protocol/frame-shape.ts';
 import { CLOSE_CODES } from '../protocol/error-codes.ts';
 import { errorFrame, welcomeFrame } from '../protocol/server-frames.ts';
 import type { ReplayContext } from '../replay.ts';
@@ -104,6 +105,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
   let expiryTimer: NodeJS.Timeout | undefined;
   const channelMembers = new Map<string, Set<Socket>>();
   const backlog = createBacklogCheck();
+  const frameShape = frameShapeLimits(limits);
 
   app.ws<ConnectionData>('/ws', {
     // uWS drops a connection whose frame passes maxPayloadLength without a close frame (the client
@@ -249,7 +251,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       }
       if (decision === 'refuse') {
         // Parsed for its `ref` only: the refusal budget bounds this work as the rate bounds the rest.
-        const ref = text === undefined ? undefined : refOfFrame(text);
+        const ref = text === undefined ? undefined : refOfFrame(text, frameShape);
         const reason = `over ${limits.maxMessagesPerSecond} messages per second; this message was dropped`;
         replyInOrder(ws, data, message.byteLength, () =>
           session.socket.sendError({ code: 'rate_limited', message: reason, ...(ref !== undefined && { ref }) }),
@@ -346,7 +348,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       if (decision === 'disconnect') closeAsFlooding(socket, data);
       return decision;
     };
-    handleClientMessage({ hub, verifier, replay, onAuthed, takeMore }, session, text)
+    handleClientMessage({ hub, verifier, replay, onAuthed, takeMore, frameShape }, session, text)
       .catch((error: unknown) => connectionLogger(data).error({ err: error }, 'message handling failed'))
       .finally(() => {
         data.busy = false;

@@ -63,12 +63,12 @@ t.test('each malformed frame gets bad_request, and the same connection goes on',
     [
       'a filter nested 1,000 deep',
       JSON.stringify({ type: 'subscribe', topic: 'inventory', filter: deepNot(1000), ref: 'deep' }),
-      { ref: 'deep', message: /filter/ },
+      { ref: 'deep', message: /^JSON nested deeper than \d+ levels$/ },
     ],
     [
       'a filter of 30,000 in values (about as many as fit under the frame limit)',
-      JSON.stringify({ type: 'subscribe', topic: 'inventory', filter: { quantity: { in: Array.from({ length: 30_000 }, () => 7) } } }),
-      { message: /filter\.quantity\.in/ },
+      JSON.stringify({ type: 'subscribe', topic: 'inventory', filter: { quantity: { in: Array.from({ length: 30_000 }, () => 7) } }, ref: 'wide' }),
+      { ref: 'wide', message: /^more than \d+ values in one message$/ },
     ],
     [
       'an unknown operator',
@@ -229,4 +229,16 @@ t.test('a frame announced as more than twice the limit is dropped before its byt
 
   const id = await insertOrder(relay);
   t.match(await nextFrame(witness, 'the next order for the other client', isEvent), { data: { id } }, 'the other client still gets events');
+});
+
+t.test('a frame nested deeper, or holding more values, than any allowed filter gets bad_request unread; the connection stays', async (t) => {
+  const relay = await startTestRelay(t);
+  const client = await relay.connect(ADMIN);
+  await subscribe(client, 'orders');
+  // Each within 64 KiB and the rate limit, and each took milliseconds of the relay's only thread to read.
+  client.sendRaw(`{"type":"ping","ref":1,"x":${'['.repeat(30_000)}1e5${']'.repeat(30_000)}}`);
+  t.match(await nextFrame(client, 'the reply to a deeply nested frame'), { type: 'error', code: 'bad_request', message: /^JSON nested deeper than \d+ levels$/ });
+  client.sendRaw(`{"type":"ping","ref":2,"x":[${Array.from({ length: 9_000 }, () => '1e5').join(',')}]}`);
+  t.match(await nextFrame(client, 'the reply to a frame of 9,000 numbers'), { type: 'error', code: 'bad_request', message: /^more than \d+ values in one message$/ });
+  await assertStillServed(t, relay, client, 'after frames too costly to read');
 });
