@@ -72,9 +72,11 @@ interface ConnectionData {
    * that every reply comes in the order of its frame. Otherwise a frame is handled at once,
    * inside uWS's callback. Each is held with the size of its frame, counted in `waitingBytes`.
    */
-  readonly waiting: Array<{ readonly bytes: number; readonly next: string | (() => void) }>;
+  readonly waiting: Array<{ readonly bytes: number; readonly next: string | (() => void); readonly receivedAtMs: number }>;
   waitingBytes: number;
   busy: boolean;
+  /** The token expired while a frame was being handled: the frames sent before `exp` go first (see expireTokens). */
+  expiryDeferred: boolean;
   /** Replays waiting for the socket's unsent data to drain. */
   readonly drainWaiters: (() => void)[];
   /** Made on first use (see connectionLogger). */
@@ -183,6 +185,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
           waiting: [],
           waitingBytes: 0,
           busy: false,
+          expiryDeferred: false,
           drainWaiters: [],
         };
         res.upgrade(data, key, protocol, extensions, context);
@@ -353,6 +356,10 @@ export function createWsServer(options: WsServerOptions): WsServer {
       .finally(() => {
         data.busy = false;
         while (!data.busy && !data.closed) {
+          if (data.expiryDeferred && expiresBefore(data, data.waiting[0])) {
+            endExpired(socket, data);
+            return;
+          }
           const waiting = data.waiting.shift();
           if (waiting === undefined) return;
           data.waitingBytes -= waiting.bytes;
@@ -381,7 +388,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       ws.end(CLOSE_CODES.rateLimited.code, 'too many messages waiting for an answer');
       return;
     }
-    data.waiting.push({ bytes, next });
+    data.waiting.push({ bytes, next, receivedAtMs: Date.now() });
   }
 
   function join(ws: Socket, channel: string): void {
@@ -458,18 +465,42 @@ export function createWsServer(options: WsServerOptions): WsServer {
     };
   }
 
-  /** Ends connections whose token reached its `exp` without an `auth` refresh. */
+  /**
+   * Ends connections whose token reached its `exp` without an `auth` refresh. One that is handling
+   * a frame may hold the refresh among the frames waiting behind it (a `since` read waits its turn,
+   * a JWKS fetch its answer): it ends only once the frames it received before `exp` are handled,
+   * and none of them refreshed the token; the frames received after `exp` are not handled then.
+   */
   function expireTokens(): void {
     for (const ws of expiries.takeDue(nowSeconds())) {
       const data = ws.getUserData();
       if (data.closed) continue;
-      connectionLogger(data).info('token expired; closing the connection');
-      ws.cork(() => {
-        metrics.errors.inc({ code: 'token_expired' });
-        ws.send(errorFrame({ code: 'token_expired', message: 'the token expired; reconnect with a fresh one' }), false);
-        ws.end(CLOSE_CODES.tokenExpired.code, 'token expired');
-      });
+      if (data.busy) {
+        data.expiryDeferred = true;
+        if (logger.isLevelEnabled('debug')) connectionLogger(data).debug('token expired while handling a frame; the frames sent before it go first');
+        continue;
+      }
+      endExpired(ws, data);
     }
+  }
+
+  /** With its expiry deferred: whether the token is still expired, and `next` (a waiting frame, if any) came after it. */
+  function expiresBefore(data: ConnectionData, next: { readonly receivedAtMs: number } | undefined): boolean {
+    if (data.exp === null || data.exp > nowSeconds()) {
+      // Refreshed meanwhile (an `auth` rescheduled its expiry).
+      data.expiryDeferred = false;
+      return false;
+    }
+    return next === undefined || next.receivedAtMs >= data.exp * 1000;
+  }
+
+  function endExpired(ws: Socket, data: ConnectionData): void {
+    connectionLogger(data).info('token expired; closing the connection');
+    ws.cork(() => {
+      metrics.errors.inc({ code: 'token_expired' });
+      ws.send(errorFrame({ code: 'token_expired', message: 'the token expired; reconnect with a fresh one' }), false);
+      ws.end(CLOSE_CODES.tokenExpired.code, 'token expired');
+    });
   }
 
   /**

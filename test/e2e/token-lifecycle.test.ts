@@ -3,7 +3,9 @@
 // a connection ends within about a second after its token's exp.
 import t from 'tap';
 import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
+import { readLog } from '../helpers/event-log.ts';
 import { guarded } from '../helpers/guard.ts';
+import { watchLogLines } from '../helpers/log-lines.ts';
 import { TEST_SECRET, startTestRelay } from '../helpers/relay.ts';
 import { nowSeconds, signHmacToken } from '../helpers/tokens.ts';
 import { connectClient } from '../helpers/ws-client.ts';
@@ -88,4 +90,47 @@ t.test('a refused auth keeps the old exp: the connection still ends at it', asyn
   t.match(await nextFrame(client, 'the refusal'), { type: 'error', code: 'bad_request', ref: 'old', message: /expired/ });
   t.match(await nextFrame(client, 'token_expired', undefined, CLOSE_GUARD_MS), { code: 'token_expired' });
   t.equal((await guarded(client.closed(), CLOSE_GUARD_MS, 'the close')).code, 4001);
+});
+
+t.test('an auth sent before exp, waiting behind a slow read, keeps the connection; frames sent after exp then wait for no refresh', async (t) => {
+  const relay = await startTestRelay(t);
+  await relay.db.pool.query(`select relay.publish('orders', 'note', '{"n": 1}')`);
+  const [first] = await readLog(relay.db.pool, 'orders');
+  const logs = watchLogLines(relay.logLines);
+
+  const client = await relay.connect({ ...ADMIN, exp: nowSeconds() + 2 });
+  // The replay's first read waits for this lock: the auth behind it waits past exp.
+  const locker = await relay.db.pool.connect();
+  t.teardown(() => locker.release());
+  await locker.query('begin');
+  await locker.query('lock table relay.events in access exclusive mode');
+  client.send({ type: 'subscribe', topic: 'orders', since: first!.cursor, ref: 'resume' });
+  client.send({ type: 'auth', token: await relay.token({ ...ADMIN, exp: nowSeconds() + 3600 }), ref: 'refresh' });
+  await logs.waitFor((line) => line.msg === 'token expired while handling a frame; the frames sent before it go first', {
+    timeoutMs: CLOSE_GUARD_MS,
+    what: 'the expiry tick finding the token expired while the read waits',
+  });
+  await locker.query('rollback');
+  t.match(await nextFrame(client, 'the reply to the resume'), { type: 'subscribed', ref: 'resume' });
+  t.match(await nextFrame(client, 'the reply to the refresh'), { type: 'authed', ref: 'refresh' }, 'the refresh sent before exp was handled');
+  t.strictSame(await framesBeforePong(client), [], 'and the connection goes on');
+
+  // Without the refresh: the frames sent before exp are handled, the connection then ends.
+  const late = await relay.connect({ ...ADMIN, exp: nowSeconds() + 2 });
+  await locker.query('begin');
+  await locker.query('lock table relay.events in access exclusive mode');
+  late.send({ type: 'subscribe', topic: 'orders', since: first!.cursor, ref: 'resume' });
+  late.send({ type: 'ping', ref: 'in time' });
+  const mark = logs.mark();
+  await logs.waitFor((line) => line.msg === 'token expired while handling a frame; the frames sent before it go first', {
+    after: mark,
+    timeoutMs: CLOSE_GUARD_MS,
+    what: 'the expiry tick finding the second token expired',
+  });
+  late.send({ type: 'ping', ref: 'too late' });
+  await locker.query('rollback');
+  t.match(await nextFrame(late, 'the reply to the resume'), { type: 'subscribed', ref: 'resume' });
+  t.match(await nextFrame(late, 'the pong sent before exp'), { type: 'pong', ref: 'in time' });
+  t.match(await nextFrame(late, 'token_expired'), { type: 'error', code: 'token_expired' }, 'no pong to the ping sent after exp');
+  t.equal((await guarded(late.closed(), CLOSE_GUARD_MS, 'the close')).code, 4001);
 });
