@@ -41,11 +41,13 @@ export interface PingMessage {
 /** Any valid client message. */
 export type ClientMessage = SubscribeMessage | UnsubscribeMessage | AuthMessage | PingMessage;
 
-/** Why a frame was refused; `ref` is kept when the frame had a usable one. */
+/** Why a frame was refused; `ref` is kept when the frame had a usable one, and so is `topic`. */
 export interface BadRequest {
   readonly code: 'bad_request';
   readonly message: string;
   readonly ref?: MessageRef;
+  /** A subscribe's or unsubscribe's valid topic, when another of its fields is wrong. */
+  readonly topic?: string;
 }
 
 /** Outcome of {@link parseClientMessage}. */
@@ -115,7 +117,7 @@ export function parseClientMessage(text: string, shape: FrameShapeLimits = DEFAU
     const fields = FIELD_PARSERS[type as ClientMessage['type']](object);
     return { ok: true, message: { ...fields, ...(ref !== undefined && { ref }) } as ClientMessage };
   } catch (error) {
-    if (error instanceof Refusal) return refuse(error.message, ref);
+    if (error instanceof Refusal) return refuse(error.message, ref, validTopic(type, object));
     throw error;
   }
 }
@@ -136,8 +138,18 @@ function asDouble(value: unknown): unknown {
   return isExactNumber(value) ? Number(value.value) : value;
 }
 
-function refuse(message: string, ref?: MessageRef): ParsedClientMessage {
-  return { ok: false, error: { code: 'bad_request', message, ...(ref !== undefined && { ref }) } };
+function refuse(message: string, ref?: MessageRef, topic?: string): ParsedClientMessage {
+  return { ok: false, error: { code: 'bad_request', message, ...(ref !== undefined && { ref }), ...(topic !== undefined && { topic }) } };
+}
+
+/** The topic of a subscribe or unsubscribe refused for another field, so that the client knows which one failed. */
+function validTopic(type: string, frame: JsonObject): string | undefined {
+  if (type !== 'subscribe' && type !== 'unsubscribe') return undefined;
+  try {
+    return readTopic(frame);
+  } catch {
+    return undefined;
+  }
 }
 
 // JSON.parse makes `__proto__` an own property; reading own properties only keeps it inert.

@@ -75,7 +75,26 @@ t.test('malformed frames are a bad_request saying what is wrong', async (t) => {
     ['ref null', '{"type":"ping","ref":null}', '"ref" must be a string or a finite number'],
     ['ref too big to be finite', '{"type":"ping","ref":1e400}', '"ref" must be a string or a finite number'],
   ];
-  for (const [name, text, message] of cases) t.same(parseClientMessage(text), { ok: false, error: { code: 'bad_request', message } }, name);
+  for (const [name, text, message] of cases) {
+    // A subscribe whose topic is valid names it, so that the client knows which one failed.
+    const topic = /"type":"subscribe","topic":"t"/.test(text) ? { topic: 't' } : {};
+    t.same(parseClientMessage(text), { ok: false, error: { code: 'bad_request', message, ...topic } }, name);
+  }
+});
+
+t.test('a subscribe or unsubscribe refused for another field carries its topic; one whose topic is wrong does not', async (t) => {
+  t.same(parseClientMessage('{"type":"subscribe","topic":"orders","since":5,"ref":1}'), {
+    ok: false,
+    error: { code: 'bad_request', message: '"since" must be a non-empty string (a cursor)', ref: 1, topic: 'orders' },
+  });
+  t.same(parseClientMessage('{"type":"unsubscribe","topic":"orders","ref":1e400}'), {
+    ok: false,
+    error: { code: 'bad_request', message: '"ref" must be a string or a finite number' },
+  }, 'a ref refused before the fields are read: nothing else is read either');
+  t.same(parseClientMessage('{"type":"subscribe","topic":"a\\u0007","filter":[]}'), {
+    ok: false,
+    error: { code: 'bad_request', message: '"topic" must not contain control characters' },
+  });
 });
 
 t.test('a usable ref is kept in the error of an otherwise bad frame', async (t) => {
