@@ -1,11 +1,15 @@
 // Parsing what clients send (contract section 3). Pure: bad input becomes a bad_request outcome,
 // never an exception, so a hostile client cannot end anything but its own request.
 
+import type { LosslessNumber } from 'lossless-json';
 import { isExactNumber, JsonTooDeepError, parseUntrustedJsonExactly } from '../exact-json.ts';
 import { DEFAULT_FRAME_SHAPE_LIMITS, frameShapeProblem, topLevelRef, type FrameShapeLimits } from './frame-shape.ts';
 
-/** A client's correlation id, echoed back in the reply. */
-export type MessageRef = string | number;
+/**
+ * A client's correlation id, echoed back in the reply as it came: a number that a double would
+ * change (9007199254740993) is kept as its text (see server-frames.ts).
+ */
+export type MessageRef = string | number | LosslessNumber;
 
 /** `{"type":"subscribe","topic":T,"filter":F?,"since":C?,"leaves":B?}`. The filter is checked by parseFilter. */
 export interface SubscribeMessage {
@@ -106,7 +110,7 @@ export function parseClientMessage(text: string, shape: FrameShapeLimits = DEFAU
     return refuse(`a message must be a JSON object, got ${jsonKind(frame)}`);
   }
   const object = frame as JsonObject;
-  const rawRef = asDouble(own(object, 'ref'));
+  const rawRef = own(object, 'ref');
   const ref = isRef(rawRef) ? rawRef : undefined;
   if (rawRef !== undefined && ref === undefined) return refuse('"ref" must be a string or a finite number');
   const type = own(object, 'type');
@@ -133,11 +137,6 @@ export function refOfFrame(text: string, shape: FrameShapeLimits = DEFAULT_FRAME
 
 const TOO_DEEP_FOR_EXACT_NUMBERS = 'a message with long numbers or exponents nested this deeply cannot be read exactly';
 
-/** A ref kept as its text is taken as the nearest double, as JSON.parse took it before: refs are only echoed. */
-function asDouble(value: unknown): unknown {
-  return isExactNumber(value) ? Number(value.value) : value;
-}
-
 function refuse(message: string, ref?: MessageRef, topic?: string): ParsedClientMessage {
   return { ok: false, error: { code: 'bad_request', message, ...(ref !== undefined && { ref }), ...(topic !== undefined && { topic }) } };
 }
@@ -161,7 +160,9 @@ function optional<K extends string, T>(object: JsonObject, key: K, read: (value:
   return Object.hasOwn(object, key) ? ({ [key]: read(object[key]) } as { [P in K]: T }) : {};
 }
 
+/** A string, or a number a double can come near (1e400 cannot: it is no correlation id). */
 function isRef(value: unknown): value is MessageRef {
+  if (isExactNumber(value)) return Number.isFinite(Number(value.value));
   return typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value));
 }
 

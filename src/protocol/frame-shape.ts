@@ -6,7 +6,9 @@
 // filter does, so a frame that nests deeper, or holds more values, than the largest filter the
 // limits allow is refused unread.
 
+import { isSafeNumber, LosslessNumber } from 'lossless-json';
 import { DEFAULT_FILTER_LIMITS } from '../filters/parse-filter.ts';
+import type { MessageRef } from './client-messages.ts';
 
 export interface FrameShapeLimits {
   /** JSON levels of objects and arrays. */
@@ -69,11 +71,11 @@ export function frameShapeProblem(text: string, limits: FrameShapeLimits): strin
 
 /**
  * The top-level `ref` of a frame refused unread, found without reading the rest, so that its reply
- * carries it back all the same: a string, or a number that JSON writes as such (the last one, as a
+ * carries it back all the same: a string, or a number that a double comes near (the last one, as a
  * parser keeps the last of duplicate keys). One pass, like frameShapeProblem's, without its stops.
  */
-export function topLevelRef(text: string): string | number | undefined {
-  let ref: string | number | undefined;
+export function topLevelRef(text: string): MessageRef | undefined {
+  let ref: MessageRef | undefined;
   let depth = 0;
   for (let at = 0; at < text.length; at++) {
     const code = text.charCodeAt(at);
@@ -98,16 +100,16 @@ export function topLevelRef(text: string): string | number | undefined {
 const COLON = 0x3a;
 const NUMBER_TOKEN = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
-/** The ref written at `at`: a string, or a finite number; undefined for anything else. */
-function refValueAt(text: string, at: number): string | number | undefined {
+/** The ref written at `at`: a string, or a finite number (kept as its text where a double would change it); undefined for anything else. */
+function refValueAt(text: string, at: number): MessageRef | undefined {
   if (text.charCodeAt(at) === QUOTE) {
     const value = parsedOrUndefined(text.slice(at, closingQuote(text, at) + 1));
     return typeof value === 'string' ? value : undefined;
   }
   NUMBER_TOKEN.lastIndex = at;
   const match = NUMBER_TOKEN.exec(text);
-  const value = match ? Number(match[0]) : Number.NaN;
-  return Number.isFinite(value) ? value : undefined;
+  if (!match || !Number.isFinite(Number(match[0]))) return undefined;
+  return isSafeNumber(match[0]) ? Number(match[0]) : new LosslessNumber(match[0]);
 }
 
 function nextNonSpace(text: string, from: number): number {

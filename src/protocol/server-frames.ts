@@ -1,6 +1,7 @@
 // The JSON text of the server's replies (contract section 3). Event frames are built elsewhere.
 // JSON.stringify drops keys whose value is undefined: a reply carries `ref` (and an error `topic`)
 // only when there is one, never as `null`.
+import { isExactNumber } from '../exact-json.ts';
 import type { MessageRef } from './client-messages.ts';
 import type { ErrorCode } from './error-codes.ts';
 
@@ -27,26 +28,33 @@ export function welcomeFrame({ role, sub, exp }: WelcomeIdentity): string {
 
 /** `{"type":"subscribed","topic":T}`, the reply to subscribe. */
 export function subscribedFrame(topic: string, ref?: MessageRef): string {
-  return JSON.stringify({ type: 'subscribed', topic, ref });
+  return withRef({ type: 'subscribed', topic }, ref);
 }
 
 /** `{"type":"unsubscribed","topic":T}`, the reply to unsubscribe. */
 export function unsubscribedFrame(topic: string, ref?: MessageRef): string {
-  return JSON.stringify({ type: 'unsubscribed', topic, ref });
+  return withRef({ type: 'unsubscribed', topic }, ref);
 }
 
 /** `{"type":"authed","exp":N}`, the reply to auth; `exp` null when the new token never expires. */
 export function authedFrame(exp: number | null, ref?: MessageRef): string {
-  return JSON.stringify({ type: 'authed', exp, ref });
+  return withRef({ type: 'authed', exp }, ref);
 }
 
 /** `{"type":"pong"}`, the reply to ping. */
 export function pongFrame(ref?: MessageRef): string {
-  return JSON.stringify({ type: 'pong', ref });
+  return withRef({ type: 'pong' }, ref);
 }
 
 /** `{"type":"error","code":K,"message":M,"topic":T?,"ref":R?}`. */
 export function errorFrame({ code, message, topic, ref }: ErrorFrameFields): string {
-  return JSON.stringify({ type: 'error', code, message, topic, ref });
+  return withRef({ type: 'error', code, message, topic }, ref);
 }
 
+
+/** `fields` with `ref` last, when there is one; a number kept as its text is written as it came. */
+function withRef(fields: Record<string, unknown>, ref: MessageRef | undefined): string {
+  if (!isExactNumber(ref)) return JSON.stringify({ ...fields, ref });
+  // lossless-json made it from a number token of the client's JSON: it is JSON number text.
+  return `${JSON.stringify(fields).slice(0, -1)},"ref":${ref.value}}`;
+}

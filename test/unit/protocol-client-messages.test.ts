@@ -1,6 +1,7 @@
 import t from 'tap';
 import { isExactNumber } from '../../src/exact-json.ts';
 import { MAX_TOPIC_LENGTH, parseClientMessage, refOfFrame } from '../../src/protocol/client-messages.ts';
+import { errorFrame, pongFrame } from '../../src/protocol/server-frames.ts';
 
 t.test('every message type parses', async (t) => {
   const cases: Array<[string, string, unknown]> = [
@@ -169,8 +170,11 @@ t.test("a filter's numbers keep their text where a double would change them", as
   const lte = (filter?.lvl as Record<string, unknown> | undefined)?.lte;
   t.ok(isExactNumber(lte) && lte.value === '1e-400', 'the tiny bound, as written');
   t.equal(filter?.n, 7, 'a short number is a number');
-  // Refs are only echoed: a long one is the nearest double, as it always was.
-  t.same(parseClientMessage('{"type":"ping","ref":12345678901234567890}'), { ok: true, message: { type: 'ping', ref: 12345678901234567000 } });
+  // Refs are echoed as they came: a long one is kept as its text, and written back so (server-frames).
+  const long = parseClientMessage('{"type":"ping","ref":12345678901234567890}');
+  t.ok(long.ok && isExactNumber(long.message.ref) && long.message.ref.value === '12345678901234567890', 'a long ref keeps its digits');
+  t.equal(long.ok && pongFrame(long.message.ref), '{"type":"pong","ref":12345678901234567890}');
+  t.same(parseClientMessage('{"type":"ping","ref":12.5}'), { ok: true, message: { type: 'ping', ref: 12.5 } }, 'a short one is a number');
   t.same(parseClientMessage('{"type":"ping","type":"unsubscribe","topic":"t","ref":1e400}'), {
     ok: false,
     error: { code: 'bad_request', message: '"ref" must be a string or a finite number' },
@@ -182,4 +186,23 @@ t.test('a frame nested deeper than any filter is refused unread, whatever it hol
   const refused = { ok: false, error: { code: 'bad_request', message: 'JSON nested deeper than 40 levels' } };
   t.same(parseClientMessage(nested('9007199254740993')), refused, 'a long number deep inside: not read, so not rounded');
   t.same(parseClientMessage(nested('1')), refused, 'short numbers too: reading the nesting alone cost milliseconds');
+});
+
+t.test('a numeric ref comes back digit for digit, in every reply', async (t) => {
+  const echoes: Array<[string, string]> = [
+    ['9007199254740993', '9007199254740993'],
+    ['12345678901234567891', '12345678901234567891'],
+    ['-0.10000000000000000001', '-0.10000000000000000001'],
+    ['1e5', '100000'],
+    ['42', '42'],
+  ];
+  for (const [written, echoed] of echoes) {
+    const parsed = parseClientMessage(`{"type":"ping","ref":${written}}`);
+    t.equal(parsed.ok && pongFrame(parsed.message.ref), `{"type":"pong","ref":${echoed}}`, written);
+  }
+  const refused = parseClientMessage('{"type":"nope","ref":9007199254740993}');
+  t.equal(!refused.ok && errorFrame(refused.error), '{"type":"error","code":"bad_request","message":"unknown type \\"nope\\"","ref":9007199254740993}');
+  const unread = parseClientMessage(`{"ref":9007199254740993,"x":${'['.repeat(100)}${']'.repeat(100)}}`);
+  t.equal(!unread.ok && errorFrame(unread.error).endsWith(',"ref":9007199254740993}'), true, 'also for a frame refused unread');
+  t.same(parseClientMessage('{"type":"ping","ref":1e400}'), { ok: false, error: { code: 'bad_request', message: '"ref" must be a string or a finite number' } });
 });
