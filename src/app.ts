@@ -24,6 +24,7 @@ import { StartAbortedError } from './start-aborted.ts';
 import { createSubscriptionHub } from './subscription-hub.ts';
 import { createTurns } from './turns.ts';
 import { createWallClock } from './wall-clock.ts';
+import { webSocketUrl } from './ws/listen-url.ts';
 import { createWsServer, type WsServer } from './ws/server.ts';
 import { loadNativeUws } from './ws/uws.ts';
 
@@ -292,7 +293,7 @@ export function createRelay(config: Config, logger: Logger): Relay {
       },
     });
     const port = await server.start();
-    const wsUrl = `ws://${config.host}:${port}/ws`;
+    const wsUrl = webSocketUrl(config.host, port);
     logger.info({ url: wsUrl }, 'pg-relay is listening; it serves once its live stream has started');
     hooks.onListening?.(port);
 
