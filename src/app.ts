@@ -4,7 +4,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { devSecretPath, readOrCreateDevSecret } from './auth/dev-secret-file.ts';
-import { devAuthConfig, signDevToken, withRequiredIssuerAndAudience } from './auth/dev-token.ts';
+import { devAuthConfig, signDevToken, withRequiredIssuerAndAudience, withRole } from './auth/dev-token.ts';
 import { createTokenVerifier } from './auth/verify-token.ts';
 import type { Config, KeyedAuthConfig } from './config.ts';
 import { createCoalescedTask, type CoalescedTask } from './coalesced-task.ts';
@@ -350,19 +350,5 @@ function resolveAuth(config: Config): { auth: KeyedAuthConfig; devSecret?: strin
 
 /** The dev token's claims: the admin role, and whatever iss / aud the settings require. */
 function devClaims(config: Config): Record<string, unknown> {
-  const claims: Record<string, unknown> = { sub: 'dev' };
-  setClaim(claims, config.token.roleClaim.split('.'), 'admin');
-  return withRequiredIssuerAndAudience(claims, config.token);
-}
-
-function setClaim(claims: Record<string, unknown>, path: readonly string[], value: unknown): void {
-  const [head, ...rest] = path;
-  if (head === undefined) return;
-  if (rest.length === 0) {
-    claims[head] = value;
-    return;
-  }
-  const child: Record<string, unknown> = {};
-  claims[head] = child;
-  setClaim(child, rest, value);
+  return withRequiredIssuerAndAudience(withRole({ sub: 'dev' }, config.token.roleClaim, 'admin'), config.token);
 }

@@ -1,6 +1,7 @@
 // The entry point: the only module that touches `process` (environment, signals, exit codes).
 
 import { createRelay } from './app.ts';
+import { withRole } from './auth/dev-token.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
 import { StartAbortedError } from './start-aborted.ts';
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
       process.stdout.write(
         `\n  pg-relay dev mode. An admin token, valid for 24 hours:\n\n  ${info.devToken}\n\n` +
           `  Connect: ${info.url}?access_token=${info.devToken}\n\n` +
-          `  Tokens for other roles: npm run -s token -- '{"role":"hospital","hospital_id":"H1"}'\n\n`,
+          `  Tokens for other roles: npm run -s token -- '${JSON.stringify(withRole({ hospital_id: 'H1' }, config.token.roleClaim, 'hospital'))}'\n\n`,
       );
     }
   } catch (error) {

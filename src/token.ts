@@ -5,8 +5,9 @@
 // and it is signed with the first of JWT_ALGORITHMS; a relay with those settings refuses any other.
 
 import { devSecretPath, readOrCreateDevSecret } from './auth/dev-secret-file.ts';
-import { signDevToken, withRequiredIssuerAndAudience } from './auth/dev-token.ts';
+import { signDevToken, withRequiredIssuerAndAudience, withRole } from './auth/dev-token.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { readClaim } from './filters/claims.ts';
 
 const USAGE = 'usage: npm run -s token -- \'{"role":"hospital","hospital_id":"H1"}\' [24h | 5m | 300 (seconds)]\n';
 
@@ -40,6 +41,14 @@ async function main(): Promise<void> {
   const [secret, algorithm] =
     config.auth.kind === 'secret' ? [config.auth.secret, config.auth.algorithms[0]] : [readOrCreateDevSecret(devSecretPath()), undefined];
   const withSettings = withRequiredIssuerAndAudience(claims as Record<string, unknown>, config.token);
+  // A token the relay would refuse ("missing role claim") is no use to anyone.
+  const { roleClaim } = config.token;
+  const role = readClaim(withSettings, roleClaim);
+  if (typeof role !== 'string' || role === '') {
+    const example = JSON.stringify(withRole({ hospital_id: 'H1' }, roleClaim, 'hospital'));
+    process.stderr.write(`the claims have no role (a non-empty string) at JWT_ROLE_CLAIM ${JSON.stringify(roleClaim)}, and the relay refuses such a token; e.g. '${example}'\n`);
+    process.exit(1);
+  }
   let token: string;
   try {
     token = await signDevToken(secret, withSettings, expiresIn, algorithm);

@@ -25,6 +25,17 @@ export function withRequiredIssuerAndAudience(claims: Readonly<Record<string, un
 }
 
 /**
+ * `claims` with `role` at the dotted path of JWT_ROLE_CLAIM, first: `{"role": "admin", ...}`, or
+ * `{"app": {"role": "admin"}, ...}` for `app.role`.
+ */
+export function withRole(claims: Readonly<Record<string, unknown>>, roleClaim: string, role: string): Record<string, unknown> {
+  const segments = roleClaim.split('.');
+  let value: unknown = role;
+  for (let index = segments.length - 1; index > 0; index--) value = { [segments[index]!]: value };
+  return { [segments[0]!]: value, ...claims };
+}
+
+/**
  * A token signed with a shared secret (HS256 unless `algorithm` says otherwise), for dev mode and
  * `npm run token`. `expiresIn` is seconds from now (a number, or a string of digits as
  * `npm run token` passes it), or a jose time span (`'24h'`). Put `iss` / `aud` in `claims`

@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import t from 'tap';
-import { createDevSecret, devAuthConfig, signDevToken } from '../../src/auth/dev-token.ts';
+import { createDevSecret, devAuthConfig, signDevToken, withRole } from '../../src/auth/dev-token.ts';
 import { createTokenVerifier } from '../../src/auth/verify-token.ts';
 import { nowSeconds } from '../helpers/tokens.ts';
 
@@ -43,4 +43,10 @@ t.test('an expiresIn that is neither seconds nor a time span is refused with wha
   await t.rejects(signDevToken(createDevSecret(), { role: 'admin' }, '5 mins please'), {
     message: /expiresIn: .*"5 mins please"/,
   });
+});
+
+t.test('withRole puts the role at the dotted path of JWT_ROLE_CLAIM, first', async (t) => {
+  t.equal(JSON.stringify(withRole({ hospital_id: 'H1' }, 'role', 'hospital')), '{"role":"hospital","hospital_id":"H1"}');
+  t.equal(JSON.stringify(withRole({ sub: 'dev' }, 'app.role', 'admin')), '{"app":{"role":"admin"},"sub":"dev"}');
+  t.same(withRole({}, 'a.b.c', 'r'), { a: { b: { c: 'r' } } });
 });

@@ -104,3 +104,20 @@ t.test('it signs with the first of JWT_ALGORITHMS, which the relay accepts; a se
   t.equal(refused.code, 1, 'a JWT_AUDIENCE the relay would refuse: exit code 1');
   t.match(refused.stderr, /JWT_AUDIENCE/, 'naming the setting, as the relay does');
 });
+
+t.test('claims without a role at JWT_ROLE_CLAIM exit 1 with an example that has one, instead of a token the relay refuses', async (t) => {
+  const nested = await runTokenScript(['{"role":"hospital","hospital_id":"H1"}'], { JWT_ROLE_CLAIM: 'app.role' });
+  t.equal(nested.code, 1);
+  t.equal(nested.stdout, '', 'no token');
+  t.match(nested.stderr, /no role .* at JWT_ROLE_CLAIM "app\.role"/);
+  t.match(nested.stderr, /'\{"app":\{"role":"hospital"\},"hospital_id":"H1"\}'/, 'the example puts the role where the setting says');
+
+  const accepted = await runTokenScript(['{"app":{"role":"hospital"},"hospital_id":"H1"}'], { JWT_ROLE_CLAIM: 'app.role' });
+  t.equal(accepted.code, 0, accepted.stderr);
+  const verifier = createTokenVerifier(devAuthConfig(SECRET), { roleClaim: 'app.role' });
+  t.equal((await verifier.verify(accepted.stdout.trim())).role, 'hospital', 'the relay reads its role');
+
+  const roleless = await runTokenScript(['{"sub":"x"}']);
+  t.equal(roleless.code, 1, 'no role at all');
+  t.match(roleless.stderr, /at JWT_ROLE_CLAIM "role"/);
+});
