@@ -31,8 +31,11 @@ class UsageError extends Error {}
 /** `--rates 1000,2000,max`. */
 function parseRates(text: string): number[] {
   return text.split(',').map((part) => {
-    const rate = part === 'max' ? 0 : Number(part);
-    if (!Number.isInteger(rate) || rate < 0) throw new UsageError(`--rates: ${part} is not a rate (rows per second, or max)`);
+    if (part === 'max') return 0;
+    // Digits only: Number('') and Number('0') are 0, which stands for max here, and a typo must not
+    // start minutes of writing as fast as the writers go.
+    const rate = /^\d+$/.test(part) ? Number(part) : Number.NaN;
+    if (!(rate > 0)) throw new UsageError(`--rates: ${JSON.stringify(part)} is not a rate (rows per second above 0, or max)`);
     return rate;
   });
 }

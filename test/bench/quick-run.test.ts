@@ -82,7 +82,10 @@ t.test('npm run bench -- --help prints the usage; an unknown option, scenario, s
     [['--bogus'], /^Unknown option '--bogus'/],
     [['fanoutt'], /^unknown scenario fanoutt; one of fanout, tenants/],
     [['fanout', '--systems', 'pg-relay,kafka'], /^unknown system kafka; one of pg-relay/],
-    [['fanout', '--rates', '1000,fast'], /^--rates: fast is not a rate/],
+    [['fanout', '--rates', '1000,fast'], /^--rates: "fast" is not a rate/],
+    [['fanout', '--rates', '0'], /^--rates: "0" is not a rate/],
+    [['fanout', '--rates', '1000,'], /^--rates: "" is not a rate/],
+    [['fanout', '--rates', '1e3'], /^--rates: "1e3" is not a rate/],
   ];
   for (const [args, message] of refusals) {
     const refused = await run(process.execPath, [bench, ...args]).then(
