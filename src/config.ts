@@ -109,7 +109,7 @@ export function loadConfig(env: Env, readFile: ReadTextFile = (path) => readFile
   // Checked even when no JWKS uses it: every setting is checked at start-up (contract section 1),
   // so a typo does not lie in wait for the day a JWKS URL is set.
   if (auth.kind !== 'jwks') parseJwksCooldown(env);
-  const issuer = setting(env, 'JWT_ISSUER');
+  const issuer = parseIssuer(setting(env, 'JWT_ISSUER'));
   const audience = parseList(env, 'JWT_AUDIENCE');
   const roleClaim = parseClaimPath(setting(env, 'JWT_ROLE_CLAIM') ?? 'role');
   return {
@@ -296,8 +296,14 @@ function splitList(name: string, raw: string): string[] {
   return items;
 }
 
+/** A token's `iss` never has spaces around it: a value that has them was pasted with them, and would refuse every token. */
+function parseIssuer(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw.trim() === raw) return raw;
+  throw new ConfigError('JWT_ISSUER', `must not begin or end with whitespace, got ${shown(raw)}`);
+}
+
 function parseClaimPath(raw: string): string {
-  if (raw.split('.').every((segment) => segment !== '')) return raw;
+  if (raw.split('.').every((segment) => segment !== '' && segment.trim() === segment)) return raw;
   throw new ConfigError('JWT_ROLE_CLAIM', `must be a dotted claim path like "role" or "app.role", got ${shown(raw)}`);
 }
 
