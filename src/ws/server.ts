@@ -551,7 +551,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       return new Promise((resolve, reject) => {
         listenExclusively(app, options.host, options.port, (socket) => {
           if (!socket) {
-            reject(new Error(`cannot listen on ${options.host}:${options.port} (is the port in use, or HOST not an address of this machine?)`));
+            reject(new Error(`cannot listen on ${options.host}:${options.port} (is PORT ${options.port} in use, or HOST ${options.host} not an address of this machine?)`));
             return;
           }
           listenSocket = socket;
