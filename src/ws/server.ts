@@ -8,7 +8,7 @@ import { normalizeOrigin, type Limits } from '../config-limits.ts';
 import type { TokenVerifier, VerifiedToken } from '../auth/verify-token.ts';
 import { extractToken } from '../auth/extract-token.ts';
 import type { RelayMetrics } from '../metrics.ts';
-import { refOfFrame } from '../protocol/client-messages.ts';
+import { parseClientMessage, refOfFrame } from '../protocol/client-messages.ts';
 import { frameShapeLimits } from '../protocol/frame-shape.ts';
 import { CLOSE_CODES } from '../protocol/error-codes.ts';
 import { errorFrame, welcomeFrame } from '../protocol/server-frames.ts';
@@ -75,7 +75,9 @@ interface ConnectionData {
   readonly waiting: Array<{ readonly bytes: number; readonly next: string | (() => void); readonly receivedAtMs: number }>;
   waitingBytes: number;
   busy: boolean;
-  /** The token expired while a frame was being handled: the frames sent before `exp` go first (see expireTokens). */
+  /** The frame being handled (busy), or the reply to one. */
+  inFlight: string | (() => void) | undefined;
+  /** The token expired while an `auth` sent before `exp` waited: the frames sent before `exp` go first (see expireTokens). */
   expiryDeferred: boolean;
   /** Replays waiting for the socket's unsent data to drain. */
   readonly drainWaiters: (() => void)[];
@@ -87,6 +89,8 @@ type Socket = WebSocket<ConnectionData>;
 
 /** Expiries are checked this often: a connection ends within this long after its token's `exp`. */
 const EXPIRY_TICK_MS = 1000;
+/** How long past `exp` a connection may wait for a refresh it sent before `exp` (see expireTokens). */
+const EXPIRY_GRACE_SECONDS = 5;
 
 /** Creates the server; nothing is bound until start(). */
 export function createWsServer(options: WsServerOptions): WsServer {
@@ -185,6 +189,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
           waiting: [],
           waitingBytes: 0,
           busy: false,
+          inFlight: undefined,
           expiryDeferred: false,
           drainWaiters: [],
         };
@@ -340,6 +345,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
   /** Handles `text`, then whatever frames arrived while it was awaiting something. */
   function handleInOrder(socket: Socket, data: ConnectionData, session: Session, text: string): void {
     data.busy = true;
+    data.inFlight = text;
     const onAuthed = (exp: number | null): void => {
       // A refresh whose keys arrived after the close: a closed socket must not be scheduled again.
       if (data.closed) return;
@@ -355,6 +361,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
       .catch((error: unknown) => connectionLogger(data).error({ err: error }, 'message handling failed'))
       .finally(() => {
         data.busy = false;
+        data.inFlight = undefined;
         while (!data.busy && !data.closed) {
           if (data.expiryDeferred && expiresBefore(data, data.waiting[0])) {
             endExpired(socket, data);
@@ -466,22 +473,36 @@ export function createWsServer(options: WsServerOptions): WsServer {
   }
 
   /**
-   * Ends connections whose token reached its `exp` without an `auth` refresh. One that is handling
-   * a frame may hold the refresh among the frames waiting behind it (a `since` read waits its turn,
-   * a JWKS fetch its answer): it ends only once the frames it received before `exp` are handled,
-   * and none of them refreshed the token; the frames received after `exp` are not handled then.
+   * Ends connections whose token reached its `exp` without an `auth` refresh. The refresh may have
+   * come before `exp` and wait behind a frame the relay is still answering (a `since` read waits
+   * its turn, an `auth` the JWKS): then the connection ends only once the frames it received
+   * before `exp` are handled and none refreshed the token, and the frames it received after `exp`
+   * are not handled; at the latest EXPIRY_GRACE_SECONDS later, whatever it waits for.
    */
   function expireTokens(): void {
     for (const ws of expiries.takeDue(nowSeconds())) {
       const data = ws.getUserData();
       if (data.closed) continue;
-      if (data.busy) {
+      if (!data.expiryDeferred && data.busy && refreshSentInTime(data)) {
         data.expiryDeferred = true;
-        if (logger.isLevelEnabled('debug')) connectionLogger(data).debug('token expired while handling a frame; the frames sent before it go first');
+        expiries.set(ws, nowSeconds() + EXPIRY_GRACE_SECONDS);
+        if (logger.isLevelEnabled('debug')) connectionLogger(data).debug('token expired while a refresh sent before it waits; deciding after it');
         continue;
       }
       endExpired(ws, data);
     }
+  }
+
+  /** Whether an `auth` received before the token's `exp` is being handled, or waits to be. */
+  function refreshSentInTime(data: ConnectionData): boolean {
+    const expMs = (data.exp ?? Number.POSITIVE_INFINITY) * 1000;
+    const sentInTime = [data.inFlight, ...data.waiting.filter((frame) => frame.receivedAtMs < expMs).map((frame) => frame.next)];
+    return sentInTime.some((next) => typeof next === 'string' && isAuthFrame(next));
+  }
+
+  function isAuthFrame(text: string): boolean {
+    const parsed = parseClientMessage(text, frameShape);
+    return parsed.ok && parsed.message.type === 'auth';
   }
 
   /** With its expiry deferred: whether the token is still expired, and `next` (a waiting frame, if any) came after it. */
