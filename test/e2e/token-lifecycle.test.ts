@@ -1,7 +1,7 @@
 // Contract section 3: "At exp, unless refreshed, the server sends token_expired and closes with
 // code 4001"; `auth` replaces the claims and the expiry. Expiries are checked once a second, so
 // a connection ends within about a second after its token's exp.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { framesBeforePong, nextFrame, subscribe } from '../helpers/frames.ts';
 import { readLog } from '../helpers/event-log.ts';
 import { guarded } from '../helpers/guard.ts';
@@ -92,28 +92,44 @@ t.test('a refused auth keeps the old exp: the connection still ends at it', asyn
   t.equal((await guarded(client.closed(), CLOSE_GUARD_MS, 'the close')).code, 4001);
 });
 
-t.test('an auth sent before exp, waiting behind a slow read, keeps the connection; without one, it ends at exp as ever', async (t) => {
+/**
+ * A relay whose replays' first reads wait, while `stallReads()` holds its lock, for as long as a
+ * test needs (and the frames behind them, past exp); the cursor of the log's one event.
+ */
+async function relayWithStallableReads(t: Test) {
   const relay = await startTestRelay(t);
   await relay.db.pool.query(`select relay.publish('orders', 'note', '{"n": 1}')`);
   const [first] = await readLog(relay.db.pool, 'orders');
-  const logs = watchLogLines(relay.logLines);
-  // The replays' first reads wait for this lock, and the frames behind them past exp.
   const locker = await relay.db.pool.connect();
   t.teardown(() => locker.release());
-  const stallReads = async (): Promise<void> => {
-    await locker.query('begin');
-    await locker.query('lock table relay.events in access exclusive mode');
+  const logs = watchLogLines(relay.logLines);
+  return {
+    relay,
+    cursor: first!.cursor,
+    stallReads: async (): Promise<void> => {
+      await locker.query('begin');
+      await locker.query('lock table relay.events in access exclusive mode');
+    },
+    resumeReads: async (): Promise<void> => {
+      await locker.query('rollback');
+    },
+    refreshWaitsPastExp: () =>
+      logs.waitFor((line) => line.msg === 'token expired while a refresh sent before it waits; deciding after it', {
+        after: logs.mark(),
+        timeoutMs: CLOSE_GUARD_MS,
+        what: 'the expiry tick finding the token expired while the refresh waits',
+      }),
   };
+}
 
+t.test('an auth sent before exp, waiting behind a slow read, keeps the connection; without one, it ends at exp as ever', async (t) => {
+  const { relay, cursor, stallReads, resumeReads, refreshWaitsPastExp } = await relayWithStallableReads(t);
   const client = await relay.connect({ ...ADMIN, exp: nowSeconds() + 2 });
   await stallReads();
-  client.send({ type: 'subscribe', topic: 'orders', since: first!.cursor, ref: 'resume' });
+  client.send({ type: 'subscribe', topic: 'orders', since: cursor, ref: 'resume' });
   client.send({ type: 'auth', token: await relay.token({ ...ADMIN, exp: nowSeconds() + 3600 }), ref: 'refresh' });
-  await logs.waitFor((line) => line.msg === 'token expired while a refresh sent before it waits; deciding after it', {
-    timeoutMs: CLOSE_GUARD_MS,
-    what: 'the expiry tick finding the token expired while the refresh waits',
-  });
-  await locker.query('rollback');
+  await refreshWaitsPastExp();
+  await resumeReads();
   t.match(await nextFrame(client, 'the reply to the resume'), { type: 'subscribed', ref: 'resume' });
   t.match(await nextFrame(client, 'the reply to the refresh'), { type: 'authed', ref: 'refresh' }, 'the refresh sent before exp was handled');
   t.strictSame(await framesBeforePong(client), [], 'and the connection goes on');
@@ -121,33 +137,24 @@ t.test('an auth sent before exp, waiting behind a slow read, keeps the connectio
   // No refresh waiting: the read in flight does not keep the connection past exp.
   const late = await relay.connect({ ...ADMIN, exp: nowSeconds() + 2 });
   await stallReads();
-  late.send({ type: 'subscribe', topic: 'orders', since: first!.cursor, ref: 'resume' });
+  late.send({ type: 'subscribe', topic: 'orders', since: cursor, ref: 'resume' });
   late.send({ type: 'ping', ref: 'waiting' });
   t.match(await nextFrame(late, 'token_expired', undefined, CLOSE_GUARD_MS), { type: 'error', code: 'token_expired' });
   t.equal((await guarded(late.closed(), CLOSE_GUARD_MS, 'the close')).code, 4001);
-  await locker.query('rollback');
+  await resumeReads();
 });
 
 t.test('a refresh sent before exp that waits past the grace ends the connection all the same', async (t) => {
-  const relay = await startTestRelay(t);
-  await relay.db.pool.query(`select relay.publish('orders', 'note', '{"n": 1}')`);
-  const [first] = await readLog(relay.db.pool, 'orders');
-  const logs = watchLogLines(relay.logLines);
-  const locker = await relay.db.pool.connect();
-  t.teardown(() => locker.release());
-  await locker.query('begin');
-  await locker.query('lock table relay.events in access exclusive mode');
+  const { relay, cursor, stallReads, resumeReads, refreshWaitsPastExp } = await relayWithStallableReads(t);
   const exp = nowSeconds() + 2;
   const client = await relay.connect({ ...ADMIN, exp });
-  client.send({ type: 'subscribe', topic: 'orders', since: first!.cursor, ref: 'resume' });
+  await stallReads();
+  client.send({ type: 'subscribe', topic: 'orders', since: cursor, ref: 'resume' });
   client.send({ type: 'auth', token: await relay.token({ ...ADMIN, exp: nowSeconds() + 3600 }), ref: 'refresh' });
-  await logs.waitFor((line) => line.msg === 'token expired while a refresh sent before it waits; deciding after it', {
-    timeoutMs: CLOSE_GUARD_MS,
-    what: 'the expiry tick finding the token expired while the refresh waits',
-  });
+  await refreshWaitsPastExp();
   // The read never comes back while the lock is held: an expired token is not served for longer.
   t.match(await nextFrame(client, 'token_expired', undefined, 3 * CLOSE_GUARD_MS), { type: 'error', code: 'token_expired' });
   t.ok(Date.now() / 1000 >= exp + 5, 'after the grace of 5 s');
   t.equal((await guarded(client.closed(), CLOSE_GUARD_MS, 'the close')).code, 4001);
-  await locker.query('rollback');
+  await resumeReads();
 });
