@@ -72,18 +72,20 @@ export function frameShapeProblem(text: string, limits: FrameShapeLimits): strin
 /**
  * The top-level `ref` of a frame refused unread, found without reading the rest, so that its reply
  * carries it back all the same: a string, or a number that a double comes near (the last one, as a
- * parser keeps the last of duplicate keys). One pass, like frameShapeProblem's, without its stops.
+ * parser keeps the last of duplicate keys). One pass like frameShapeProblem's, without its stops,
+ * that decodes no key but the ones that may spell `ref` (written plainly, or short enough with
+ * escapes), from the last one back: a refusal costs about what reading a frame of that size does.
  */
 export function topLevelRef(text: string): MessageRef | undefined {
-  let ref: MessageRef | undefined;
+  const keys: Array<{ readonly open: number; readonly close: number; readonly colon: number }> = [];
   let depth = 0;
   for (let at = 0; at < text.length; at++) {
     const code = text.charCodeAt(at);
     if (code === QUOTE) {
       const close = closingQuote(text, at);
-      const colon = depth === 1 ? nextNonSpace(text, close + 1) : -1;
-      if (text.charCodeAt(colon) === COLON && parsedOrUndefined(text.slice(at, close + 1)) === 'ref') {
-        ref = refValueAt(text, nextNonSpace(text, colon + 1));
+      if (depth === 1 && mayBeRef(text, at, close)) {
+        const colon = nextNonSpace(text, close + 1);
+        if (text.charCodeAt(colon) === COLON) keys.push({ open: at, close, colon });
       }
       at = close;
     } else if (code === OPEN_BRACE || code === OPEN_BRACKET) {
@@ -94,7 +96,28 @@ export function topLevelRef(text: string): MessageRef | undefined {
       depth--;
     }
   }
-  return ref;
+  let decoded = 0;
+  for (let index = keys.length - 1; index >= 0; index--) {
+    const { open, close, colon } = keys[index]!;
+    if (close - open === 4) return refValueAt(text, nextNonSpace(text, colon + 1));
+    // Keys written with escapes are decoded one by one: past a few (thousands, none of them `ref`,
+    // would cost more than the frame is worth), only keys written plainly are looked at.
+    if (++decoded <= MAX_ESCAPED_KEYS_DECODED && parsedOrUndefined(text.slice(open, close + 1)) === 'ref') {
+      return refValueAt(text, nextNonSpace(text, colon + 1));
+    }
+  }
+  return undefined;
+}
+
+/** How many keys written with escapes topLevelRef decodes, from the last, looking for `ref`. */
+const MAX_ESCAPED_KEYS_DECODED = 16;
+
+/** `"ref"` takes 5 characters written plainly, at most 20 with every letter escaped (`\u0072`). */
+function mayBeRef(text: string, open: number, close: number): boolean {
+  if (close - open === 4) return text.startsWith('ref', open + 1);
+  if (close - open > 19) return false;
+  for (let at = open + 1; at < close; at++) if (text.charCodeAt(at) === BACKSLASH) return true;
+  return false;
 }
 
 const COLON = 0x3a;
@@ -112,9 +135,13 @@ function refValueAt(text: string, at: number): MessageRef | undefined {
   return isSafeNumber(match[0]) ? Number(match[0]) : new LosslessNumber(match[0]);
 }
 
+/** JSON's whitespace: space, tab, line feed, carriage return. */
 function nextNonSpace(text: string, from: number): number {
   let at = from;
-  while (at < text.length && /[ \t\n\r]/.test(text[at]!)) at++;
+  for (; at < text.length; at++) {
+    const code = text.charCodeAt(at);
+    if (code !== 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d) break;
+  }
   return at;
 }
 

@@ -64,3 +64,11 @@ t.test('a frame refused unread still has its top-level ref read, and only that',
   const nested = `{"type":"ping","ref":"deep","x":${'['.repeat(30_000)}1${']'.repeat(30_000)}}`;
   t.match(parseClientMessage(nested), { ok: false, error: { code: 'bad_request', ref: 'deep' } }, 'the reply to a frame refused unread carries it');
 });
+
+t.test('looking for the ref of a refused frame decodes only keys that may spell it, a few at most', async (t) => {
+  const escapedKeys = `{"ref":"r",${Array.from({ length: 3_000 }, () => '"\\u0061":1').join(',')}}`;
+  t.equal(topLevelRef(escapedKeys), 'r', 'past 16 escaped keys that are not `ref`, it looks at plain keys only');
+  const escapedLast = `{"x":1,"r\\u0065f":"found"}`;
+  t.equal(topLevelRef(escapedLast), 'found');
+  t.equal(topLevelRef(`{"ref":"first",${'"abc":1,'.repeat(5_000)}"z":0}`), 'first', 'keys that cannot spell it cost nothing to pass');
+});
