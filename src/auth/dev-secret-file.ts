@@ -37,5 +37,11 @@ function keepToOwner(path: string): void {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
   }
-  if ((mode & 0o077) !== 0) chmodSync(path, mode & 0o700);
+  if ((mode & 0o077) === 0) return;
+  try {
+    chmodSync(path, mode & 0o700);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+    throw new Error(`${path} may be read by others, and belongs to another user: make it readable by its owner only (chmod 600), or remove it`, { cause: error });
+  }
 }

@@ -75,8 +75,8 @@ interface ConnectionData {
   readonly waiting: Array<{ readonly bytes: number; readonly next: string | (() => void); readonly receivedAtMs: number }>;
   waitingBytes: number;
   busy: boolean;
-  /** The frame being handled (busy), or the reply to one. */
-  inFlight: string | (() => void) | undefined;
+  /** The frame being handled (while busy), and when it came. */
+  inFlight: { readonly text: string; readonly receivedAtMs: number } | undefined;
   /** The token expired while an `auth` sent before `exp` waited: the frames sent before `exp` go first (see expireTokens). */
   expiryDeferred: boolean;
   /** Replays waiting for the socket's unsent data to drain. */
@@ -275,7 +275,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
         return;
       }
       if (data.busy) wait(ws, data, message.byteLength, text);
-      else handleInOrder(ws, data, session, text);
+      else handleInOrder(ws, data, session, text, Date.now());
     },
 
     drain(ws) {
@@ -343,9 +343,9 @@ export function createWsServer(options: WsServerOptions): WsServer {
   }
 
   /** Handles `text`, then whatever frames arrived while it was awaiting something. */
-  function handleInOrder(socket: Socket, data: ConnectionData, session: Session, text: string): void {
+  function handleInOrder(socket: Socket, data: ConnectionData, session: Session, text: string, receivedAtMs: number): void {
     data.busy = true;
-    data.inFlight = text;
+    data.inFlight = { text, receivedAtMs };
     const onAuthed = (exp: number | null): void => {
       // A refresh whose keys arrived after the close: a closed socket must not be scheduled again.
       if (data.closed) return;
@@ -370,7 +370,7 @@ export function createWsServer(options: WsServerOptions): WsServer {
           const waiting = data.waiting.shift();
           if (waiting === undefined) return;
           data.waitingBytes -= waiting.bytes;
-          if (typeof waiting.next === 'string') handleInOrder(socket, data, session, waiting.next);
+          if (typeof waiting.next === 'string') handleInOrder(socket, data, session, waiting.next, waiting.receivedAtMs);
           else waiting.next();
         }
       });
@@ -496,11 +496,13 @@ export function createWsServer(options: WsServerOptions): WsServer {
   /** Whether an `auth` received before the token's `exp` is being handled, or waits to be. */
   function refreshSentInTime(data: ConnectionData): boolean {
     const expMs = (data.exp ?? Number.POSITIVE_INFINITY) * 1000;
-    const sentInTime = [data.inFlight, ...data.waiting.filter((frame) => frame.receivedAtMs < expMs).map((frame) => frame.next)];
-    return sentInTime.some((next) => typeof next === 'string' && isAuthFrame(next));
+    const frames = data.inFlight ? [{ next: data.inFlight.text, receivedAtMs: data.inFlight.receivedAtMs }, ...data.waiting] : data.waiting;
+    return frames.some((frame) => frame.receivedAtMs < expMs && typeof frame.next === 'string' && isAuthFrame(frame.next));
   }
 
   function isAuthFrame(text: string): boolean {
+    // Read only if it may be one: every other frame is passed over at the cost of a search.
+    if (!text.includes('auth')) return false;
     const parsed = parseClientMessage(text, frameShape);
     return parsed.ok && parsed.message.type === 'auth';
   }
