@@ -55,6 +55,6 @@ export function errorFrame({ code, message, topic, ref }: ErrorFrameFields): str
 /** `fields` with `ref` last, when there is one; a number kept as its text is written as it came. */
 function withRef(fields: Record<string, unknown>, ref: MessageRef | undefined): string {
   if (!isExactNumber(ref)) return JSON.stringify({ ...fields, ref });
-  // lossless-json made it from a number token of the client's JSON: it is JSON number text.
+  // Made from a number token of the client's JSON (by lossless-json, or by topLevelRef's number grammar): JSON number text.
   return `${JSON.stringify(fields).slice(0, -1)},"ref":${ref.value}}`;
 }
