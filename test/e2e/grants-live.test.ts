@@ -3,6 +3,7 @@
 import t from 'tap';
 import { changeCatalog } from '../helpers/catalog.ts';
 import { watchLogLines } from '../helpers/log-lines.ts';
+import { connectAs } from '../helpers/test-role.ts';
 import { untilTrue } from '../helpers/backend-waits.ts';
 import { readLog } from '../helpers/event-log.ts';
 import { framesBeforePong, nextFrame, stable, subscribe } from '../helpers/frames.ts';
@@ -196,13 +197,8 @@ t.test('catalog notifications that change nothing, from a role with no privilege
   const logs = watchLogLines(relay.logLines);
   const mark = logs.mark();
   // NOTIFY needs no privilege; distinct payloads, so that PostgreSQL does not fold them into one.
-  const intruder = await relay.db.pool.connect();
-  t.teardown(() => intruder.release(true));
-  await intruder.query(`create role catalog_flooder nologin`);
-  t.teardown(() => relay.db.pool.query(`drop role catalog_flooder`));
-  await intruder.query(`set role catalog_flooder`);
+  const { client: intruder } = await connectAs(t, relay.db);
   await intruder.query(`select pg_notify('relay_catalog', n::text) from generate_series(1, 500) n`);
-  await intruder.query(`reset role`);
   await logs.waitFor((line) => line.msg === 'catalog reread', { after: mark, what: 'the relay rereading its grants after the notifications' });
   t.same(
     relay.logLines.slice(mark).filter((line) => line.msg === 'catalog loaded'),
